@@ -1,0 +1,12 @@
+/** The API group, version and resource names of the contract (`API.md`). */
+export const GROUP = 'harouter.dev';
+export const VERSION = 'v1alpha1';
+export const API_VERSION = `${GROUP}/${VERSION}`;
+
+export const HAROUTER = { kind: 'HARouter', plural: 'harouters', shortName: 'har' } as const;
+export const HAROUTER_STATE = { kind: 'HARouterState', plural: 'harouterstates', shortName: 'hars' } as const;
+
+/** The field manager the operator uses for every write. */
+export const OPERATOR_FIELD_MANAGER = 'harouter-operator';
+/** The value of `endpointslice.kubernetes.io/managed-by` on the slices the operator owns. */
+export const ENDPOINTSLICE_MANAGED_BY = 'harouter.dev';

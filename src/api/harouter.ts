@@ -1,0 +1,101 @@
+import { z } from 'zod';
+import { conditionSchema } from './condition.ts';
+import {
+  AGENT_MAX_LENGTH,
+  codePointLength,
+  DISPLAY_NAME_MAX_CODE_POINTS,
+  DNS_SUBDOMAIN_PATTERN,
+  isPrintable,
+  UUID_PATTERN,
+} from './validation.ts';
+
+/** An agent's state as the operator decides it. `Unknown` always carries a reason. */
+export const AGENT_STATES = ['Primary', 'Backup', 'Fault', 'Stopped', 'Unknown'] as const;
+export type AgentState = (typeof AGENT_STATES)[number];
+/** Why an agent is `Unknown`. */
+export const UNKNOWN_REASONS = ['NoReport', 'NodeNotFound', 'NodeNotReady'] as const;
+export type UnknownReason = (typeof UNKNOWN_REASONS)[number];
+
+export const agentName = z.string().min(1).max(AGENT_MAX_LENGTH).regex(new RegExp(DNS_SUBDOMAIN_PATTERN));
+
+export const harouterAgentSchema = z.object({
+  name: agentName,
+  priority: z.number().int().min(1).max(254).optional(),
+});
+
+export const endpointPortSchema = z.object({
+  name: z.string().max(63).optional(),
+  port: z.number().int().min(1).max(65535),
+  protocol: z.enum(['TCP', 'UDP', 'SCTP']).optional(),
+});
+
+export const harouterEndpointSchema = z.object({
+  serviceName: z
+    .string()
+    .min(1)
+    .max(63)
+    .regex(/^[a-z]([-a-z0-9]*[a-z0-9])?$/),
+  ports: z.array(endpointPortSchema).min(1).max(32),
+});
+
+export const harouterSpecSchema = z.object({
+  displayName: z
+    .string()
+    .refine((s) => codePointLength(s) <= DISPLAY_NAME_MAX_CODE_POINTS && isPrintable(s), {
+      message: 'displayName must be at most 64 printable characters',
+    })
+    .optional(),
+  agents: z
+    .array(harouterAgentSchema)
+    .min(1)
+    .max(16)
+    .refine((agents) => new Set(agents.map((a) => a.name)).size === agents.length, {
+      message: 'agents must be unique by name',
+    }),
+  endpoint: harouterEndpointSchema.optional(),
+});
+
+export const agentStatusSchema = z.object({
+  name: z.string(),
+  state: z.enum(AGENT_STATES),
+  observedAt: z.string().optional(),
+  priority: z.number().int().optional(),
+  reason: z.enum(UNKNOWN_REASONS).optional(),
+});
+
+export const harouterStatusSchema = z.object({
+  activeAgent: z.string().optional(),
+  activeSince: z.string().optional(),
+  agents: z.array(agentStatusSchema).optional(),
+  liveAgents: z.number().int().min(0).optional(),
+  transitions: z.number().int().min(0).optional(),
+  lastTransitionTime: z.string().optional(),
+  observedGeneration: z.number().int().optional(),
+  conditions: z.array(conditionSchema).optional(),
+});
+
+export const objectMetaSchema = z.looseObject({
+  name: z.string(),
+  namespace: z.string().optional(),
+  uid: z.string().optional(),
+  generation: z.number().int().optional(),
+  resourceVersion: z.string().optional(),
+  deletionTimestamp: z.string().optional(),
+  labels: z.record(z.string(), z.string()).optional(),
+});
+
+/** A HARouter as read from the API server (unknown fields kept). */
+export const harouterSchema = z.object({
+  apiVersion: z.string().optional(),
+  kind: z.string().optional(),
+  metadata: objectMetaSchema.extend({ name: z.string().regex(new RegExp(UUID_PATTERN)) }),
+  spec: harouterSpecSchema,
+  status: harouterStatusSchema.optional(),
+});
+
+export type HARouterAgent = z.infer<typeof harouterAgentSchema>;
+export type HARouterEndpoint = z.infer<typeof harouterEndpointSchema>;
+export type HARouterSpec = z.infer<typeof harouterSpecSchema>;
+export type AgentStatus = z.infer<typeof agentStatusSchema>;
+export type HARouterStatus = z.infer<typeof harouterStatusSchema>;
+export type HARouter = z.infer<typeof harouterSchema>;

@@ -1,0 +1,7 @@
+/** The contract's kinds, their zod schemas and the rules they share with the CRDs. */
+export * from './condition.ts';
+export * from './group.ts';
+export * from './harouter.ts';
+export * from './harouterstate.ts';
+export * from './observed-at.ts';
+export * from './validation.ts';
