@@ -1,0 +1,144 @@
+import { execFile } from 'node:child_process';
+import { chmod, mkdir, readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+
+const run = promisify(execFile);
+
+async function openssl(args: string[], cwd: string): Promise<void> {
+  try {
+    await run('openssl', args, { cwd });
+  } catch (error) {
+    throw new Error(`openssl ${args[0]} failed: ${(error as { stderr?: string }).stderr ?? error}`);
+  }
+}
+
+/** A certificate and its private key, as files (keys are written 0600). */
+export interface KeyPair {
+  readonly certPath: string;
+  readonly keyPath: string;
+}
+
+/** The files of a local control plane's public-key infrastructure. */
+export interface Pki {
+  readonly dir: string;
+  /** The one CA that signs the serving certificates and the admin client certificate. */
+  readonly ca: KeyPair;
+  readonly apiserver: KeyPair;
+  /** Client certificate in group `system:masters`. */
+  readonly admin: KeyPair;
+  /** RSA key that signs and verifies service-account tokens. */
+  readonly serviceAccountKeyPath: string;
+}
+
+async function newKey(path: string, cwd: string): Promise<void> {
+  await openssl(['genrsa', '-out', path, '2048'], cwd);
+  await chmod(path, 0o600);
+}
+
+async function signed(
+  dir: string,
+  name: string,
+  subject: string,
+  extensions: string[],
+  ca: KeyPair,
+): Promise<KeyPair> {
+  const keyPath = join(dir, `${name}.key`);
+  const certPath = join(dir, `${name}.crt`);
+  const csr = join(dir, `${name}.csr`);
+  const ext = join(dir, `${name}.ext`);
+  await newKey(keyPath, dir);
+  await writeFile(ext, `${extensions.join('\n')}\n`);
+  await openssl(['req', '-new', '-key', keyPath, '-subj', subject, '-out', csr], dir);
+  await openssl(
+    [
+      'x509',
+      '-req',
+      '-in',
+      csr,
+      '-CA',
+      ca.certPath,
+      '-CAkey',
+      ca.keyPath,
+      '-CAcreateserial',
+      '-days',
+      '365',
+    ].concat(['-extfile', ext, '-out', certPath]),
+    dir,
+  );
+  return { certPath, keyPath };
+}
+
+/**
+ * Issues a TLS serving certificate signed by the given CA, for the given IPs and
+ * DNS names (Go clients need `IP:127.0.0.1` in the SANs; they never fall back to
+ * the CN). Used for the operator's webhook in tests and in local mode.
+ */
+export async function issueServingCert(options: {
+  ca: KeyPair;
+  dir: string;
+  name?: string;
+  ips?: string[];
+  dnsNames?: string[];
+}): Promise<KeyPair> {
+  await mkdir(options.dir, { recursive: true, mode: 0o700 });
+  const ips = options.ips ?? ['127.0.0.1'];
+  const dnsNames = options.dnsNames ?? ['localhost'];
+  const san = [...ips.map((ip) => `IP:${ip}`), ...dnsNames.map((dns) => `DNS:${dns}`)].join(',');
+  return signed(
+    options.dir,
+    options.name ?? 'serving',
+    `/CN=${dnsNames[0] ?? ips[0]}`,
+    [
+      'basicConstraints=CA:FALSE',
+      'keyUsage=critical,digitalSignature,keyEncipherment',
+      'extendedKeyUsage=serverAuth',
+      `subjectAltName=${san}`,
+    ],
+    options.ca,
+  );
+}
+
+/**
+ * Creates a fresh PKI in `dir`: a CA, the API server's serving certificate
+ * (127.0.0.1, localhost and the in-cluster names), an admin client certificate
+ * in `system:masters` (which bypasses RBAC, as envtest's admin does), and the
+ * service-account signing key.
+ */
+export async function createPki(dir: string): Promise<Pki> {
+  await mkdir(dir, { recursive: true, mode: 0o700 });
+  const ca = { certPath: join(dir, 'ca.crt'), keyPath: join(dir, 'ca.key') };
+  await newKey(ca.keyPath, dir);
+  await openssl(
+    ['req', '-x509', '-new', '-key', ca.keyPath, '-days', '3650', '-subj', '/CN=harouter-local-ca']
+      .concat(['-addext', 'basicConstraints=critical,CA:TRUE'])
+      .concat(['-addext', 'keyUsage=critical,keyCertSign,cRLSign,digitalSignature', '-out', ca.certPath]),
+    dir,
+  );
+  const apiserver = await issueServingCert({
+    ca,
+    dir,
+    name: 'apiserver',
+    ips: ['127.0.0.1', '10.0.0.1'],
+    dnsNames: ['localhost', 'kubernetes', 'kubernetes.default', 'kubernetes.default.svc'],
+  });
+  const admin = await signed(
+    dir,
+    'admin',
+    '/O=system:masters/CN=harouter-admin',
+    [
+      'basicConstraints=CA:FALSE',
+      'keyUsage=critical,digitalSignature,keyEncipherment',
+      'extendedKeyUsage=clientAuth',
+    ],
+    ca,
+  );
+  const serviceAccountKeyPath = join(dir, 'service-account.key');
+  await newKey(serviceAccountKeyPath, dir);
+  return { dir, ca, apiserver, admin, serviceAccountKeyPath };
+}
+
+/** A file's content as base64, for kubeconfig `*-data` fields and webhook `caBundle`s. */
+export async function base64File(path: string): Promise<string> {
+  return (await readFile(path)).toString('base64');
+}

@@ -1,0 +1,44 @@
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { TestProject } from 'vitest/node';
+import { type ControlPlane, startControlPlane } from '../../src/local/controlplane/index.ts';
+
+declare module 'vitest' {
+  export interface ProvidedContext {
+    controlPlane: {
+      dir: string;
+      server: string;
+      kubeconfigPath: string;
+      caCertPath: string;
+      caKeyPath: string;
+      binaries: ControlPlane['binaries'];
+    };
+  }
+}
+
+let plane: ControlPlane | undefined;
+
+/**
+ * Starts one real control plane for the whole integration run and gives its
+ * paths to the tests. If it cannot be built or started, this throws with the
+ * reason and the logs: the run fails, it never skips.
+ */
+export async function setup(project: TestProject): Promise<void> {
+  const dir = await mkdtemp(join(tmpdir(), 'harouter-test-'));
+  plane = await startControlPlane({ dir });
+  project.provide('controlPlane', {
+    dir,
+    server: plane.server,
+    kubeconfigPath: plane.kubeconfigPath,
+    caCertPath: plane.ca.certPath,
+    caKeyPath: plane.ca.keyPath,
+    binaries: plane.binaries,
+  });
+}
+
+export async function teardown(): Promise<void> {
+  if (!plane) return;
+  await plane.stop();
+  if (!process.env.HAROUTER_KEEP_TEST_DIR) await rm(plane.dir, { recursive: true, force: true });
+}
