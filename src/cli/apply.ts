@@ -1,0 +1,96 @@
+import http from 'node:http';
+import https from 'node:https';
+import type { KubeConfig } from '@kubernetes/client-node';
+import { GROUP, HAROUTER_STATE, type HARouterState, VERSION } from '../api/index.ts';
+import type { AttemptResult } from './retry.ts';
+
+/** The field manager of every report. */
+export const CLI_FIELD_MANAGER = 'harouterctl';
+
+/** The server-side apply URL of a HARouterState (force, field manager `harouterctl`). */
+export function applyUrl(server: string, namespace: string, name: string): URL {
+  const base = server.endsWith('/') ? server : `${server}/`;
+  const path = `apis/${GROUP}/${VERSION}/namespaces/${encodeURIComponent(namespace)}/${HAROUTER_STATE.plural}/${encodeURIComponent(name)}`;
+  const url = new URL(path, base);
+  url.searchParams.set('fieldManager', CLI_FIELD_MANAGER);
+  url.searchParams.set('force', 'true');
+  return url;
+}
+
+/** Longest response body kept (a Status is small; anything else is clipped). */
+const MAX_BODY = 64 * 1024;
+
+/**
+ * Sends one server-side apply of `object` with the kubeconfig's credentials
+ * (re-read on every call, so a rotated token file is picked up) and resolves
+ * with the server's answer or the transport failure; never rejects. The request
+ * is abandoned after `timeoutMs` (reported as code `ETIMEDOUT`).
+ */
+export async function sendApply(
+  kc: KubeConfig,
+  object: HARouterState,
+  timeoutMs: number,
+): Promise<AttemptResult> {
+  const cluster = kc.getCurrentCluster();
+  if (!cluster)
+    return { kind: 'network', code: 'ENOCLUSTER', message: 'the kubeconfig has no current cluster' };
+  let url: URL;
+  const options: https.RequestOptions = {};
+  try {
+    url = applyUrl(cluster.server, object.metadata.namespace ?? 'default', object.metadata.name);
+    await kc.applyToHTTPSOptions(options);
+  } catch (error) {
+    return { kind: 'network', code: 'ECONFIG', message: (error as Error).message };
+  }
+  const body = JSON.stringify(object);
+  const transport = url.protocol === 'http:' ? http : https;
+  return new Promise<AttemptResult>((resolve) => {
+    let settled = false;
+    const settle = (result: AttemptResult) => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      resolve(result);
+    };
+    const request = transport.request(
+      url,
+      {
+        ...options,
+        method: 'PATCH',
+        headers: {
+          ...(options.headers ?? {}),
+          'Content-Type': 'application/apply-patch+yaml',
+          Accept: 'application/json',
+          'User-Agent': 'harouterctl',
+          'Content-Length': Buffer.byteLength(body),
+        },
+      },
+      (response) => {
+        const chunks: Buffer[] = [];
+        let size = 0;
+        response.on('data', (chunk: Buffer) => {
+          if (size < MAX_BODY) chunks.push(chunk);
+          size += chunk.length;
+        });
+        response.on('end', () =>
+          settle({
+            kind: 'response',
+            status: response.statusCode ?? 0,
+            body: Buffer.concat(chunks).toString('utf8').slice(0, MAX_BODY),
+          }),
+        );
+        response.on('error', (error: NodeJS.ErrnoException) =>
+          settle({ kind: 'network', code: error.code ?? 'ERESPONSE', message: error.message }),
+        );
+      },
+    );
+    const timer = setTimeout(() => {
+      settle({ kind: 'network', code: 'ETIMEDOUT', message: `no answer within ${timeoutMs}ms` });
+      request.destroy();
+    }, timeoutMs);
+    request.on('error', (error: NodeJS.ErrnoException) =>
+      settle({ kind: 'network', code: error.code ?? 'EREQUEST', message: error.message }),
+    );
+    request.end(body);
+  });
+}

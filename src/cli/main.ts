@@ -1,0 +1,79 @@
+import { createLogger } from '../log.ts';
+import { type Command, parseCommandLine, UsageError } from './args.ts';
+import { processClock } from './clock.ts';
+import { MAIN_HELP, REPORT_HELP } from './help.ts';
+import { EXIT } from './retry.ts';
+
+/** The package version, printed by `--version`. */
+export const VERSION = '0.1.0';
+
+/** Output streams, injectable for tests. */
+export interface Streams {
+  stdout: NodeJS.WritableStream;
+  stderr: NodeJS.WritableStream;
+}
+
+/**
+ * Runs harouterctl with the given arguments and environment; resolves with the
+ * exit code. `observedAt` is read from the clock first, before anything else.
+ */
+export async function main(
+  argv: readonly string[],
+  env: Readonly<Record<string, string | undefined>>,
+  streams: Streams = { stdout: process.stdout, stderr: process.stderr },
+): Promise<number> {
+  const observedAt = processClock().now();
+  let command: Command;
+  try {
+    command = parseCommandLine(argv, env);
+  } catch (error) {
+    return usageFailure(error, streams);
+  }
+  switch (command.command) {
+    case 'help':
+      streams.stdout.write(command.topic === 'report' ? REPORT_HELP : `${MAIN_HELP}\n${REPORT_HELP}`);
+      return EXIT.ok;
+    case 'version':
+      streams.stdout.write(`harouterctl ${VERSION}\n`);
+      return EXIT.ok;
+    case 'report': {
+      const log = createLogger(command.logLevel, streams.stderr).child({ component: 'harouterctl' });
+      try {
+        if (command.dryRun) {
+          const { prepareReport } = await import('./report.ts');
+          const { object } = await prepareReport(command, observedAt);
+          streams.stdout.write(`${JSON.stringify(object, null, 2)}\n`);
+          return EXIT.ok;
+        }
+        const { runReport } = await import('./report.ts');
+        return await runReport(command, observedAt, log);
+      } catch (error) {
+        if (error instanceof UsageError) return usageFailure(error, streams, log);
+        log.error({ err: error }, 'unexpected failure');
+        return EXIT.transient;
+      }
+    }
+  }
+}
+
+function usageFailure(
+  error: unknown,
+  streams: Streams,
+  log = createLogger('info', streams.stderr).child({ component: 'harouterctl' }),
+): number {
+  if (!(error instanceof UsageError)) throw error;
+  log
+    .child({ component: 'harouterctl' })
+    .error({ problem: error.message }, 'bad arguments; nothing was sent');
+  return EXIT.badArguments;
+}
+
+/** Entry point of `bin/harouterctl.js`: sets the exit code and lets the process end. */
+export async function run(): Promise<void> {
+  const code = await main(process.argv.slice(2), process.env);
+  process.exitCode = code;
+  // Nothing should keep the process alive; if something does, do not block keepalived.
+  setTimeout(() => process.exit(code), 1000).unref();
+}
+
+if (import.meta.main) await run();
