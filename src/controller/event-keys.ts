@@ -1,0 +1,128 @@
+/**
+ * Which reconcile keys (`namespace/routerId`) an informer event affects. Called
+ * by the runtime from every informer's handlers: cheap, and never throws (a
+ * malformed object yields no key rather than an exception).
+ *
+ * - a HARouter: its own key (also on delete, so that its metrics are removed);
+ * - a HARouterState: the router it names (`spec.routerId`, in its namespace);
+ * - a Node: every router listing it in `spec.agents`, only when its readiness or
+ *   its InternalIP changed (kubelet heartbeats change neither);
+ * - an EndpointSlice the operator owns: its controller owner HARouter;
+ * - a Service: the routers in its namespace whose `spec.endpoint` names it.
+ */
+import type { V1Node } from '@kubernetes/client-node';
+import { HAROUTER } from '../api/index.ts';
+import type { CacheName, CacheObject, Caches, InformerEvent, KeysForEvent } from './types.ts';
+
+interface Meta {
+  metadata?: {
+    name?: string;
+    namespace?: string;
+    ownerReferences?: { kind?: string; name?: string; controller?: boolean }[];
+  };
+}
+
+function objectsOf<T>(event: InformerEvent<T>): T[] {
+  return event.type === 'update' ? [event.obj, event.oldObj] : [event.obj];
+}
+
+/** The reconcile key of a router. */
+export function routerKey(namespace: string, routerId: string): string {
+  return `${namespace}/${routerId}`;
+}
+
+/** Splits a key `namespace/routerId`; undefined when malformed. */
+export function parseRouterKey(key: string): { namespace: string; routerId: string } | undefined {
+  const slash = key.indexOf('/');
+  if (slash <= 0 || slash !== key.lastIndexOf('/') || slash === key.length - 1) return undefined;
+  return { namespace: key.slice(0, slash), routerId: key.slice(slash + 1) };
+}
+
+/** What of a Node matters to decisions: its readiness and its first IPv4 InternalIP. */
+export function nodeFacts(node: V1Node | undefined): { ready: boolean; internalIP: string | undefined } {
+  const conditions = node?.status?.conditions;
+  const ready =
+    Array.isArray(conditions) && conditions.some((c) => c?.type === 'Ready' && c.status === 'True');
+  const addresses = node?.status?.addresses;
+  const internal = Array.isArray(addresses)
+    ? addresses.find(
+        (a) =>
+          a?.type === 'InternalIP' && typeof a.address === 'string' && /^\d+\.\d+\.\d+\.\d+$/.test(a.address),
+      )
+    : undefined;
+  return { ready, internalIP: internal?.address };
+}
+
+function routersListing(caches: Caches, nodeNames: ReadonlySet<string>): string[] {
+  const keys: string[] = [];
+  for (const router of caches.harouters.list()) {
+    const agents = router?.spec?.agents;
+    const namespace = router?.metadata?.namespace;
+    if (!namespace || !Array.isArray(agents)) continue;
+    if (agents.some((a) => nodeNames.has(a?.name))) keys.push(routerKey(namespace, router.metadata.name));
+  }
+  return keys;
+}
+
+function routersNamingService(caches: Caches, namespace: string, serviceName: string): string[] {
+  const keys: string[] = [];
+  for (const router of caches.harouters.list()) {
+    if (router?.metadata?.namespace === namespace && router.spec?.endpoint?.serviceName === serviceName) {
+      keys.push(routerKey(namespace, router.metadata.name));
+    }
+  }
+  return keys;
+}
+
+function keysUnsafe<K extends CacheName>(
+  cache: K,
+  event: InformerEvent<CacheObject<K>>,
+  caches: Caches,
+): string[] {
+  const keys = new Set<string>();
+  switch (cache) {
+    case 'harouters':
+    case 'harouterStates':
+      for (const obj of objectsOf(event) as (Meta & { spec?: { routerId?: unknown } })[]) {
+        const namespace = obj?.metadata?.namespace;
+        const routerId = cache === 'harouters' ? obj?.metadata?.name : obj?.spec?.routerId;
+        if (namespace && typeof routerId === 'string' && routerId) keys.add(routerKey(namespace, routerId));
+      }
+      break;
+    case 'nodes': {
+      if (event.type === 'update') {
+        const before = nodeFacts(event.oldObj as V1Node);
+        const after = nodeFacts(event.obj as V1Node);
+        if (before.ready === after.ready && before.internalIP === after.internalIP) break;
+      }
+      const names = new Set<string>();
+      for (const obj of objectsOf(event) as Meta[]) if (obj?.metadata?.name) names.add(obj.metadata.name);
+      for (const key of routersListing(caches, names)) keys.add(key);
+      break;
+    }
+    case 'endpointSlices':
+      for (const obj of objectsOf(event) as Meta[]) {
+        const owner = obj?.metadata?.ownerReferences?.find((o) => o?.controller === true);
+        if (obj?.metadata?.namespace && owner?.kind === HAROUTER.kind && owner.name) {
+          keys.add(routerKey(obj.metadata.namespace, owner.name));
+        }
+      }
+      break;
+    case 'services':
+      for (const obj of objectsOf(event) as Meta[]) {
+        const { namespace, name } = obj?.metadata ?? {};
+        if (namespace && name) for (const key of routersNamingService(caches, namespace, name)) keys.add(key);
+      }
+      break;
+  }
+  return [...keys];
+}
+
+/** The keys an informer event affects (see the module comment). Never throws. */
+export const keysForEvent: KeysForEvent = (cache, event, caches) => {
+  try {
+    return keysUnsafe(cache, event, caches);
+  } catch {
+    return [];
+  }
+};

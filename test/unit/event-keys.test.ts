@@ -1,0 +1,146 @@
+import type { V1EndpointSlice, V1Node, V1Service } from '@kubernetes/client-node';
+import { describe, expect, it } from 'vitest';
+import type { HARouter, HARouterState } from '../../src/api/index.ts';
+import { keysForEvent, nodeFacts, parseRouterKey } from '../../src/controller/event-keys.ts';
+import type { Caches, Store } from '../../src/controller/types.ts';
+import { NAMESPACE, ROUTER_ID, report, router, T0 } from './reconcile-fixtures.ts';
+
+function store<T>(items: T[]): Store<T> {
+  return { get: () => undefined, list: () => items };
+}
+
+const OTHER = 'aaaaaaaa-bbbb-4ccc-8ddd-eeeeeeeeeeee';
+const r1 = router({ agents: ['node-a', 'node-b'], endpoint: { serviceName: 'web', ports: [{ port: 80 }] } });
+const r2: HARouter = {
+  ...router({ agents: ['node-b', 'node-c'] }),
+  metadata: { ...r1.metadata, name: OTHER },
+};
+const r3: HARouter = { ...r1, metadata: { ...r1.metadata, namespace: 'elsewhere' } };
+
+const caches: Caches = {
+  harouters: store([r1, r2, r3]),
+  harouterStates: store<HARouterState>([]),
+  nodes: store<V1Node>([]),
+  endpointSlices: store<V1EndpointSlice>([]),
+  services: store<V1Service>([]),
+};
+
+function node(name: string, ready: string, ip = '198.51.100.11'): V1Node {
+  return {
+    metadata: { name },
+    status: {
+      conditions: [{ type: 'Ready', status: ready }],
+      addresses: [
+        { type: 'Hostname', address: name },
+        { type: 'InternalIP', address: ip },
+      ],
+    },
+  };
+}
+
+const key1 = `${NAMESPACE}/${ROUTER_ID}`;
+const key2 = `${NAMESPACE}/${OTHER}`;
+
+describe('keysForEvent', () => {
+  it('a router maps to itself, on add, update and delete', () => {
+    expect([...keysForEvent('harouters', { type: 'add', obj: r1 }, caches)]).toEqual([key1]);
+    expect([...keysForEvent('harouters', { type: 'delete', obj: r2 }, caches)]).toEqual([key2]);
+  });
+
+  it('a report maps to the router it names in its own namespace, even before the router exists', () => {
+    const orphan = report('node-a', 'Primary', T0, { routerId: '12345678-1234-4234-8234-123456789012' });
+    expect([...keysForEvent('harouterStates', { type: 'add', obj: orphan }, caches)]).toEqual([
+      `${NAMESPACE}/12345678-1234-4234-8234-123456789012`,
+    ]);
+  });
+
+  it('a Node readiness change maps to every router listing it, in every namespace', () => {
+    const keys = [
+      ...keysForEvent(
+        'nodes',
+        { type: 'update', obj: node('node-b', 'False'), oldObj: node('node-b', 'True') },
+        caches,
+      ),
+    ];
+    expect(keys.sort()).toEqual([`elsewhere/${ROUTER_ID}`, key1, key2].sort());
+  });
+
+  it('a Node heartbeat that changes neither readiness nor address maps to nothing', () => {
+    const before = node('node-b', 'True');
+    const after = { ...node('node-b', 'True'), metadata: { name: 'node-b', resourceVersion: '9' } };
+    expect([...keysForEvent('nodes', { type: 'update', obj: after, oldObj: before }, caches)]).toEqual([]);
+  });
+
+  it('a Node address change, add or delete maps to its routers', () => {
+    const changed = keysForEvent(
+      'nodes',
+      { type: 'update', obj: node('node-c', 'True', '198.51.100.99'), oldObj: node('node-c', 'True') },
+      caches,
+    );
+    expect([...changed]).toEqual([key2]);
+    expect(
+      [...keysForEvent('nodes', { type: 'delete', obj: node('node-a', 'True') }, caches)].sort(),
+    ).toEqual([`elsewhere/${ROUTER_ID}`, key1].sort());
+  });
+
+  it('an owned EndpointSlice maps to its controller owner router; others to nothing', () => {
+    const slice: V1EndpointSlice = {
+      addressType: 'IPv4',
+      endpoints: [],
+      metadata: {
+        name: 'web-harouter',
+        namespace: NAMESPACE,
+        ownerReferences: [
+          {
+            apiVersion: 'harouter.dev/v1alpha1',
+            kind: 'HARouter',
+            name: ROUTER_ID,
+            uid: 'u',
+            controller: true,
+          },
+        ],
+      },
+    };
+    expect([...keysForEvent('endpointSlices', { type: 'delete', obj: slice }, caches)]).toEqual([key1]);
+    const unowned = { ...slice, metadata: { name: 'x', namespace: NAMESPACE } };
+    expect([...keysForEvent('endpointSlices', { type: 'add', obj: unowned }, caches)]).toEqual([]);
+  });
+
+  it('a Service maps to the routers of its namespace whose endpoint names it', () => {
+    const svc: V1Service = { metadata: { name: 'web', namespace: NAMESPACE } };
+    expect([...keysForEvent('services', { type: 'add', obj: svc }, caches)]).toEqual([key1]);
+    const other: V1Service = { metadata: { name: 'db', namespace: NAMESPACE } };
+    expect([...keysForEvent('services', { type: 'add', obj: other }, caches)]).toEqual([]);
+  });
+
+  it('a malformed object yields no key and never throws', () => {
+    const bad = { metadata: {} } as unknown as HARouterState;
+    expect([...keysForEvent('harouterStates', { type: 'add', obj: bad }, caches)]).toEqual([]);
+    const broken = {
+      harouters: {
+        list: () => {
+          throw new Error('boom');
+        },
+        get: () => undefined,
+      },
+    };
+    expect([
+      ...keysForEvent('nodes', { type: 'add', obj: node('node-a', 'True') }, {
+        ...caches,
+        ...broken,
+      } as Caches),
+    ]).toEqual([]);
+  });
+
+  it('nodeFacts: Ready only when the Ready condition is True; the first IPv4 InternalIP', () => {
+    expect(nodeFacts(node('n', 'True'))).toEqual({ ready: true, internalIP: '198.51.100.11' });
+    expect(nodeFacts(node('n', 'Unknown', 'fd00::1'))).toEqual({ ready: false, internalIP: undefined });
+    expect(nodeFacts({ metadata: { name: 'n' } })).toEqual({ ready: false, internalIP: undefined });
+  });
+
+  it('parseRouterKey splits namespace/routerId and refuses anything else', () => {
+    expect(parseRouterKey(key1)).toEqual({ namespace: NAMESPACE, routerId: ROUTER_ID });
+    expect(parseRouterKey('no-slash')).toBeUndefined();
+    expect(parseRouterKey('a/b/c')).toBeUndefined();
+  });
+});
