@@ -40,9 +40,9 @@ Flags:
   --priority <0-255>     The VRRP priority (default: keepalived's 4th argument).
   --message <text>       A note stored with the report, at most 256 printable
                          characters. Default: "keepalived <TYPE> <name> <STATE>".
-  --kubeconfig <file>    Kubeconfig to use. Default: $KUBECONFIG, ~/.kube/config,
-                         then the in-cluster service account (token re-read on
-                         every attempt).
+  --kubeconfig <file>    Kubeconfig to use. Default: $KUBECONFIG, else the in-cluster
+                         service account (its token file re-read as it rotates),
+                         else ~/.kube/config.
   --timeout <duration>   Longest single request (default ${seconds(DEFAULTS.requestTimeoutMs)}).
   --deadline <duration>  Longest time for the whole report, retries included
                          (default ${seconds(DEFAULTS.deadlineMs)}), so keepalived is never blocked long.

@@ -1,4 +1,4 @@
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import type https from 'node:https';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { KubeConfig } from '@kubernetes/client-node';
@@ -19,16 +19,22 @@ function readOptional(path: string): string | undefined {
   }
 }
 
+/** Where the in-cluster service account's token is mounted. */
+const SERVICE_ACCOUNT_TOKEN_FILE = '/var/run/secrets/kubernetes.io/serviceaccount/token';
+
 /**
- * Loads the kubeconfig: `--kubeconfig`, else `$KUBECONFIG`, `~/.kube/config`,
- * then the in-cluster service account (client-node's default order). Local
- * only; a missing or malformed file is a {@link UsageError}.
+ * Loads the kubeconfig in controller-runtime's order: `--kubeconfig`, else
+ * `$KUBECONFIG`, else the in-cluster service account (its token file is re-read
+ * as the kubelet rotates it), else `~/.kube/config`. Local only; a missing or
+ * malformed file is a {@link UsageError}.
  */
-export function loadKubeConfig(path: string | undefined): KubeConfig {
+export function loadKubeConfig(path: string | undefined, env: NodeJS.ProcessEnv = process.env): KubeConfig {
   const kc = new KubeConfig();
   try {
     if (path !== undefined) kc.loadFromFile(path);
-    else kc.loadFromDefault();
+    else if (!env.KUBECONFIG && env.KUBERNETES_SERVICE_HOST && existsSync(SERVICE_ACCOUNT_TOKEN_FILE)) {
+      kc.loadFromCluster();
+    } else kc.loadFromDefault();
   } catch (error) {
     throw new UsageError(`cannot read the kubeconfig: ${(error as Error).message}`);
   }
