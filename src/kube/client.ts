@@ -1,0 +1,255 @@
+/**
+ * The operator's API clients: one KubeConfig, every request through one HTTP
+ * library that adds a per-request timeout (client-node 2.x has none) and counts
+ * `rest_client_requests_total{code,method,host}`. Because the timeout and the
+ * metrics live in the HTTP library (not in middleware), per-call options can
+ * never drop them; still, pass per-call options built with `setHeaderOptions`
+ * (which uses `middlewareMergeStrategy: 'append'`) or `patchOptions` below so
+ * the client's own middleware (user agent) is kept.
+ */
+import { existsSync } from 'node:fs';
+import {
+  type ApiType,
+  type ConfigurationOptions,
+  CoordinationV1Api,
+  CoreV1Api,
+  CustomObjectsApi,
+  createConfiguration,
+  DiscoveryV1Api,
+  EventsV1Api,
+  type HttpLibrary,
+  HttpMethod,
+  IsomorphicFetchHttpLibrary,
+  KubeConfig,
+  Observable,
+  type ObservableMiddleware,
+  PatchStrategy,
+  RequestContext,
+  type ResponseContext,
+  ServerConfiguration,
+  setHeaderMiddleware,
+  setHeaderOptions,
+} from '@kubernetes/client-node';
+import type { Metrics } from '../metrics.ts';
+import { KubeRequestError } from './errors.ts';
+
+/** Default timeout of one API request (not of watches). */
+export const DEFAULT_REQUEST_TIMEOUT_MS = 30_000;
+export const USER_AGENT = 'harouter-operator';
+
+const SERVICE_ACCOUNT_TOKEN = '/var/run/secrets/kubernetes.io/serviceaccount/token';
+
+/**
+ * Loads the client configuration like controller-runtime: the `--kubeconfig`
+ * path when given, else `KUBECONFIG`, else the in-cluster service account, else
+ * `~/.kube/config`.
+ */
+export function loadKubeConfig(
+  kubeconfigPath?: string,
+  env: NodeJS.ProcessEnv = process.env,
+  inClusterTokenPath = SERVICE_ACCOUNT_TOKEN,
+): KubeConfig {
+  const kc = new KubeConfig();
+  if (kubeconfigPath) {
+    kc.loadFromFile(kubeconfigPath);
+  } else if (env.KUBECONFIG) {
+    kc.loadFromDefault();
+  } else if (env.KUBERNETES_SERVICE_HOST && existsSync(inClusterTokenPath)) {
+    kc.loadFromCluster();
+  } else {
+    kc.loadFromDefault();
+  }
+  if (!kc.getCurrentCluster()) throw new Error('kubeconfig has no current cluster');
+  return kc;
+}
+
+export interface ClientOptions {
+  /** Timeout of each request in ms (default 30 s). */
+  requestTimeoutMs?: number;
+  metrics?: Metrics;
+}
+
+/**
+ * The HTTP library behind every client: client-node's fetch library with a
+ * timeout signal (combined with any caller signal) and request metrics.
+ */
+export class InstrumentedHttpLibrary implements HttpLibrary {
+  readonly #inner = new IsomorphicFetchHttpLibrary();
+  readonly #timeoutMs: number;
+  readonly #metrics: Metrics | undefined;
+
+  constructor(options: ClientOptions = {}) {
+    this.#timeoutMs = options.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS;
+    this.#metrics = options.metrics;
+  }
+
+  send(request: RequestContext): Observable<ResponseContext> {
+    return new Observable(this.sendPromise(request));
+  }
+
+  async sendPromise(request: RequestContext): Promise<ResponseContext> {
+    const timeout = AbortSignal.timeout(this.#timeoutMs);
+    const callerSignal = request.getSignal();
+    request.setSignal(callerSignal ? AbortSignal.any([callerSignal, timeout]) : timeout);
+    const method = String(request.getHttpMethod());
+    let host = '';
+    try {
+      host = new URL(request.getUrl()).host;
+    } catch {
+      host = '';
+    }
+    try {
+      const response = await this.#inner.send(request).toPromise();
+      this.#metrics?.restClientRequests.inc({ code: String(response.httpStatusCode), method, host });
+      return response;
+    } catch (err) {
+      this.#metrics?.restClientRequests.inc({ code: '<error>', method, host });
+      throw err;
+    }
+  }
+}
+
+/** Builds a typed API client that uses the instrumented HTTP library. */
+export function makeApiClient<T extends ApiType>(
+  kc: KubeConfig,
+  apiClientType: new (config: ReturnType<typeof createConfiguration>) => T,
+  httpApi: HttpLibrary,
+): T {
+  const cluster = kc.getCurrentCluster();
+  if (!cluster) throw new Error('kubeconfig has no current cluster');
+  const config = createConfiguration({
+    baseServer: new ServerConfiguration(cluster.server, {}),
+    authMethods: { default: kc },
+    httpApi,
+    middleware: [setHeaderMiddleware('User-Agent', USER_AGENT)],
+  });
+  return new apiClientType(config);
+}
+
+export interface RawRequest {
+  method?: 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
+  /** Absolute API path, e.g. `/api/v1/nodes`. */
+  path: string;
+  query?: Record<string, string | number | boolean | undefined>;
+  body?: unknown;
+  contentType?: string;
+  signal?: AbortSignal;
+}
+
+/** A request function returning the parsed JSON body; throws `KubeRequestError` on a non-2xx status. */
+export type RawRequester = (request: RawRequest) => Promise<unknown>;
+
+/**
+ * Raw JSON requests with the same authentication, timeout and metrics as the
+ * typed clients. Used where typed clients would turn timestamps into `Date`s
+ * (informer lists) or cannot express the call.
+ */
+export function makeRawRequester(kc: KubeConfig, httpApi: InstrumentedHttpLibrary): RawRequester {
+  return async (request) => {
+    const cluster = kc.getCurrentCluster();
+    if (!cluster) throw new Error('kubeconfig has no current cluster');
+    const url = new URL(cluster.server.replace(/\/+$/, '') + request.path);
+    for (const [key, value] of Object.entries(request.query ?? {})) {
+      if (value !== undefined) url.searchParams.set(key, String(value));
+    }
+    const method = request.method ?? 'GET';
+    const ctx = new RequestContext(url.toString(), HttpMethod[method]);
+    await kc.applySecurityAuthentication(ctx);
+    ctx.setHeaderParam('Accept', 'application/json');
+    ctx.setHeaderParam('User-Agent', USER_AGENT);
+    if (request.body !== undefined) {
+      ctx.setHeaderParam('Content-Type', request.contentType ?? 'application/json');
+      ctx.setBody(typeof request.body === 'string' ? request.body : JSON.stringify(request.body));
+    }
+    if (request.signal) ctx.setSignal(request.signal);
+    const response = await httpApi.sendPromise(ctx);
+    const text = await response.body.text();
+    let parsed: unknown;
+    try {
+      parsed = text === '' ? undefined : JSON.parse(text);
+    } catch {
+      parsed = text;
+    }
+    if (response.httpStatusCode < 200 || response.httpStatusCode >= 300) {
+      throw new KubeRequestError(response.httpStatusCode, parsed);
+    }
+    return parsed;
+  };
+}
+
+/** Every client the operator uses, sharing one KubeConfig and one HTTP library. */
+export interface KubeClients {
+  kc: KubeConfig;
+  core: CoreV1Api;
+  discovery: DiscoveryV1Api;
+  custom: CustomObjectsApi;
+  coordination: CoordinationV1Api;
+  events: EventsV1Api;
+  /** Raw JSON requests (see `makeRawRequester`). */
+  raw: RawRequester;
+}
+
+export function createKubeClients(kc: KubeConfig, options: ClientOptions = {}): KubeClients {
+  const httpApi = new InstrumentedHttpLibrary(options);
+  return {
+    kc,
+    core: makeApiClient(kc, CoreV1Api, httpApi),
+    discovery: makeApiClient(kc, DiscoveryV1Api, httpApi),
+    custom: makeApiClient(kc, CustomObjectsApi, httpApi),
+    coordination: makeApiClient(kc, CoordinationV1Api, httpApi),
+    events: makeApiClient(kc, EventsV1Api, httpApi),
+    raw: makeRawRequester(kc, httpApi),
+  };
+}
+
+/**
+ * Per-call options that set the PATCH content type while keeping the client's
+ * middleware (`middlewareMergeStrategy: 'append'`). Custom resources refuse
+ * strategic merge (415): use `merge` or `apply`.
+ */
+export function patchOptions(
+  strategy: 'merge' | 'apply' | 'json',
+  options?: ConfigurationOptions<ObservableMiddleware>,
+): ConfigurationOptions<ObservableMiddleware> {
+  const contentType =
+    strategy === 'merge'
+      ? PatchStrategy.MergePatch
+      : strategy === 'apply'
+        ? PatchStrategy.ServerSideApply
+        : PatchStrategy.JsonPatch;
+  return setHeaderOptions('Content-Type', contentType, options);
+}
+
+export interface CustomObjectRef {
+  group: string;
+  version: string;
+  plural: string;
+  namespace: string;
+  name: string;
+}
+
+/**
+ * Patches the status subresource of a namespaced custom object (the only way to
+ * reach `/status`: `KubernetesObjectApi.patch` cannot). `apply` is server-side
+ * apply with `fieldManager` (required then) and `force`; `merge` is a JSON merge
+ * patch. Returns the raw object the server answered.
+ */
+export async function patchCustomObjectStatus(
+  custom: CustomObjectsApi,
+  ref: CustomObjectRef,
+  body: unknown,
+  options: { strategy: 'merge' | 'apply'; fieldManager?: string; force?: boolean },
+): Promise<unknown> {
+  if (options.strategy === 'apply' && !options.fieldManager) {
+    throw new Error('server-side apply needs a field manager');
+  }
+  return custom.patchNamespacedCustomObjectStatus(
+    {
+      ...ref,
+      body,
+      fieldManager: options.fieldManager,
+      force: options.strategy === 'apply' ? (options.force ?? true) : undefined,
+    },
+    patchOptions(options.strategy),
+  );
+}

@@ -1,0 +1,450 @@
+/**
+ * An informer over client-node's `Watch` (not `makeInformer`/`ListWatch`,
+ * which stop for good on most errors and never ask for bookmarks):
+ *
+ * - list (paginated, raw JSON), then watch from the list's resourceVersion with
+ *   `allowWatchBookmarks=true` and a server `timeoutSeconds` under 30 s (client-node
+ *   2.0.1 aborts a watch that has been silent for 30 s);
+ * - resume each new watch from the last resourceVersion seen (events and bookmarks);
+ * - relist on 410 Gone (the resourceVersion is too old), diffing the new list
+ *   against the store so that changes and deletions missed meanwhile are
+ *   delivered as update/delete events: no event is lost, only collapsed;
+ * - retry forever with jittered exponential backoff; periodic full relist;
+ * - an in-memory store keyed `namespace/name` (`name` when cluster-scoped);
+ * - an optional parser per kind: an object that fails it is logged and skipped
+ *   (and an older cached version of it removed), never stopping the stream;
+ * - handlers are called after the store is updated; a throwing handler is
+ *   logged and never breaks the watch loop.
+ */
+import { type KubeConfig, Watch } from '@kubernetes/client-node';
+import { Backoff, type BackoffOptions, sleep } from '../controller/backoff.ts';
+import type { EventHandlers, Store } from '../controller/types.ts';
+import type { Logger } from '../log.ts';
+import type { RawRequester } from './client.ts';
+import { apiErrorFacts, describeError } from './errors.ts';
+
+/** The fields of an object the informer relies on. */
+export interface KubeObject {
+  apiVersion?: string;
+  kind?: string;
+  metadata?: { name?: string; namespace?: string; resourceVersion?: string };
+}
+
+/** client-node's `Watch.watch` signature; injectable for tests that interfere with watches. */
+export type WatchFn = (
+  path: string,
+  query: Record<string, string | number | boolean | undefined>,
+  onEvent: (type: string, obj: unknown) => void,
+  onDone: (err: unknown) => void,
+) => Promise<AbortController>;
+
+/** Result of a parser: the typed object, or a list of `path: code` problems to log. */
+export type ParseResult<T> = { ok: true; value: T } | { ok: false; issues: string[] };
+
+/** A zod-compatible schema (`safeParse`). */
+export interface SafeParser<T> {
+  safeParse(
+    value: unknown,
+  ):
+    | { success: true; data: T }
+    | {
+        success: false;
+        error: { issues: ReadonlyArray<{ path: ReadonlyArray<PropertyKey>; code: string }> };
+      };
+}
+
+export interface InformerOptions<T extends KubeObject> {
+  /** Name used in logs (e.g. `harouters`). */
+  name: string;
+  kc: KubeConfig;
+  raw: RawRequester;
+  /** Collection path, e.g. `/api/v1/nodes` or `/apis/harouter.dev/v1alpha1/namespaces/ns/harouters`. */
+  path: string;
+  labelSelector?: string;
+  fieldSelector?: string;
+  /** Schema every object must pass (bad objects are logged and skipped). */
+  schema?: SafeParser<T>;
+  log: Logger;
+  /** Server-side watch timeout, jittered down by up to 20% (default 25 s, must be < 30). */
+  watchTimeoutSeconds?: number;
+  /** Full relist period (default 10 min; 0 disables). */
+  resyncPeriodMs?: number;
+  /** Backoff of failed lists and watches (default 250 ms doubling to 30 s, 20% jitter). */
+  backoff?: BackoffOptions;
+  /** Page size of lists (default 500). */
+  pageSize?: number;
+  /** Override the watch (tests). */
+  watch?: WatchFn;
+}
+
+export const DEFAULT_INFORMER_BACKOFF: BackoffOptions = { baseMs: 250, maxMs: 30_000, jitter: 0.2 };
+
+/** Counters of what the informer did (for tests and debugging). */
+export interface InformerStats {
+  lists: number;
+  watches: number;
+  gone: number;
+  errors: number;
+  skipped: number;
+}
+
+/** `namespace/name`, or `name` for cluster-scoped objects (client-go's MetaNamespaceKeyFunc). */
+export function objectKey(obj: KubeObject): string | undefined {
+  const name = obj.metadata?.name;
+  if (!name) return undefined;
+  const namespace = obj.metadata?.namespace;
+  return namespace ? `${namespace}/${name}` : name;
+}
+
+/** The collection path of a resource, optionally limited to one namespace. */
+export function collectionPath(resource: {
+  group?: string;
+  version: string;
+  plural: string;
+  namespace?: string;
+}): string {
+  const base = resource.group ? `/apis/${resource.group}/${resource.version}` : `/api/${resource.version}`;
+  return resource.namespace
+    ? `${base}/namespaces/${encodeURIComponent(resource.namespace)}/${resource.plural}`
+    : `${base}/${resource.plural}`;
+}
+
+type WatchOutcome = { kind: 'closed'; events: number } | { kind: 'gone' } | { kind: 'error'; err: unknown };
+
+export class Informer<T extends KubeObject> implements Store<T> {
+  readonly name: string;
+  readonly stats: InformerStats = { lists: 0, watches: 0, gone: 0, errors: 0, skipped: 0 };
+  readonly #options: InformerOptions<T>;
+  readonly #log: Logger;
+  readonly #watch: WatchFn;
+  readonly #backoff: Backoff;
+  readonly #handlers: EventHandlers<T>[] = [];
+  #store = new Map<string, T>();
+  #resourceVersion = '';
+  #synced = false;
+  #syncWaiters: Array<() => void> = [];
+  #nextRelistAt = 0;
+  #needList = true;
+  #stopped = false;
+  readonly #stop = new AbortController();
+  #currentWatch: AbortController | undefined;
+  #running: Promise<void> | undefined;
+
+  constructor(options: InformerOptions<T>) {
+    if ((options.watchTimeoutSeconds ?? 25) >= 30 || (options.watchTimeoutSeconds ?? 25) < 1) {
+      throw new RangeError('watchTimeoutSeconds must be between 1 and 29');
+    }
+    this.name = options.name;
+    this.#options = options;
+    this.#log = options.log.child({ informer: options.name });
+    this.#backoff = new Backoff(options.backoff ?? DEFAULT_INFORMER_BACKOFF);
+    const watcher = new Watch(options.kc);
+    this.#watch =
+      options.watch ?? ((path, query, onEvent, onDone) => watcher.watch(path, query, onEvent, onDone));
+  }
+
+  get(key: string): T | undefined {
+    return this.#store.get(key);
+  }
+
+  list(): T[] {
+    return [...this.#store.values()];
+  }
+
+  keys(): string[] {
+    return [...this.#store.keys()];
+  }
+
+  /** True once the first list has been stored and its events delivered. */
+  hasSynced(): boolean {
+    return this.#synced;
+  }
+
+  /** The last resourceVersion seen (list, event or bookmark). */
+  lastResourceVersion(): string {
+    return this.#resourceVersion;
+  }
+
+  /** Resolves true when synced, false if stopped or `signal` aborts first. */
+  waitForSync(signal?: AbortSignal): Promise<boolean> {
+    if (this.#synced) return Promise.resolve(true);
+    if (this.#stopped || signal?.aborted) return Promise.resolve(false);
+    return new Promise((resolve) => {
+      const onAbort = () => resolve(false);
+      signal?.addEventListener('abort', onAbort, { once: true });
+      this.#stop.signal.addEventListener('abort', onAbort, { once: true });
+      this.#syncWaiters.push(() => {
+        signal?.removeEventListener('abort', onAbort);
+        resolve(true);
+      });
+    });
+  }
+
+  /**
+   * Registers handlers. When the informer has already synced, the handler first
+   * receives an `add` for every cached object (as client-go does).
+   */
+  addEventHandler(handlers: EventHandlers<T>): void {
+    this.#handlers.push(handlers);
+    if (this.#synced) for (const obj of this.#store.values()) this.#call(handlers, 'add', obj);
+  }
+
+  /** Starts the list/watch loop (idempotent). */
+  start(): void {
+    if (this.#running || this.#stopped) return;
+    this.#running = this.#run().catch((err) => {
+      this.#log.error({ error: describeError(err) }, 'informer loop crashed');
+    });
+  }
+
+  /** Stops the loop and the current watch; resolves when the loop has exited. */
+  async stop(): Promise<void> {
+    this.#stopped = true;
+    this.#stop.abort();
+    this.#currentWatch?.abort();
+    await this.#running;
+  }
+
+  async #run(): Promise<void> {
+    while (!this.#stopped) {
+      try {
+        if (this.#needList || this.#relistDue()) {
+          await this.#list();
+          this.#needList = false;
+        }
+        if (this.#stopped) return;
+        const started = performance.now();
+        const outcome = await this.#watchOnce();
+        if (this.#stopped) return;
+        if (outcome.kind === 'gone') {
+          this.stats.gone++;
+          this.#log.info({ resourceVersion: this.#resourceVersion }, 'watch expired, relisting');
+          this.#needList = true;
+          continue;
+        }
+        if (outcome.kind === 'closed') {
+          // A clean close (server timeout) resumes at once; a close that came
+          // immediately with nothing in it is treated like an error, so a server
+          // that keeps closing cannot make us spin.
+          if (outcome.events > 0 || performance.now() - started >= 1000) {
+            this.#backoff.reset();
+            continue;
+          }
+          await sleep(this.#backoff.next(), this.#stop.signal);
+          continue;
+        }
+        this.stats.errors++;
+        const delay = this.#backoff.next();
+        this.#log.warn({ error: describeError(outcome.err), retryInMs: delay }, 'watch failed, retrying');
+        await sleep(delay, this.#stop.signal);
+      } catch (err) {
+        if (this.#stopped) return;
+        this.stats.errors++;
+        const delay = this.#backoff.next();
+        const facts = apiErrorFacts(err);
+        if (facts.status === 410) this.#needList = true;
+        this.#log.warn({ error: describeError(err), retryInMs: delay }, 'list failed, retrying');
+        await sleep(delay, this.#stop.signal);
+      }
+    }
+  }
+
+  #relistDue(): boolean {
+    const period = this.#options.resyncPeriodMs ?? 600_000;
+    return period > 0 && Date.now() >= this.#nextRelistAt;
+  }
+
+  async #list(): Promise<void> {
+    const { raw, path, labelSelector, fieldSelector } = this.#options;
+    const items: unknown[] = [];
+    let cont: string | undefined;
+    let resourceVersion = '';
+    let listApiVersion: string | undefined;
+    let listKind: string | undefined;
+    do {
+      const page = (await raw({
+        path,
+        query: { limit: this.#options.pageSize ?? 500, continue: cont, labelSelector, fieldSelector },
+        signal: this.#stop.signal,
+      })) as {
+        apiVersion?: string;
+        kind?: string;
+        metadata?: { resourceVersion?: string; continue?: string };
+        items?: unknown[];
+      };
+      this.stats.lists++;
+      listApiVersion = page.apiVersion;
+      listKind = page.kind?.replace(/List$/, '');
+      for (const item of page.items ?? []) items.push(item);
+      resourceVersion = page.metadata?.resourceVersion ?? resourceVersion;
+      cont = page.metadata?.continue || undefined;
+    } while (cont && !this.#stopped);
+    if (this.#stopped) return;
+
+    const next = new Map<string, T>();
+    for (const item of items) {
+      const rawObj = item as KubeObject;
+      // List items carry neither apiVersion nor kind: stamp them from the list.
+      const stamped = { apiVersion: listApiVersion, kind: listKind, ...rawObj } as KubeObject;
+      const obj = this.#parse(stamped);
+      if (!obj) continue;
+      const key = objectKey(obj);
+      if (key) next.set(key, obj);
+    }
+    const previous = this.#store;
+    this.#store = next;
+    this.#resourceVersion = resourceVersion;
+    const period = this.#options.resyncPeriodMs ?? 600_000;
+    this.#nextRelistAt = Date.now() + period * (0.9 + 0.2 * Math.random());
+    this.#log.debug({ items: next.size, resourceVersion }, 'listed');
+
+    for (const [key, obj] of next) {
+      const old = previous.get(key);
+      if (old === undefined) this.#emit('add', obj);
+      else this.#emit('update', obj, old);
+    }
+    for (const [key, old] of previous) if (!next.has(key)) this.#emit('delete', old);
+
+    if (!this.#synced) {
+      this.#synced = true;
+      const waiters = this.#syncWaiters;
+      this.#syncWaiters = [];
+      for (const resolve of waiters) resolve();
+      this.#log.info({ items: next.size }, 'cache synced');
+    }
+  }
+
+  #watchOnce(): Promise<WatchOutcome> {
+    const timeout = this.#options.watchTimeoutSeconds ?? 25;
+    const query = {
+      resourceVersion: this.#resourceVersion,
+      allowWatchBookmarks: true,
+      timeoutSeconds: Math.max(1, Math.floor(timeout * (0.8 + 0.2 * Math.random()))),
+      labelSelector: this.#options.labelSelector,
+      fieldSelector: this.#options.fieldSelector,
+    };
+    this.stats.watches++;
+    return new Promise<WatchOutcome>((resolve) => {
+      let gone = false;
+      let events = 0;
+      let settled = false;
+      let controller: AbortController | undefined;
+      const onStop = () => finish({ kind: 'closed', events });
+      const finish = (outcome: WatchOutcome) => {
+        if (settled) return;
+        settled = true;
+        this.#stop.signal.removeEventListener('abort', onStop);
+        this.#currentWatch = undefined;
+        controller?.abort();
+        resolve(outcome);
+      };
+      const onEvent = (type: string, obj: unknown) => {
+        if (settled) return;
+        events++;
+        try {
+          const end = this.#onWatchEvent(type, obj);
+          if (end?.kind === 'gone') gone = true;
+          if (end) finish(end);
+        } catch (err) {
+          this.#log.error({ error: describeError(err) }, 'watch event handling failed');
+        }
+      };
+      const onDone = (err: unknown) => {
+        if (gone) return finish({ kind: 'gone' });
+        if (!err) return finish({ kind: 'closed', events });
+        if (apiErrorFacts(err).status === 410) return finish({ kind: 'gone' });
+        finish({ kind: 'error', err });
+      };
+      if (this.#stop.signal.aborted) return finish({ kind: 'closed', events });
+      this.#stop.signal.addEventListener('abort', onStop, { once: true });
+      this.#watch(this.#options.path, query, onEvent, onDone).then(
+        (ctrl) => {
+          controller = ctrl;
+          if (settled || this.#stopped) ctrl.abort();
+          else this.#currentWatch = ctrl;
+        },
+        (err) => finish({ kind: 'error', err }),
+      );
+    });
+  }
+
+  /** Applies one watch event to the store; returns an outcome when this watch must end. */
+  #onWatchEvent(type: string, rawObj: unknown): WatchOutcome | undefined {
+    const obj = rawObj as KubeObject & { code?: number; reason?: string; message?: string };
+    if (type === 'ERROR') {
+      const code = typeof obj?.code === 'number' ? obj.code : 0;
+      if (code === 410) return { kind: 'gone' };
+      // Any other error: end this watch and resume after backoff.
+      return { kind: 'error', err: new WatchErrorEvent(code) };
+    }
+    const rv = obj?.metadata?.resourceVersion;
+    if (type === 'BOOKMARK') {
+      if (rv) this.#resourceVersion = rv;
+      return undefined;
+    }
+    if (type !== 'ADDED' && type !== 'MODIFIED' && type !== 'DELETED') return undefined;
+    const key = objectKey(obj);
+    if (!key) return undefined;
+    if (rv) this.#resourceVersion = rv;
+    const old = this.#store.get(key);
+    if (type === 'DELETED') {
+      this.#store.delete(key);
+      this.#emit('delete', (old ?? obj) as T);
+      return undefined;
+    }
+    const parsed = this.#parse(obj);
+    if (!parsed) {
+      if (old !== undefined) {
+        this.#store.delete(key);
+        this.#emit('delete', old);
+      }
+      return undefined;
+    }
+    this.#store.set(key, parsed);
+    if (old === undefined) this.#emit('add', parsed);
+    else this.#emit('update', parsed, old);
+    return undefined;
+  }
+
+  #parse(obj: KubeObject): T | undefined {
+    const schema = this.#options.schema;
+    if (!schema) return obj as T;
+    const result = schema.safeParse(obj);
+    if (result.success) return result.data;
+    this.stats.skipped++;
+    this.#log.warn(
+      {
+        object: objectKey(obj),
+        issues: result.error.issues.slice(0, 10).map((i) => `${i.path.map(String).join('.')}: ${i.code}`),
+      },
+      'object failed validation, skipped',
+    );
+    return undefined;
+  }
+
+  #emit(type: 'add' | 'update' | 'delete', obj: T, old?: T): void {
+    for (const handlers of this.#handlers) this.#call(handlers, type, obj, old);
+  }
+
+  #call(handlers: EventHandlers<T>, type: 'add' | 'update' | 'delete', obj: T, old?: T): void {
+    try {
+      if (type === 'add') handlers.add?.(obj);
+      else if (type === 'update') handlers.update?.(old as T, obj);
+      else handlers.delete?.(obj);
+    } catch (err) {
+      this.#log.error(
+        { error: describeError(err), event: type, object: objectKey(obj) },
+        'event handler failed',
+      );
+    }
+  }
+}
+
+class WatchErrorEvent extends Error {
+  readonly statusCode: number;
+  constructor(code: number) {
+    super('watch error event');
+    this.name = 'WatchErrorEvent';
+    this.statusCode = code;
+  }
+}
