@@ -8,6 +8,8 @@ import {
   DNS_SUBDOMAIN_PATTERN,
   isPrintable,
   MESSAGE_MAX_CODE_POINTS,
+  OBSERVED_AT_MAX_LENGTH,
+  stateObjectName,
   UUID_PATTERN,
 } from './validation.ts';
 
@@ -20,27 +22,28 @@ export const NOT_ACCEPTED_REASONS = ['UnknownRouter', 'NotAMember'] as const;
 export type NotAcceptedReason = (typeof NOT_ACCEPTED_REASONS)[number];
 
 export const harouterStateSpecSchema = z.object({
-  routerId: z
-    .string()
-    .regex(new RegExp(UUID_PATTERN), { message: 'routerId must be a lower-case canonical UUID' }),
-  agent: z
-    .string()
-    .min(1)
-    .max(AGENT_MAX_LENGTH)
-    .regex(new RegExp(DNS_SUBDOMAIN_PATTERN), {
-      message: 'agent must be a DNS-1123 subdomain (a node name)',
-    }),
-  state: z.enum(REPORTED_STATES),
+  routerId: z.string().regex(new RegExp(UUID_PATTERN), {
+    message: 'router id rule: routerId must be a lower-case canonical UUID',
+  }),
+  agent: z.string().min(1).max(AGENT_MAX_LENGTH).regex(new RegExp(DNS_SUBDOMAIN_PATTERN), {
+    message: 'agent name rule: must be a node name (DNS-1123 subdomain)',
+  }),
+  state: z.enum(REPORTED_STATES, { message: `state rule: must be one of ${REPORTED_STATES.join(', ')}` }),
   observedAt: z
     .string()
-    .refine((v) => parseObservedAt(v) !== undefined, { message: 'observedAt must be an RFC 3339 time' }),
+    .max(OBSERVED_AT_MAX_LENGTH)
+    .refine((v) => parseObservedAt(v) !== undefined, {
+      message: 'time rule: observedAt must be an RFC 3339 time',
+    }),
   priority: z.number().int().min(0).max(255).optional(),
   message: z
     .string()
     .refine((s) => codePointLength(s) <= MESSAGE_MAX_CODE_POINTS, {
-      message: 'message must be at most 256 characters',
+      message: 'length rule: message must be at most 256 characters',
     })
-    .refine(isPrintable, { message: 'message must be printable (no control or bidirectional characters)' })
+    .refine(isPrintable, {
+      message: 'printable rule: message must not contain control or bidirectional-control characters',
+    })
     .optional(),
 });
 
@@ -60,3 +63,18 @@ export const harouterStateSchema = z.object({
 
 export type HARouterStateSpec = z.infer<typeof harouterStateSpecSchema>;
 export type HARouterState = z.infer<typeof harouterStateSchema>;
+
+/**
+ * A HARouterState as admission sees it: the schema above plus the CRD's root rule,
+ * `metadata.name` equal to `<spec.routerId>.<spec.agent>`. Accepts exactly what the
+ * CRD accepts on CREATE (`test/integration/crd-schema.test.ts` runs one corpus through both).
+ */
+export const harouterStateObjectSchema = harouterStateSchema.superRefine((obj, ctx) => {
+  if (obj.metadata.name !== stateObjectName(obj.spec.routerId, obj.spec.agent)) {
+    ctx.addIssue({
+      code: 'custom',
+      path: ['metadata', 'name'],
+      message: 'name rule: metadata.name must be <spec.routerId>.<spec.agent>',
+    });
+  }
+});

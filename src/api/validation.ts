@@ -10,9 +10,21 @@ export const UUID_PATTERN = '^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0
 export const DNS_SUBDOMAIN_PATTERN = '^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$';
 /** Longest agent (node) name: `<36-char uuid>.<agent>` must fit a 253-character object name. */
 export const AGENT_MAX_LENGTH = 216;
-/** RFC 3339 date-time with 0 to 9 fractional digits and `Z` or a numeric offset. */
+/**
+ * RFC 3339 date-time with 0 to 9 fractional digits and `Z` or a numeric offset.
+ * Years 1000-9999 and no leap second (`:60`): what CEL's `timestamp()` and the
+ * API server's `date-time` format accept too, so that zod and the CRD agree.
+ */
 export const RFC3339_PATTERN =
-  '^[0-9]{4}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])T([01][0-9]|2[0-3]):[0-5][0-9]:([0-5][0-9]|60)(\\.[0-9]{1,9})?(Z|[+-]([01][0-9]|2[0-3]):[0-5][0-9])$';
+  '^[1-9][0-9]{3}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])T([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](\\.[0-9]{1,9})?(Z|[+-]([01][0-9]|2[0-3]):[0-5][0-9])$';
+/** Longest observedAt: 19 characters, 10 of fraction, 6 of offset. */
+export const OBSERVED_AT_MAX_LENGTH = 35;
+/**
+ * The words every refusal of a backwards `observedAt` begins with (CRD rule,
+ * webhook and policy alike): `harouterctl report` treats such a refusal as success.
+ */
+export const STALE_REPORT_MESSAGE =
+  'stale report: spec.observedAt may not move backwards (the stored report is newer than this one)';
 /** Longest `spec.message`, in code points. */
 export const MESSAGE_MAX_CODE_POINTS = 256;
 /** Longest `spec.displayName`, in code points. */
@@ -27,6 +39,7 @@ export const FORBIDDEN_TEXT_CLASS =
 
 const uuid = new RegExp(UUID_PATTERN);
 const dnsSubdomain = new RegExp(DNS_SUBDOMAIN_PATTERN);
+// biome-ignore lint/suspicious/noControlCharactersInRegex: matching control characters is this rule's purpose.
 const forbiddenText = /[\u0000-\u001f\u007f-\u009f\u202a-\u202e\u2066-\u2069]/u;
 
 /** Counts code points, as OpenAPI and CEL do (JavaScript's `.length` counts UTF-16 units). */

@@ -1,0 +1,223 @@
+import type { z } from 'zod';
+import {
+  GROUP,
+  HAROUTER_STATE,
+  harouterStateObjectSchema,
+  harouterStateSchema,
+  parseObservedAt,
+  STALE_REPORT_MESSAGE,
+} from '../api/index.ts';
+import { type AdmissionConfig, CLEANUP_USERNAMES, serviceAccountUsername } from './config.ts';
+import { type AdmissionRequest, NODE_NAME_EXTRA } from './review.ts';
+
+/** The rules of the contract, in the order they apply to CREATE and UPDATE; `Delete` for DELETE. */
+export const ADMISSION_RULES = ['Identity', 'NodeBinding', 'Shape', 'Clock', 'Delete'] as const;
+export type AdmissionRule = (typeof ADMISSION_RULES)[number];
+
+/** Why a request was allowed (bounded: the `reason` label of `harouter_admission_decisions_total`). */
+export const ALLOWED_REASONS = ['Reporter', 'AllowedIdentity', 'Operator', 'Cleanup', 'NotGuarded'] as const;
+/** Why a request was denied (bounded, as above). */
+export const DENIED_REASONS = [
+  'NotAReporter',
+  'NodeBindingRequired',
+  'NodeMismatch',
+  'InvalidObject',
+  'NameMismatch',
+  'ImmutableField',
+  'StaleReport',
+  'ClockSkew',
+  'DeleteForbidden',
+  'MalformedRequest',
+] as const;
+export type AllowedReason = (typeof ALLOWED_REASONS)[number];
+export type DeniedReason = (typeof DENIED_REASONS)[number];
+export type AdmissionReason = AllowedReason | DeniedReason;
+
+/** A decision of the policy. `message` is constant text plus token-derived values only, never request content. */
+export type AdmissionDecision =
+  | { allowed: true; reason: AllowedReason; message: string }
+  | {
+      allowed: false;
+      reason: DeniedReason;
+      rule: AdmissionRule | 'Request';
+      code: 403 | 422 | 400;
+      message: string;
+    };
+
+/** How far ahead of the webhook's clock an `observedAt` may be. */
+export const CLOCK_SKEW_LIMIT_MS = 5 * 60 * 1000;
+
+export const MESSAGES = {
+  identity:
+    'Identity: only the configured reporter service accounts (and allowed users or groups) may create or update ' +
+    'HARouterStates. To let this identity report, add its service account to --reporter-service-accounts ' +
+    '(chart value admission.reporterServiceAccounts).',
+  nodeBindingRequired:
+    "NodeBinding: the reporter's token is not bound to a node. Report with a pod-bound service-account token " +
+    "(the projected token of a Pod on the agent's node), or turn node binding off (--require-node-binding=false).",
+  nodeMismatch: (node: string) =>
+    `NodeBinding: spec.agent must be the node the reporter's token is bound to (${JSON.stringify(node)}); ` +
+    'a reporter may only report for its own node.',
+  immutable: (field: string) =>
+    `Shape: spec.${field} cannot change (immutable rule); delete this HARouterState and create the one named ` +
+    '<routerId>.<agent> instead.',
+  clock:
+    "Clock: spec.observedAt is more than 5 minutes ahead of the webhook's clock; a future time would make every " +
+    "later report stale. Fix the agent's clock (NTP) and report again.",
+  delete:
+    'Delete: only the reporter bound to the node named in spec.agent, the operator and Kubernetes cleanup ' +
+    'controllers may delete a HARouterState.',
+  notGuarded: 'not a HARouterState write: not guarded',
+} as const;
+
+const SAFE_PATH_SEGMENT = /^[A-Za-z][A-Za-z0-9]{0,63}$/;
+
+/** Formats zod issues without echoing request content: paths keep schema field names only. */
+function shapeMessage(error: z.ZodError): string {
+  const parts = error.issues.slice(0, 5).map((issue) => {
+    const path = issue.path
+      .map((p) =>
+        typeof p === 'number' ? `[${p}]` : SAFE_PATH_SEGMENT.test(String(p)) ? `.${String(p)}` : '.*',
+      )
+      .join('')
+      .replace(/^\./, '');
+    return `${path || '(object)'}: ${issue.message}`;
+  });
+  return `Shape: ${parts.join('; ')}`;
+}
+
+/** The identity classes a request's user falls into. */
+interface Identity {
+  reporter: boolean;
+  allowedUser: boolean;
+  allowedGroup: boolean;
+  operator: boolean;
+  cleanup: boolean;
+  /** The node of a pod-bound token, when there is one. */
+  node: string | undefined;
+}
+
+/** `serviceAccountUsername`, but undefined instead of throwing (admit never throws). */
+function usernameOf(ref: string): string | undefined {
+  try {
+    return serviceAccountUsername(ref);
+  } catch {
+    return undefined;
+  }
+}
+
+function classify(user: AdmissionRequest['userInfo'], config: AdmissionConfig): Identity {
+  const username = user.username ?? '';
+  const nodes = user.extra?.[NODE_NAME_EXTRA];
+  return {
+    reporter: username !== '' && config.reporterServiceAccounts.some((ref) => usernameOf(ref) === username),
+    allowedUser: username !== '' && config.allowedUsers.includes(username),
+    allowedGroup: (user.groups ?? []).some((g) => config.allowedGroups.includes(g)),
+    operator: username !== '' && usernameOf(config.operatorServiceAccount) === username,
+    cleanup: (CLEANUP_USERNAMES as readonly string[]).includes(username),
+    // A claim that is present but not exactly one value is treated as a (non-matching) binding.
+    node: nodes === undefined ? undefined : nodes.length === 1 ? nodes[0] : '',
+  };
+}
+
+/** The `spec.agent` of a raw object, when it is a string. */
+function rawAgent(object: unknown): string | undefined {
+  if (typeof object !== 'object' || object === null) return undefined;
+  const spec = (object as { spec?: unknown }).spec;
+  if (typeof spec !== 'object' || spec === null) return undefined;
+  const agent = (spec as { agent?: unknown }).agent;
+  return typeof agent === 'string' ? agent : undefined;
+}
+
+const deny = (
+  rule: AdmissionRule,
+  reason: DeniedReason,
+  message: string,
+  code: 403 | 422 = rule === 'Shape' || rule === 'Clock' ? 422 : 403,
+): AdmissionDecision => ({ allowed: false, rule, reason, code, message });
+
+/**
+ * Node binding, shared by writes and deletes: a token bound to a node may only
+ * speak for that node; without a binding, `requireNodeBinding` denies every
+ * identity except the explicitly allowed users and groups (trusted people and
+ * tools, which never hold pod-bound tokens). Returns undefined when it passes.
+ */
+function nodeBinding(
+  id: Identity,
+  agent: string | undefined,
+  config: AdmissionConfig,
+): DeniedReason | undefined {
+  if (id.node !== undefined) return agent === id.node ? undefined : 'NodeMismatch';
+  if (config.requireNodeBinding && !id.allowedUser && !id.allowedGroup) return 'NodeBindingRequired';
+  return undefined;
+}
+
+/**
+ * The admission policy for HARouterStates, as a pure function of the request,
+ * the configuration and a clock reading (milliseconds since the epoch). Never
+ * throws for any input the AdmissionReview schema accepts. CREATE and UPDATE go
+ * through Identity, NodeBinding, Shape and Clock in that order, the first failing
+ * rule denies; DELETE is allowed to the bound reporter, the operator and cleanup.
+ */
+export function admit(request: AdmissionRequest, config: AdmissionConfig, nowMs: number): AdmissionDecision {
+  if (
+    request.resource.group !== GROUP ||
+    request.resource.resource !== HAROUTER_STATE.plural ||
+    (request.subResource ?? '') !== '' ||
+    request.operation === 'CONNECT'
+  ) {
+    return { allowed: true, reason: 'NotGuarded', message: MESSAGES.notGuarded };
+  }
+  const id = classify(request.userInfo, config);
+
+  if (request.operation === 'DELETE') {
+    if (id.cleanup) return { allowed: true, reason: 'Cleanup', message: 'cleanup controller' };
+    if (id.operator) return { allowed: true, reason: 'Operator', message: 'operator' };
+    if (!id.reporter && !id.allowedUser && !id.allowedGroup)
+      return deny('Delete', 'DeleteForbidden', MESSAGES.delete);
+    if (nodeBinding(id, rawAgent(request.oldObject), config) !== undefined) {
+      return deny('Delete', 'DeleteForbidden', MESSAGES.delete);
+    }
+    return { allowed: true, reason: id.reporter ? 'Reporter' : 'AllowedIdentity', message: 'reporter' };
+  }
+
+  // 1. Identity.
+  if (!id.reporter && !id.allowedUser && !id.allowedGroup)
+    return deny('Identity', 'NotAReporter', MESSAGES.identity);
+
+  // 2. Node binding.
+  const binding = nodeBinding(id, rawAgent(request.object), config);
+  if (binding === 'NodeMismatch') return deny('NodeBinding', binding, MESSAGES.nodeMismatch(id.node ?? ''));
+  if (binding === 'NodeBindingRequired') return deny('NodeBinding', binding, MESSAGES.nodeBindingRequired);
+
+  // 3. Shape: the CRD's rules again, then the update rules.
+  const parsed = harouterStateSchema.safeParse(request.object);
+  if (!parsed.success) return deny('Shape', 'InvalidObject', shapeMessage(parsed.error));
+  const spec = parsed.data.spec;
+  if (request.operation === 'UPDATE') {
+    const old = harouterStateSchema.safeParse(request.oldObject);
+    if (old.success) {
+      if (old.data.spec.routerId !== spec.routerId)
+        return deny('Shape', 'ImmutableField', MESSAGES.immutable('routerId'));
+      if (old.data.spec.agent !== spec.agent)
+        return deny('Shape', 'ImmutableField', MESSAGES.immutable('agent'));
+      const was = parseObservedAt(old.data.spec.observedAt);
+      const now = parseObservedAt(spec.observedAt);
+      if (was !== undefined && now !== undefined && now < was)
+        return deny('Shape', 'StaleReport', STALE_REPORT_MESSAGE);
+    }
+  }
+  const named = harouterStateObjectSchema.safeParse(parsed.data);
+  if (!named.success) return deny('Shape', 'NameMismatch', shapeMessage(named.error));
+
+  // 4. Clock.
+  const observed = parseObservedAt(spec.observedAt);
+  const limitMs = Number.isFinite(nowMs) ? Math.trunc(nowMs) + CLOCK_SKEW_LIMIT_MS : Number.MAX_SAFE_INTEGER;
+  if (observed !== undefined && observed > BigInt(limitMs) * 1_000_000n) {
+    return deny('Clock', 'ClockSkew', MESSAGES.clock);
+  }
+
+  return id.reporter
+    ? { allowed: true, reason: 'Reporter', message: 'reporter on its node' }
+    : { allowed: true, reason: 'AllowedIdentity', message: 'allowed user or group' };
+}

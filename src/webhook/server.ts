@@ -1,0 +1,253 @@
+/**
+ * The admission webhook's HTTPS server: `POST /validate` with an AdmissionReview
+ * v1, answered with HTTP 200 and the policy's decision for every well-formed
+ * review. The certificate comes from a directory (`tls.crt`, `tls.key`) and is
+ * reloaded when the files change (polled; a Secret volume swaps a `..data`
+ * symlink); a new pair that fails to load is ignored and the old one kept.
+ */
+import { readFile } from 'node:fs/promises';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { createServer, type Server } from 'node:https';
+import type { AddressInfo } from 'node:net';
+import { join } from 'node:path';
+import { createSecureContext } from 'node:tls';
+import type { Logger } from '../log.ts';
+import type { Metrics } from '../metrics.ts';
+import { type AdmissionConfig, checkAdmissionConfig } from './config.ts';
+import { WEBHOOK_PATH } from './manifests.ts';
+import { type AdmissionDecision, ALLOWED_REASONS, admit, DENIED_REASONS } from './policy.ts';
+import { type AdmissionResponse, admissionReviewSchema } from './review.ts';
+
+export interface WebhookServerOptions {
+  /** `host:port`, `:port` (all interfaces) or `[::1]:port`; port 0 picks a free port. Default `:9443`. */
+  bindAddress?: string;
+  /** Directory holding `tls.crt` and `tls.key`. */
+  certDir: string;
+  config: AdmissionConfig;
+  logger: Logger;
+  metrics: Metrics;
+  /** Milliseconds since the epoch (default `Date.now`); the clock rule's reference. */
+  clock?: () => number;
+  /** How often the certificate files are checked for changes (default 10 s). */
+  certPollIntervalMs?: number;
+  /** Largest request body accepted (default 2 MiB; larger gets HTTP 413). */
+  maxBodyBytes?: number;
+}
+
+export interface WebhookServer {
+  /** The port actually bound (useful with port 0). */
+  readonly port: number;
+  /** Re-reads the certificate files now; true when a new pair was loaded. */
+  reloadCertificate(): Promise<boolean>;
+  /** Stops accepting connections, closes idle ones, and resolves when the server is closed. */
+  close(): Promise<void>;
+}
+
+/** The `webhook` label of the controller-runtime webhook metrics. */
+const WEBHOOK_LABEL = WEBHOOK_PATH;
+const DEFAULT_MAX_BODY_BYTES = 2 * 1024 * 1024;
+
+/** Parses `host:port`, `:port` or `[v6]:port`. */
+export function parseBindAddress(address: string): { host: string | undefined; port: number } {
+  const match = /^(?:\[([^\]]+)\]|([^:]*)):(\d{1,5})$/.exec(address);
+  const port = Number(match?.[3]);
+  if (!match || port > 65535)
+    throw new RangeError(`bind address must be host:port, got ${JSON.stringify(address)}`);
+  const host = match[1] ?? match[2];
+  return { host: host === '' ? undefined : host, port };
+}
+
+interface CertPair {
+  cert: Buffer;
+  key: Buffer;
+}
+
+async function readPair(certDir: string): Promise<CertPair> {
+  const [cert, key] = await Promise.all([
+    readFile(join(certDir, 'tls.crt')),
+    readFile(join(certDir, 'tls.key')),
+  ]);
+  createSecureContext({ cert, key }); // throws when the pair is unusable
+  return { cert, key };
+}
+
+class RequestError extends Error {
+  readonly status: number;
+  constructor(status: number, message: string) {
+    super(message);
+    this.status = status;
+  }
+}
+
+function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const declared = Number(req.headers['content-length']);
+    if (Number.isFinite(declared) && declared > limit) {
+      reject(new RequestError(413, 'request body too large'));
+      req.resume();
+      return;
+    }
+    const chunks: Buffer[] = [];
+    let size = 0;
+    req.on('data', (chunk: Buffer) => {
+      size += chunk.length;
+      if (size > limit) {
+        reject(new RequestError(413, 'request body too large'));
+        req.destroy();
+        return;
+      }
+      chunks.push(chunk);
+    });
+    req.on('end', () => resolve(Buffer.concat(chunks)));
+    req.on('error', reject);
+  });
+}
+
+/** Starts the webhook server; rejects when the certificate cannot be loaded or the address bound. */
+export async function startWebhookServer(options: WebhookServerOptions): Promise<WebhookServer> {
+  const problems = checkAdmissionConfig(options.config);
+  if (problems.length > 0) throw new Error(`invalid admission configuration: ${problems.join('; ')}`);
+  const log = options.logger.child({ component: 'webhook' });
+  const { metrics, config } = options;
+  const clock = options.clock ?? Date.now;
+  const maxBodyBytes = options.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES;
+  const { host, port } = parseBindAddress(options.bindAddress ?? ':9443');
+
+  for (const reason of ALLOWED_REASONS) metrics.admissionDecisions.inc({ decision: 'allowed', reason }, 0);
+  for (const reason of DENIED_REASONS) metrics.admissionDecisions.inc({ decision: 'denied', reason }, 0);
+  metrics.webhookInFlight.set({ webhook: WEBHOOK_LABEL }, 0);
+
+  let current = await readPair(options.certDir);
+
+  const send = (res: ServerResponse, status: number, body: unknown) => {
+    const text = JSON.stringify(body);
+    res.writeHead(status, { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(text) });
+    res.end(text);
+    metrics.webhookRequests.inc({ webhook: WEBHOOK_LABEL, code: String(status) });
+  };
+
+  const handle = async (req: IncomingMessage, res: ServerResponse) => {
+    const url = new URL(req.url ?? '/', 'https://webhook');
+    if (url.pathname !== WEBHOOK_PATH) return send(res, 404, { error: 'not found' });
+    if (req.method !== 'POST') return send(res, 405, { error: 'method not allowed' });
+    const contentType = req.headers['content-type'] ?? '';
+    if (!contentType.startsWith('application/json'))
+      return send(res, 415, { error: 'expected application/json' });
+    const body = await readBody(req, maxBodyBytes);
+    let json: unknown;
+    try {
+      json = JSON.parse(body.toString('utf8'));
+    } catch {
+      throw new RequestError(400, 'request body is not JSON');
+    }
+    const review = admissionReviewSchema.safeParse(json);
+    if (!review.success) {
+      // Without a well-formed request there is no uid to answer: the API server treats this as a failure (fail closed).
+      throw new RequestError(400, 'request body is not an admission.k8s.io/v1 AdmissionReview');
+    }
+    const request = review.data.request;
+    const decision: AdmissionDecision = admit(request, config, clock());
+    const response: AdmissionResponse = { uid: request.uid, allowed: decision.allowed };
+    if (!decision.allowed) {
+      response.status = {
+        code: decision.code,
+        reason: decision.code === 422 ? 'Invalid' : 'Forbidden',
+        message: decision.message,
+      };
+    }
+    metrics.admissionDecisions.inc({
+      decision: decision.allowed ? 'allowed' : 'denied',
+      reason: decision.reason,
+    });
+    const fields = {
+      uid: request.uid,
+      operation: request.operation,
+      namespace: request.namespace,
+      name: request.name,
+      user: request.userInfo.username,
+      node: request.userInfo.extra?.['authentication.kubernetes.io/node-name']?.[0],
+      dryRun: request.dryRun ?? false,
+      reason: decision.reason,
+    };
+    if (decision.allowed) log.debug(fields, 'admission allowed');
+    else log.info({ ...fields, rule: decision.rule }, 'admission denied');
+    send(res, 200, { apiVersion: 'admission.k8s.io/v1', kind: 'AdmissionReview', response });
+  };
+
+  const server: Server = createServer(
+    { cert: current.cert, key: current.key, minVersion: 'TLSv1.2' },
+    (req, res) => {
+      const started = process.hrtime.bigint();
+      metrics.webhookInFlight.inc({ webhook: WEBHOOK_LABEL });
+      res.on('close', () => {
+        metrics.webhookInFlight.dec({ webhook: WEBHOOK_LABEL });
+        metrics.webhookLatency.observe(
+          { webhook: WEBHOOK_LABEL },
+          Number(process.hrtime.bigint() - started) / 1e9,
+        );
+      });
+      handle(req, res).catch((err: unknown) => {
+        const status = err instanceof RequestError ? err.status : 500;
+        if (status === 500) log.error({ err }, 'webhook request failed');
+        else log.warn({ status, error: (err as Error).message }, 'bad webhook request');
+        if (!res.headersSent && !res.destroyed) send(res, status, { error: (err as Error).message });
+        else if (!res.headersSent)
+          metrics.webhookRequests.inc({ webhook: WEBHOOK_LABEL, code: String(status) });
+      });
+    },
+  );
+  // The API server keeps connections alive; outlive its idle timeout so it never writes to a closed socket.
+  server.keepAliveTimeout = 90_000;
+  server.headersTimeout = 10_000;
+  server.requestTimeout = 15_000;
+  server.timeout = 120_000;
+  server.on('tlsClientError', (err) => log.debug({ err: { message: err.message } }, 'TLS handshake failed'));
+
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+  const bound = (server.address() as AddressInfo).port;
+  log.info({ port: bound, host: host ?? '*', path: WEBHOOK_PATH }, 'webhook server listening');
+
+  const reloadCertificate = async (): Promise<boolean> => {
+    let next: CertPair;
+    try {
+      next = await readPair(options.certDir);
+    } catch (err) {
+      log.warn(
+        { err: { message: (err as Error).message }, certDir: options.certDir },
+        'keeping the old certificate',
+      );
+      return false;
+    }
+    if (next.cert.equals(current.cert) && next.key.equals(current.key)) return false;
+    server.setSecureContext({ cert: next.cert, key: next.key, minVersion: 'TLSv1.2' });
+    current = next;
+    log.info({ certDir: options.certDir }, 'webhook certificate reloaded');
+    return true;
+  };
+  let reloading = false;
+  const timer = setInterval(() => {
+    if (reloading) return;
+    reloading = true;
+    reloadCertificate().finally(() => {
+      reloading = false;
+    });
+  }, options.certPollIntervalMs ?? 10_000);
+  timer.unref();
+
+  return {
+    port: bound,
+    reloadCertificate,
+    close: () =>
+      new Promise<void>((resolve, reject) => {
+        clearInterval(timer);
+        server.close((err) => (err ? reject(err) : resolve()));
+        server.closeIdleConnections();
+      }),
+  };
+}

@@ -1,0 +1,573 @@
+/**
+ * One table of admission cases for every admission layer: the pure policy
+ * (`admit`, unit tier), the webhook served in-process and the
+ * ValidatingAdmissionPolicy (both on the real API server, integration tier), and
+ * the CRD alone. Plus one corpus of valid and invalid objects that the zod
+ * schemas and the CRD schemas must classify the same way.
+ *
+ * In the cluster the CRD schema runs before admission, so a malformed object is
+ * refused by the schema in every mode; the expected `message` patterns accept
+ * both the schema's and the policy's wording of the same rule.
+ */
+import { randomUUID } from 'node:crypto';
+import { request as httpsRequest } from 'node:https';
+import type { KubeConfig } from '@kubernetes/client-node';
+import { API_VERSION, HAROUTER_STATE, STALE_REPORT_MESSAGE } from '../../src/api/index.ts';
+import type { AdmissionConfig } from '../../src/webhook/config.ts';
+import type { AdmissionRequest, UserInfo } from '../../src/webhook/review.ts';
+
+export const NODE_A = 'node-a';
+export const NODE_B = 'node-b';
+/** The observedAt of stored reports; updates move it by one nanosecond either way. */
+export const T0 = '2026-01-01T00:00:00.5Z';
+
+/** Who sends a request. */
+export const ACTORS = ['reporterA', 'reporterB', 'unboundReporter', 'intruder', 'admin', 'operator'] as const;
+export type Actor = (typeof ACTORS)[number];
+
+/** Service account names used by the fixtures (in the test's namespace). */
+export const SA = {
+  reporter: 'harouter-reporter',
+  intruder: 'intruder',
+  operator: 'harouter-operator',
+} as const;
+
+/** The admission configuration of a test namespace. */
+export function testAdmissionConfig(namespace: string): AdmissionConfig {
+  return {
+    reporterServiceAccounts: [`${namespace}/${SA.reporter}`],
+    allowedUsers: [],
+    allowedGroups: [],
+    operatorServiceAccount: `${namespace}/${SA.operator}`,
+    requireNodeBinding: true,
+  };
+}
+
+export interface ReportObject {
+  apiVersion: string;
+  kind: string;
+  metadata: { name: string; namespace?: string; resourceVersion?: string };
+  spec: Record<string, unknown>;
+}
+
+/** A valid report of `agent` about `routerId`. */
+export function report(routerId: string, agent: string, spec: Record<string, unknown> = {}): ReportObject {
+  return {
+    apiVersion: API_VERSION,
+    kind: HAROUTER_STATE.kind,
+    metadata: { name: `${routerId}.${agent}` },
+    spec: { routerId, agent, state: 'Primary', observedAt: T0, ...spec },
+  };
+}
+
+export interface CaseContext {
+  routerId: string;
+  /** The clock of the run, in ms. */
+  nowMs: number;
+}
+
+export interface AdmissionCase {
+  name: string;
+  actor: Actor;
+  operation: 'CREATE' | 'UPDATE' | 'DELETE';
+  /** A report stored (by the reporter of that node) before the request; UPDATE and DELETE act on it. */
+  existing?: typeof NODE_A | typeof NODE_B;
+  /** The object sent by CREATE or UPDATE. */
+  object?: (ctx: CaseContext) => unknown;
+  /** Expected answer; `message` must match the denial in every layer that refuses it. */
+  expect: { allowed: boolean; message?: RegExp };
+  /** The answer of the policy mode when it differs (only the clock rule: CEL has no clock). */
+  policyExpect?: { allowed: boolean; why: string };
+  /** Refused by the CRD schema itself (so also with no admission at all). */
+  schema?: boolean;
+}
+
+const SPEC_MESSAGE = (message: string) => (ctx: CaseContext) => report(ctx.routerId, NODE_A, { message });
+const PRINTABLE = /printable rule/;
+
+/** The cases of issue 3, in both modes. */
+export const ADMISSION_CASES: AdmissionCase[] = [
+  {
+    name: 'authorized reporter on its own node is allowed',
+    actor: 'reporterA',
+    operation: 'CREATE',
+    object: (ctx) => report(ctx.routerId, NODE_A),
+    expect: { allowed: true },
+  },
+  {
+    name: 'full-precision observedAt with a numeric offset is allowed',
+    actor: 'reporterA',
+    operation: 'CREATE',
+    object: (ctx) =>
+      report(ctx.routerId, NODE_A, {
+        observedAt: '2026-01-01T01:00:00.123456789+01:00',
+        message: 'VRRP → MASTER',
+      }),
+    expect: { allowed: true },
+  },
+  {
+    name: 'same reporter speaking for another node is denied',
+    actor: 'reporterA',
+    operation: 'CREATE',
+    object: (ctx) => report(ctx.routerId, NODE_B),
+    expect: { allowed: false, message: /NodeBinding: spec\.agent must be the node/ },
+  },
+  {
+    name: 'service account not on the reporter list is denied',
+    actor: 'intruder',
+    operation: 'CREATE',
+    object: (ctx) => report(ctx.routerId, NODE_A),
+    expect: { allowed: false, message: /Identity: only the configured reporter service accounts/ },
+  },
+  {
+    name: 'cluster admin is denied (not configured as a reporter)',
+    actor: 'admin',
+    operation: 'CREATE',
+    object: (ctx) => report(ctx.routerId, NODE_A),
+    expect: { allowed: false, message: /Identity: only the configured reporter service accounts/ },
+  },
+  {
+    name: 'reporter token not bound to a pod is denied when node binding is required',
+    actor: 'unboundReporter',
+    operation: 'CREATE',
+    object: (ctx) => report(ctx.routerId, NODE_A),
+    expect: { allowed: false, message: /NodeBinding: the reporter's token is not bound to a node/ },
+  },
+  {
+    name: 'name that is not <routerId>.<agent> is denied',
+    actor: 'reporterA',
+    operation: 'CREATE',
+    object: (ctx) => ({ ...report(ctx.routerId, NODE_A), metadata: { name: `${ctx.routerId}.node-x` } }),
+    expect: { allowed: false, message: /name rule: metadata\.name must be <spec\.routerId>\.<spec\.agent>/ },
+    schema: true,
+  },
+  {
+    name: 'routerId that is not a canonical lower-case UUID is denied',
+    actor: 'reporterA',
+    operation: 'CREATE',
+    // Still a valid object name (lower case), so that only the UUID rule refuses it.
+    object: (ctx) => report(`${ctx.routerId.slice(0, -1)}g`, NODE_A),
+    expect: { allowed: false, message: /router id rule: routerId must be a lower-case canonical UUID/ },
+    schema: true,
+  },
+  {
+    name: 'unknown state is denied',
+    actor: 'reporterA',
+    operation: 'CREATE',
+    object: (ctx) => report(ctx.routerId, NODE_A, { state: 'Master' }),
+    expect: { allowed: false, message: /spec\.state: (Unsupported value|state rule)/ },
+    schema: true,
+  },
+  {
+    name: 'message with CR/LF (log forging) is denied',
+    actor: 'reporterA',
+    operation: 'CREATE',
+    object: SPEC_MESSAGE('ok\r\nlevel=error msg="forged"'),
+    expect: { allowed: false, message: PRINTABLE },
+    schema: true,
+  },
+  {
+    name: 'message with an ANSI escape is denied',
+    actor: 'reporterA',
+    operation: 'CREATE',
+    object: SPEC_MESSAGE('\u001b[31mred\u001b[0m'),
+    expect: { allowed: false, message: PRINTABLE },
+    schema: true,
+  },
+  {
+    name: 'message with NUL is denied',
+    actor: 'reporterA',
+    operation: 'CREATE',
+    object: SPEC_MESSAGE('a\u0000b'),
+    expect: { allowed: false, message: PRINTABLE },
+    schema: true,
+  },
+  {
+    name: 'message with a bidirectional override is denied',
+    actor: 'reporterA',
+    operation: 'CREATE',
+    object: SPEC_MESSAGE('abc\u202Edef'),
+    expect: { allowed: false, message: PRINTABLE },
+    schema: true,
+  },
+  {
+    name: 'message of 10 KB is denied',
+    actor: 'reporterA',
+    operation: 'CREATE',
+    object: SPEC_MESSAGE('x'.repeat(10 * 1024)),
+    expect: { allowed: false, message: /spec\.message: (Too long|length rule)/ },
+    schema: true,
+  },
+  {
+    name: 'a newer report from the same reporter is allowed',
+    actor: 'reporterA',
+    operation: 'UPDATE',
+    existing: NODE_A,
+    object: (ctx) =>
+      report(ctx.routerId, NODE_A, { state: 'Backup', observedAt: '2026-01-01T00:00:00.500000001Z' }),
+    expect: { allowed: true },
+  },
+  {
+    name: 'observedAt moving backwards by one nanosecond is denied as stale',
+    actor: 'reporterA',
+    operation: 'UPDATE',
+    existing: NODE_A,
+    object: (ctx) =>
+      report(ctx.routerId, NODE_A, { state: 'Backup', observedAt: '2026-01-01T00:00:00.499999999Z' }),
+    expect: { allowed: false, message: new RegExp(escapeRegExp(STALE_REPORT_MESSAGE)) },
+    schema: true,
+  },
+  {
+    name: 'changing the agent on update is denied',
+    actor: 'reporterB',
+    operation: 'UPDATE',
+    existing: NODE_A,
+    object: (ctx) => ({
+      ...report(ctx.routerId, NODE_B),
+      metadata: { name: `${ctx.routerId}.${NODE_A}` },
+    }),
+    expect: { allowed: false, message: /agent cannot change/ },
+    schema: true,
+  },
+  {
+    name: 'observedAt more than 5 minutes in the future is denied (clock rule)',
+    actor: 'reporterA',
+    operation: 'CREATE',
+    object: (ctx) =>
+      report(ctx.routerId, NODE_A, { observedAt: new Date(ctx.nowMs + 3_600_000).toISOString() }),
+    expect: { allowed: false, message: /Clock: spec\.observedAt is more than 5 minutes ahead/ },
+    policyExpect: { allowed: true, why: 'CEL has no clock: the policy mode cannot express the clock rule' },
+  },
+  {
+    name: 'delete by the reporter of the node in spec.agent is allowed',
+    actor: 'reporterA',
+    operation: 'DELETE',
+    existing: NODE_A,
+    expect: { allowed: true },
+  },
+  {
+    name: "delete by another node's reporter is denied",
+    actor: 'reporterB',
+    operation: 'DELETE',
+    existing: NODE_A,
+    expect: { allowed: false, message: /Delete: only the reporter bound to the node named in spec\.agent/ },
+  },
+  {
+    name: 'delete by a service account not on the list is denied',
+    actor: 'intruder',
+    operation: 'DELETE',
+    existing: NODE_A,
+    expect: { allowed: false, message: /Delete: only the reporter bound to the node named in spec\.agent/ },
+  },
+  {
+    name: "delete by the operator's service account is allowed",
+    actor: 'operator',
+    operation: 'DELETE',
+    existing: NODE_A,
+    expect: { allowed: true },
+  },
+];
+
+export function escapeRegExp(text: string): string {
+  return text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+}
+
+// ---------------------------------------------------------------------------
+// The pure policy side: the AdmissionRequest the API server would send.
+
+/** The userInfo the API server gives each actor's real credentials. */
+export function userInfoFor(actor: Actor, namespace: string): UserInfo {
+  const sa = (name: string, node?: string): UserInfo => ({
+    username: `system:serviceaccount:${namespace}:${name}`,
+    uid: randomUUID(),
+    groups: ['system:serviceaccounts', `system:serviceaccounts:${namespace}`, 'system:authenticated'],
+    ...(node
+      ? {
+          extra: {
+            'authentication.kubernetes.io/node-name': [node],
+            'authentication.kubernetes.io/pod-name': [`${name}-${node}`],
+            'authentication.kubernetes.io/pod-uid': [randomUUID()],
+          },
+        }
+      : {}),
+  });
+  switch (actor) {
+    case 'reporterA':
+      return sa(SA.reporter, NODE_A);
+    case 'reporterB':
+      return sa(SA.reporter, NODE_B);
+    case 'unboundReporter':
+      return sa(SA.reporter);
+    case 'intruder':
+      return sa(SA.intruder, NODE_A);
+    case 'operator':
+      return sa(SA.operator);
+    case 'admin':
+      return { username: 'harouter-admin', groups: ['system:masters', 'system:authenticated'] };
+  }
+}
+
+/** The AdmissionRequest of a case, as the API server would send it to the webhook. */
+export function admissionRequestFor(c: AdmissionCase, namespace: string, ctx: CaseContext): AdmissionRequest {
+  const stored = c.existing ? report(ctx.routerId, c.existing) : undefined;
+  if (stored) stored.metadata.namespace = namespace;
+  const object = toJson(c.object?.(ctx));
+  const name = (object as ReportObject | undefined)?.metadata?.name ?? stored?.metadata.name ?? ctx.routerId;
+  return {
+    uid: randomUUID(),
+    kind: { group: 'harouter.dev', version: 'v1alpha1', kind: HAROUTER_STATE.kind },
+    resource: { group: 'harouter.dev', version: 'v1alpha1', resource: HAROUTER_STATE.plural },
+    name,
+    namespace,
+    operation: c.operation,
+    userInfo: userInfoFor(c.actor, namespace),
+    ...(c.operation !== 'DELETE' ? { object } : {}),
+    ...(c.operation !== 'CREATE' ? { oldObject: stored } : {}),
+  };
+}
+
+// ---------------------------------------------------------------------------
+// The corpus: objects the zod schemas and the CRD schemas must classify alike.
+
+export interface CorpusEntry {
+  name: string;
+  valid: boolean;
+  /** Builds the object for a router id (so that every run can create it afresh). */
+  object: (routerId: string) => Record<string, unknown>;
+}
+
+const stateWith = (name: string, valid: boolean, spec: Record<string, unknown>): CorpusEntry => ({
+  name,
+  valid,
+  object: (routerId) => {
+    const base = report(routerId, NODE_A);
+    return { ...base, spec: { ...base.spec, ...spec } };
+  },
+});
+
+const observedAt = (value: string, valid: boolean) =>
+  stateWith(`observedAt ${JSON.stringify(value)}`, valid, { observedAt: value });
+const message = (label: string, value: string, valid: boolean) =>
+  stateWith(`message ${label}`, valid, { message: value });
+
+/** HARouterState objects (created as the admin, so only the schema decides). */
+export const STATE_CORPUS: CorpusEntry[] = [
+  stateWith('minimal valid report', true, {}),
+  stateWith('state Backup', true, { state: 'Backup' }),
+  stateWith('state Fault', true, { state: 'Fault' }),
+  stateWith('state Stopped', true, { state: 'Stopped' }),
+  stateWith('state lower-case', false, { state: 'primary' }),
+  stateWith('state Unknown (not reportable)', false, { state: 'Unknown' }),
+  stateWith('priority 0', true, { priority: 0 }),
+  stateWith('priority 255', true, { priority: 255 }),
+  stateWith('priority 256', false, { priority: 256 }),
+  stateWith('priority -1', false, { priority: -1 }),
+  stateWith('priority 1.5', false, { priority: 1.5 }),
+  stateWith('priority as a string', false, { priority: '100' }),
+  observedAt('2026-01-01T00:00:00Z', true),
+  observedAt('2026-01-01T00:00:00.1Z', true),
+  observedAt('2026-01-01T00:00:00.123456789Z', true),
+  observedAt('2026-01-01T00:00:00.1234567891Z', false),
+  observedAt('2026-01-01T00:00:00+05:30', true),
+  observedAt('2026-01-01T00:00:00.5-08:00', true),
+  observedAt('2024-02-29T12:00:00Z', true),
+  observedAt('2023-02-29T12:00:00Z', false),
+  observedAt('2026-04-31T12:00:00Z', false),
+  observedAt('2026-01-01T24:00:00Z', false),
+  observedAt('2026-12-31T23:59:60Z', false),
+  observedAt('2026-01-01t00:00:00z', false),
+  observedAt('2026-01-01 00:00:00Z', false),
+  observedAt('2026-01-01T00:00:00', false),
+  observedAt('2026-01-01T00:00:00+0530', false),
+  observedAt('2026-01-01', false),
+  observedAt('0999-01-01T00:00:00Z', false),
+  observedAt('1000-01-01T00:00:00Z', true),
+  observedAt('yesterday', false),
+  stateWith('observedAt missing', false, { observedAt: undefined }),
+  message('of 256 ASCII characters', 'x'.repeat(256), true),
+  message('of 257 ASCII characters', 'x'.repeat(257), false),
+  message('of 256 astral code points (512 UTF-16 units)', '😀'.repeat(256), true),
+  message('of 257 astral code points', '😀'.repeat(257), false),
+  message('with a tab', 'a\tb', false),
+  message('with DEL', 'a\u007fb', false),
+  message('with a C1 control (NEL)', 'a\u0085b', false),
+  message('with U+2066 (LRI)', 'a\u2066b', false),
+  message('with U+2028 (line separator, not Cc)', 'a\u2028b', true),
+  message('with Unicode text', 'Grüße, 路由器 ✓', true),
+  message('empty', '', true),
+  {
+    name: 'agent of 216 characters',
+    valid: true,
+    object: (routerId) => {
+      const agent = `${'a'.repeat(63)}.${'b'.repeat(63)}.${'c'.repeat(63)}.${'d'.repeat(24)}`;
+      return report(routerId, agent) as unknown as Record<string, unknown>;
+    },
+  },
+  {
+    name: 'agent of 217 characters',
+    valid: false,
+    object: (routerId) => {
+      const agent = `${'a'.repeat(63)}.${'b'.repeat(63)}.${'c'.repeat(63)}.${'d'.repeat(25)}`;
+      return report(routerId, agent) as unknown as Record<string, unknown>;
+    },
+  },
+  {
+    name: 'agent with upper case',
+    valid: false,
+    object: (routerId) => report(routerId, 'Node-A') as unknown as Record<string, unknown>,
+  },
+  {
+    name: 'agent with a leading hyphen',
+    valid: false,
+    object: (routerId) => report(routerId, '-node') as unknown as Record<string, unknown>,
+  },
+  {
+    name: 'agent with an FQDN',
+    valid: true,
+    object: (routerId) => report(routerId, 'node-a.rack1.example.com') as unknown as Record<string, unknown>,
+  },
+  {
+    name: 'routerId with braces',
+    valid: false,
+    object: (routerId) => report(`{${routerId}}`.slice(0, 36), NODE_A) as unknown as Record<string, unknown>,
+  },
+  {
+    name: 'routerId without hyphens',
+    valid: false,
+    object: (routerId) =>
+      report(routerId.replaceAll('-', '').padEnd(36, '0'), NODE_A) as unknown as Record<string, unknown>,
+  },
+  {
+    name: 'name mismatch',
+    valid: false,
+    object: (routerId) => ({ ...report(routerId, NODE_A), metadata: { name: `${routerId}.${NODE_B}` } }),
+  },
+  {
+    name: 'spec missing',
+    valid: false,
+    object: (routerId) => ({
+      apiVersion: API_VERSION,
+      kind: HAROUTER_STATE.kind,
+      metadata: { name: `${routerId}.${NODE_A}` },
+    }),
+  },
+  stateWith('routerId missing', false, { routerId: undefined }),
+  stateWith('state missing', false, { state: undefined }),
+];
+
+const routerWith = (
+  name: string,
+  valid: boolean,
+  spec: Record<string, unknown>,
+  routerName?: string,
+): CorpusEntry => ({
+  name,
+  valid,
+  object: (routerId) => ({
+    apiVersion: API_VERSION,
+    kind: 'HARouter',
+    metadata: { name: routerName ?? routerId },
+    spec: { agents: [{ name: NODE_A }, { name: NODE_B, priority: 100 }], ...spec },
+  }),
+});
+
+/** HARouter objects. */
+export const ROUTER_CORPUS: CorpusEntry[] = [
+  routerWith('two agents', true, {}),
+  routerWith('name not a UUID', false, {}, 'router-1'),
+  routerWith('upper-case UUID name', false, {}, 'AAAAAAAA-BBBB-CCCC-DDDD-EEEEEEEEEEEE'),
+  routerWith('no agents', false, { agents: [] }),
+  routerWith('16 agents', true, { agents: Array.from({ length: 16 }, (_, i) => ({ name: `node-${i}` })) }),
+  routerWith('17 agents', false, { agents: Array.from({ length: 17 }, (_, i) => ({ name: `node-${i}` })) }),
+  routerWith('duplicate agents', false, { agents: [{ name: NODE_A }, { name: NODE_A, priority: 5 }] }),
+  routerWith('agent priority 0', false, { agents: [{ name: NODE_A, priority: 0 }] }),
+  routerWith('agent priority 254', true, { agents: [{ name: NODE_A, priority: 254 }] }),
+  routerWith('agent priority 255', false, { agents: [{ name: NODE_A, priority: 255 }] }),
+  routerWith('agent name upper case', false, { agents: [{ name: 'Node-A' }] }),
+  routerWith('displayName of 64 characters', true, { displayName: 'é'.repeat(64) }),
+  routerWith('displayName of 65 characters', false, { displayName: 'é'.repeat(65) }),
+  routerWith('displayName with LF', false, { displayName: 'edge\nrouter' }),
+  routerWith('endpoint', true, {
+    endpoint: { serviceName: 'edge-vip', ports: [{ name: 'bgp', port: 179, protocol: 'TCP' }, { port: 53 }] },
+  }),
+  routerWith('endpoint without ports', false, { endpoint: { serviceName: 'edge-vip', ports: [] } }),
+  routerWith('endpoint port 0', false, { endpoint: { serviceName: 'edge-vip', ports: [{ port: 0 }] } }),
+  routerWith('endpoint protocol HTTP', false, {
+    endpoint: { serviceName: 'edge-vip', ports: [{ port: 80, protocol: 'HTTP' }] },
+  }),
+  routerWith('endpoint service name upper case', false, {
+    endpoint: { serviceName: 'Edge', ports: [{ port: 80 }] },
+  }),
+  routerWith('agents missing', false, { agents: undefined }),
+];
+
+/** JSON without `undefined` members (what an API request carries). */
+export function toJson(value: unknown): unknown {
+  return value === undefined ? undefined : JSON.parse(JSON.stringify(value));
+}
+
+// ---------------------------------------------------------------------------
+// The cluster side: raw requests with a KubeConfig's credentials.
+
+export interface KubeResponse {
+  status: number;
+  body: { message?: string; reason?: string; code?: number; [key: string]: unknown };
+}
+
+/** One HTTP request to the API server with a KubeConfig's credentials; never throws on an HTTP status. */
+export async function kubeRequest(
+  kc: KubeConfig,
+  method: 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE',
+  path: string,
+  body?: unknown,
+  contentType = 'application/json',
+): Promise<KubeResponse> {
+  const cluster = kc.getCurrentCluster();
+  if (!cluster) throw new Error('kubeconfig has no cluster');
+  const url = new URL(path, cluster.server);
+  const options: import('node:https').RequestOptions = {
+    method,
+    hostname: url.hostname,
+    port: url.port,
+    path: url.pathname + url.search,
+    headers: {},
+  };
+  await kc.applyToHTTPSOptions(options);
+  const payload = body === undefined ? undefined : JSON.stringify(body);
+  return new Promise((resolve, reject) => {
+    const req = httpsRequest(
+      {
+        ...options,
+        headers: {
+          ...options.headers,
+          Accept: 'application/json',
+          ...(payload !== undefined ? { 'Content-Type': contentType } : {}),
+        },
+        timeout: 30_000,
+      },
+      (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('end', () => {
+          const text = Buffer.concat(chunks).toString('utf8');
+          let parsed: KubeResponse['body'] = {};
+          try {
+            parsed = text ? JSON.parse(text) : {};
+          } catch {
+            parsed = { message: text };
+          }
+          resolve({ status: res.statusCode ?? 0, body: parsed });
+        });
+      },
+    );
+    req.on('timeout', () => req.destroy(new Error(`request timed out: ${method} ${path}`)));
+    req.on('error', reject);
+    if (payload !== undefined) req.write(payload);
+    req.end();
+  });
+}
+
+/** The collection path of HARouterStates (or HARouters) in a namespace. */
+export function collectionPath(namespace: string, plural = HAROUTER_STATE.plural): string {
+  return `/apis/${API_VERSION}/namespaces/${namespace}/${plural}`;
+}
