@@ -1,0 +1,430 @@
+/**
+ * The reconciler shell: for a key `namespace/routerId`, read the caches, decide
+ * (pure), plan (pure), apply the planned writes, and keep the domain metrics.
+ *
+ * Level-based: it reads the whole current state, never the event that queued
+ * the key, so it reaches the same result from any starting point. The status
+ * patch carries the resourceVersion it was computed from (`status.transitions`
+ * is a counter: a decision made on a stale cache must not count twice); a
+ * conflict re-reads the router and decides again. Its own recent writes are
+ * remembered until the informers catch up, so a lagging cache never causes a
+ * second write.
+ */
+import { randomBytes } from 'node:crypto';
+import {
+  API_VERSION,
+  GROUP,
+  HAROUTER,
+  HAROUTER_STATE,
+  type HARouter,
+  type HARouterState,
+  OPERATOR_FIELD_MANAGER,
+  parseObservedAt,
+  REPORTED_STATES,
+  secondsSince,
+  VERSION,
+} from '../api/index.ts';
+import { nodeFacts, parseRouterKey, routerKey } from '../controller/event-keys.ts';
+import type { Caches, ReconcileResult, Reconciler } from '../controller/types.ts';
+import type { RawRequester } from '../kube/client.ts';
+import { describeError, isConflict, isNotFound } from '../kube/errors.ts';
+import type { Logger } from '../log.ts';
+import type { Metrics } from '../metrics.ts';
+import { decide, decideOrphanReports, isDeleting, type NodeView, type RouteDecision } from './decide.ts';
+import { type EndpointSliceObject, isOwnedSlice, plan, planReports, sliceName, type Write } from './plan.ts';
+
+/** `reportingController` of the Events the operator records. */
+export const REPORTING_CONTROLLER = 'harouter.dev/harouter-operator';
+/** How many times a reconcile re-reads the router after a status conflict before giving up (retry later). */
+const CONFLICT_ATTEMPTS = 3;
+
+export interface ReconcilerOptions {
+  caches: Caches;
+  /** Raw JSON requests (authentication, timeout and `rest_client_requests_total` included). */
+  raw: RawRequester;
+  metrics: Metrics;
+  /** This replica's identity (`reportingInstance` of Events). */
+  identity: string;
+  /** Clock (tests). */
+  now?: () => Date;
+}
+
+interface Versioned {
+  metadata: { resourceVersion?: string };
+}
+
+/**
+ * What the reconciler wrote and the cache may not show yet. An entry is used
+ * while the cached object is still at a version the write superseded; it is
+ * dropped as soon as the cache shows anything else.
+ */
+class RecentWrites<T extends Versioned> {
+  readonly #entries = new Map<string, { stale: Set<string>; obj: T | undefined }>();
+
+  /** The freshest known object: the remembered write while the cache lags, else the cache. */
+  read(key: string, cached: T | undefined): T | undefined {
+    const entry = this.#entries.get(key);
+    if (!entry) return cached;
+    if (entry.stale.has(versionOf(cached))) return entry.obj;
+    this.#entries.delete(key);
+    return cached;
+  }
+
+  /** Records that `basedOn` (the version read) was replaced by `result` (undefined: deleted). */
+  wrote(key: string, basedOn: T | undefined, result: T | undefined): void {
+    const stale = this.#entries.get(key)?.stale ?? new Set<string>();
+    stale.add(versionOf(basedOn));
+    this.#entries.set(key, { stale, obj: result });
+  }
+
+  forget(prefix: string): void {
+    for (const key of this.#entries.keys()) if (key.startsWith(prefix)) this.#entries.delete(key);
+  }
+}
+
+function versionOf(obj: Versioned | undefined): string {
+  return obj ? `rv:${obj.metadata.resourceVersion ?? ''}` : 'absent';
+}
+
+type Flags = Record<'ready' | 'split_brain' | 'degraded' | 'no_primary', boolean>;
+
+/** A report the reconciler can reason about (the CRD already refuses others; this is defence in depth). */
+function usableReport(report: HARouterState | undefined): report is HARouterState {
+  const spec = report?.spec;
+  return (
+    typeof report?.metadata?.name === 'string' &&
+    typeof spec?.routerId === 'string' &&
+    typeof spec.agent === 'string' &&
+    (REPORTED_STATES as readonly string[]).includes(spec.state) &&
+    typeof spec.observedAt === 'string' &&
+    parseObservedAt(spec.observedAt) !== undefined
+  );
+}
+
+function microTime(now: Date): string {
+  return `${now.toISOString().slice(0, 23)}000Z`;
+}
+
+export class HARouterReconciler implements Reconciler {
+  readonly #options: ReconcilerOptions;
+  readonly #now: () => Date;
+  readonly #routers = new RecentWrites<HARouter>();
+  readonly #slices = new RecentWrites<EndpointSliceObject>();
+  readonly #reports = new RecentWrites<HARouterState>();
+  /** Per router key: report name -> `uid/generation` last counted in `harouter_reports_total`. */
+  readonly #countedReports = new Map<string, Map<string, string>>();
+  /** Per router key: what the per-router series currently export. */
+  readonly #exported = new Map<string, { active: string; transitions: number; flags: Flags }>();
+
+  constructor(options: ReconcilerOptions) {
+    this.#options = options;
+    this.#now = options.now ?? (() => new Date());
+  }
+
+  async reconcile(key: string, log: Logger): Promise<ReconcileResult> {
+    const parsed = parseRouterKey(key);
+    if (!parsed) {
+      log.warn('ignoring a malformed reconcile key');
+      return undefined;
+    }
+    const { namespace, routerId } = parsed;
+    const reports = this.#reportsOf(namespace, routerId);
+    this.#countReports(key, reports);
+
+    let fresh: HARouter | undefined;
+    for (let attempt = 1; attempt <= CONFLICT_ATTEMPTS; attempt++) {
+      const cached = this.#options.caches.harouters.get(key);
+      const router = fresh ?? this.#routers.read(key, cached);
+      if (!router) return this.#routerGone(key, namespace, reports, log);
+      if (isDeleting(router)) return undefined;
+      try {
+        await this.#reconcileRouter(key, router, reports, log);
+        return undefined;
+      } catch (err) {
+        if (!isConflict(err) || attempt === CONFLICT_ATTEMPTS) throw err;
+        log.debug({ attempt }, 'status conflict; re-reading the router');
+        try {
+          fresh = (await this.#options.raw({ path: routerPath(namespace, routerId) })) as HARouter;
+        } catch (getErr) {
+          if (isNotFound(getErr)) return this.#routerGone(key, namespace, reports, log);
+          throw getErr;
+        }
+        this.#routers.wrote(key, cached, fresh);
+      }
+    }
+    return undefined;
+  }
+
+  #reportsOf(namespace: string, routerId: string): HARouterState[] {
+    const out: HARouterState[] = [];
+    for (const cached of this.#options.caches.harouterStates.list()) {
+      if (cached?.metadata?.namespace !== namespace || cached.spec?.routerId !== routerId) continue;
+      const report = this.#reports.read(`${namespace}/${cached.metadata.name}`, cached);
+      if (usableReport(report)) out.push(report);
+    }
+    return out;
+  }
+
+  #countReports(key: string, reports: readonly HARouterState[]): void {
+    const previous = this.#countedReports.get(key) ?? new Map<string, string>();
+    const seen = new Map<string, string>();
+    for (const report of reports) {
+      const signature = `${report.metadata.uid ?? ''}/${report.metadata.generation ?? report.spec.observedAt}`;
+      seen.set(report.metadata.name, signature);
+      if (previous.get(report.metadata.name) !== signature) {
+        this.#options.metrics.reports.inc({ state: report.spec.state });
+      }
+    }
+    this.#countedReports.set(key, seen);
+  }
+
+  async #routerGone(
+    key: string,
+    namespace: string,
+    reports: HARouterState[],
+    log: Logger,
+  ): Promise<undefined> {
+    this.#dropRouterMetrics(key);
+    this.#routers.forget(key);
+    const writes = planReports(namespace, decideOrphanReports(reports), reports, this.#now());
+    await this.#apply(writes, undefined, undefined, log);
+    if (reports.length === 0) this.#countedReports.delete(key);
+    return undefined;
+  }
+
+  async #reconcileRouter(
+    key: string,
+    router: HARouter,
+    reports: HARouterState[],
+    log: Logger,
+  ): Promise<void> {
+    const { caches } = this.#options;
+    const namespace = router.metadata.namespace ?? '';
+    const nodes = new Map<string, NodeView>();
+    for (const agent of router.spec.agents) {
+      const node = caches.nodes.get(agent.name);
+      if (node) nodes.set(agent.name, nodeFacts(node));
+    }
+    const endpoint = router.spec.endpoint;
+    const serviceExists = endpoint
+      ? caches.services.get(`${namespace}/${endpoint.serviceName}`) !== undefined
+      : true;
+    const decision = decide({ router, reports, nodes, serviceExists });
+    if (decision.kind !== 'route') return;
+
+    const slices: EndpointSliceObject[] = [];
+    const wanted = endpoint ? sliceName(endpoint.serviceName) : undefined;
+    const names = new Set<string>();
+    for (const cached of caches.endpointSlices.list() as unknown as EndpointSliceObject[]) {
+      if (cached?.metadata?.namespace === namespace) names.add(cached.metadata.name);
+    }
+    if (wanted) names.add(wanted);
+    for (const name of names) {
+      const cached = caches.endpointSlices.get(`${namespace}/${name}`) as unknown as
+        | EndpointSliceObject
+        | undefined;
+      const slice = this.#slices.read(`${namespace}/${name}`, cached);
+      if (slice && (name === wanted || isOwnedSlice(slice, router))) slices.push(slice);
+    }
+
+    const writes = plan(decision, { router, slices, reports }, this.#now());
+    if (writes.length > 0) log.debug({ writes: writes.map((w) => w.kind) }, 'applying writes');
+    await this.#apply(writes, router, decision, log);
+    this.#exportRouter(key, decision);
+  }
+
+  /**
+   * Applies writes in plan order. Routing and status errors abort (the key is
+   * retried, a status conflict re-decides); an Event that fails is logged and
+   * dropped; `Accepted` errors are collected and thrown at the end, so that one
+   * report never holds back its router's routing.
+   */
+  async #apply(
+    writes: readonly Write[],
+    router: HARouter | undefined,
+    decision: RouteDecision | undefined,
+    log: Logger,
+  ): Promise<void> {
+    const { raw, metrics } = this.#options;
+    let routed = false;
+    let reportError: unknown;
+    for (const write of writes) {
+      switch (write.kind) {
+        case 'applySlice': {
+          const path = `/apis/discovery.k8s.io/v1/namespaces/${write.namespace}/endpointslices/${write.name}`;
+          const key = `${write.namespace}/${write.name}`;
+          const before = this.#slices.read(key, this.#options.caches.endpointSlices.get(key) as never);
+          const result = (await raw({
+            method: 'PATCH',
+            path,
+            query: { fieldManager: OPERATOR_FIELD_MANAGER, force: true },
+            body: write.slice,
+            contentType: 'application/apply-patch+yaml',
+          })) as EndpointSliceObject;
+          this.#slices.wrote(key, before, result);
+          if (decision?.activeChanged && !routed) this.#observeRoute(decision);
+          routed = true;
+          break;
+        }
+        case 'deleteSlice': {
+          const key = `${write.namespace}/${write.name}`;
+          const before = this.#slices.read(key, this.#options.caches.endpointSlices.get(key) as never);
+          try {
+            await raw({
+              method: 'DELETE',
+              path: `/apis/discovery.k8s.io/v1/namespaces/${write.namespace}/endpointslices/${write.name}`,
+              body: {
+                apiVersion: 'v1',
+                kind: 'DeleteOptions',
+                ...(write.uid ? { preconditions: { uid: write.uid } } : {}),
+              },
+            });
+          } catch (err) {
+            if (!isNotFound(err) && !isConflict(err)) throw err;
+          }
+          this.#slices.wrote(key, before, undefined);
+          break;
+        }
+        case 'routerStatus': {
+          const result = (await raw({
+            method: 'PATCH',
+            path: `${routerPath(write.namespace, write.name)}/status`,
+            query: { fieldManager: OPERATOR_FIELD_MANAGER },
+            body: {
+              metadata: write.resourceVersion ? { resourceVersion: write.resourceVersion } : {},
+              status: write.patch,
+            },
+            contentType: 'application/merge-patch+json',
+          })) as HARouter;
+          this.#routers.wrote(routerKey(write.namespace, write.name), router, result);
+          if (decision?.activeChanged) {
+            metrics.activeChanges.inc();
+            if (!routed) this.#observeRoute(decision);
+            routed = true;
+          }
+          break;
+        }
+        case 'event':
+          try {
+            await raw({
+              method: 'POST',
+              path: `/apis/events.k8s.io/v1/namespaces/${write.namespace}/events`,
+              body: this.#event(write),
+            });
+          } catch (err) {
+            log.warn({ err: describeError(err), reason: write.event.reason }, 'could not record an Event');
+          }
+          break;
+        case 'reportStatus': {
+          const key = `${write.namespace}/${write.name}`;
+          const before = this.#reports.read(key, this.#options.caches.harouterStates.get(key));
+          try {
+            const result = (await raw({
+              method: 'PATCH',
+              path: `/apis/${GROUP}/${VERSION}/namespaces/${write.namespace}/${HAROUTER_STATE.plural}/${write.name}/status`,
+              query: { fieldManager: OPERATOR_FIELD_MANAGER },
+              body: {
+                status: {
+                  conditions: write.conditions,
+                  ...(write.observedGeneration !== undefined
+                    ? { observedGeneration: write.observedGeneration }
+                    : {}),
+                },
+              },
+              contentType: 'application/merge-patch+json',
+            })) as HARouterState;
+            this.#reports.wrote(key, before, result);
+          } catch (err) {
+            if (isNotFound(err)) break;
+            log.warn({ err: describeError(err), report: write.name }, 'could not set Accepted on a report');
+            reportError ??= err;
+          }
+          break;
+        }
+      }
+    }
+    if (reportError !== undefined) throw reportError;
+  }
+
+  #event(write: Extract<Write, { kind: 'event' }>): Record<string, unknown> {
+    const now = this.#now();
+    return {
+      apiVersion: 'events.k8s.io/v1',
+      kind: 'Event',
+      metadata: {
+        name: `${write.router.name}.${now.getTime().toString(16)}${randomBytes(3).toString('hex')}`,
+        namespace: write.namespace,
+      },
+      eventTime: microTime(now),
+      reportingController: REPORTING_CONTROLLER,
+      reportingInstance: this.#options.identity,
+      action: write.event.action,
+      reason: write.event.reason,
+      note: write.event.note,
+      type: write.event.type,
+      regarding: {
+        apiVersion: API_VERSION,
+        kind: HAROUTER.kind,
+        name: write.router.name,
+        namespace: write.namespace,
+        ...(write.router.uid ? { uid: write.router.uid } : {}),
+      },
+    };
+  }
+
+  #observeRoute(decision: RouteDecision): void {
+    if (decision.newestObservedAt === undefined) return;
+    const seconds = secondsSince(decision.newestObservedAt, this.#now().getTime());
+    if (seconds !== undefined) this.#options.metrics.reportToRoute.observe(Math.max(0, seconds));
+  }
+
+  #exportRouter(key: string, decision: RouteDecision): void {
+    const { metrics } = this.#options;
+    const labels = { namespace: decision.namespace, router: decision.routerId };
+    const active = decision.activeAgent ?? '';
+    const ready = decision.conditions.some((c) => c.type === 'Ready' && c.status === 'True');
+    const flags: Flags = {
+      ready,
+      split_brain: decision.splitBrain,
+      degraded: decision.degraded,
+      no_primary: decision.activeAgent === undefined,
+    };
+    const before = this.#exported.get(key);
+    if (before?.active !== active) {
+      if (before) metrics.routerInfo.remove({ ...labels, active_agent: before.active });
+      metrics.routerInfo.set({ ...labels, active_agent: active }, 1);
+    }
+    const previousTransitions = before?.transitions ?? 0;
+    if (decision.transitions < previousTransitions) metrics.routerTransitions.remove(labels);
+    const base = decision.transitions < previousTransitions ? 0 : previousTransitions;
+    metrics.routerTransitions.inc(labels, decision.transitions - base);
+    for (const condition of Object.keys(flags) as (keyof Flags)[]) {
+      const was = before?.flags[condition] ?? false;
+      if (was !== flags[condition]) metrics.routers.inc({ condition }, flags[condition] ? 1 : -1);
+    }
+    this.#exported.set(key, { active, transitions: decision.transitions, flags });
+  }
+
+  #dropRouterMetrics(key: string): void {
+    const { metrics } = this.#options;
+    const before = this.#exported.get(key);
+    const parsed = parseRouterKey(key);
+    if (!before || !parsed) return;
+    const labels = { namespace: parsed.namespace, router: parsed.routerId };
+    metrics.routerInfo.remove({ ...labels, active_agent: before.active });
+    metrics.routerTransitions.remove(labels);
+    for (const condition of Object.keys(before.flags) as (keyof Flags)[]) {
+      if (before.flags[condition]) metrics.routers.dec({ condition });
+    }
+    this.#exported.delete(key);
+  }
+}
+
+function routerPath(namespace: string, name: string): string {
+  return `/apis/${GROUP}/${VERSION}/namespaces/${namespace}/${HAROUTER.plural}/${name}`;
+}
+
+/** Builds the operator's HARouter reconciler. */
+export function createReconciler(options: ReconcilerOptions): HARouterReconciler {
+  return new HARouterReconciler(options);
+}
