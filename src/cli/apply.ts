@@ -8,12 +8,13 @@ import type { AttemptResult } from './retry.ts';
 export const CLI_FIELD_MANAGER = 'harouterctl';
 
 /** The server-side apply URL of a HARouterState (force, field manager `harouterctl`). */
-export function applyUrl(server: string, namespace: string, name: string): URL {
+export function applyUrl(server: string, namespace: string, name: string, dryRun = false): URL {
   const base = server.endsWith('/') ? server : `${server}/`;
   const path = `apis/${GROUP}/${VERSION}/namespaces/${encodeURIComponent(namespace)}/${HAROUTER_STATE.plural}/${encodeURIComponent(name)}`;
   const url = new URL(path, base);
   url.searchParams.set('fieldManager', CLI_FIELD_MANAGER);
   url.searchParams.set('force', 'true');
+  if (dryRun) url.searchParams.set('dryRun', 'All');
   return url;
 }
 
@@ -24,12 +25,14 @@ const MAX_BODY = 64 * 1024;
  * Sends one server-side apply of `object` with the kubeconfig's credentials
  * (re-read on every call, so a rotated token file is picked up) and resolves
  * with the server's answer or the transport failure; never rejects. The request
- * is abandoned after `timeoutMs` (reported as code `ETIMEDOUT`).
+ * is abandoned after `timeoutMs` (reported as code `ETIMEDOUT`). With `dryRun`,
+ * the server admits the request (webhooks included) but stores nothing.
  */
 export async function sendApply(
   kc: KubeConfig,
   object: HARouterState,
   timeoutMs: number,
+  dryRun = false,
 ): Promise<AttemptResult> {
   const cluster = kc.getCurrentCluster();
   if (!cluster)
@@ -37,7 +40,7 @@ export async function sendApply(
   let url: URL;
   const options: https.RequestOptions = {};
   try {
-    url = applyUrl(cluster.server, object.metadata.namespace ?? 'default', object.metadata.name);
+    url = applyUrl(cluster.server, object.metadata.namespace ?? 'default', object.metadata.name, dryRun);
     await kc.applyToHTTPSOptions(options);
   } catch (error) {
     return { kind: 'network', code: 'ECONFIG', message: (error as Error).message };

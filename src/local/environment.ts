@@ -1,0 +1,376 @@
+import { mkdir, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { KubeConfig } from '@kubernetes/client-node';
+import type { HARouterState } from '../api/index.ts';
+import { sendApply } from '../cli/apply.ts';
+import { classifyAttempt, type Outcome, retryUntilFinal } from '../cli/retry.ts';
+import { webhookConfiguration } from '../webhook/manifests.ts';
+import {
+  base64File,
+  type ControlPlane,
+  issueServingCert,
+  startControlPlane,
+  writeKubeconfig,
+} from './controlplane/index.ts';
+import { applyManifests, type Kubectl, kubectl } from './kubectl.ts';
+import { choosePorts, type OperatorPorts, type OperatorProcess, startOperator } from './operator.ts';
+import {
+  baseManifests,
+  nodeManifests,
+  REPORTER_SERVICE_ACCOUNT,
+  readyNodeStatus,
+  reporterPodName,
+  SAMPLE_NAMESPACE,
+  SAMPLE_NODES,
+  SAMPLE_ROUTER_ID,
+  SEED_OBSERVED_AT,
+  SEED_STATES,
+  SYSTEM_NAMESPACE,
+  sampleReport,
+  sampleRouterManifests,
+} from './sample.ts';
+
+const repoRoot = resolve(import.meta.dirname, '../..');
+
+/** How long the reporter kubeconfigs' pod-bound tokens live. */
+export const REPORTER_TOKEN_DURATION = '24h';
+
+/** Options of {@link startLocal}. */
+export interface LocalOptions {
+  dir: string;
+  logLevel: string;
+  /** Progress and operator log lines. */
+  print: (line: string) => void;
+  /** Aborts start-up between steps (Ctrl-C): everything started is stopped, then startLocal rejects. */
+  signal?: AbortSignal;
+}
+
+/** A running local environment. */
+export interface LocalEnvironment {
+  dir: string;
+  server: string;
+  kubectlPath: string;
+  ports: OperatorPorts;
+  adminKubeconfig: string;
+  reporterKubeconfigs: Record<string, string>;
+  /** Seconds each phase took, for the docs' cold and warm start times. */
+  timings: { controlPlane: number; install: number; operator: number; total: number };
+  stop(): Promise<void>;
+}
+
+/** The kubeconfigs local mode writes last, once everything works. */
+export function kubeconfigPaths(dir: string) {
+  return {
+    admin: join(dir, 'admin.kubeconfig'),
+    reporters: Object.fromEntries(
+      SAMPLE_NODES.map((n) => [n.name, join(dir, `reporter-${n.name}.kubeconfig`)]),
+    ),
+  };
+}
+
+/** Polls `check` every 250 ms until it returns true; throws with the last error after `timeoutMs`. */
+export async function waitUntil(
+  what: string,
+  timeoutMs: number,
+  check: () => Promise<boolean>,
+  abort?: () => string | undefined,
+): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  let last = '';
+  while (Date.now() < deadline) {
+    const aborted = abort?.();
+    if (aborted) throw new Error(`${what}: ${aborted}`);
+    try {
+      if (await check()) return;
+    } catch (error) {
+      last = (error as Error).message;
+    }
+    await sleep(250);
+  }
+  throw new Error(
+    `timed out after ${timeoutMs / 1000} s waiting for ${what}${last ? ` (last error: ${last})` : ''}`,
+  );
+}
+
+/** A KubeConfig for a bearer token against the local API server (in memory). */
+function tokenKubeConfig(plane: ControlPlane, token: string): KubeConfig {
+  const kc = new KubeConfig();
+  kc.loadFromOptions({
+    clusters: [{ name: 'local', server: plane.server, caFile: plane.ca.certPath, skipTLSVerify: false }],
+    users: [{ name: 'reporter', token }],
+    contexts: [{ name: 'local', cluster: 'local', user: 'reporter', namespace: SAMPLE_NAMESPACE }],
+    currentContext: 'local',
+  });
+  return kc;
+}
+
+/** Applies one report as a reporter, retrying transient failures for up to `deadlineMs`. */
+async function report(
+  kc: KubeConfig,
+  object: HARouterState,
+  deadlineMs: number,
+  dryRun = false,
+): Promise<Outcome> {
+  const result = await retryUntilFinal(
+    async (timeoutMs) => classifyAttempt(await sendApply(kc, object, timeoutMs, dryRun)),
+    { requestTimeoutMs: 5000, deadlineMs, maxAttempts: 100 },
+    { now: () => performance.now(), sleep: (ms) => sleep(ms), random: Math.random },
+  );
+  return result.outcome;
+}
+
+async function writeAtomically(path: string, write: (tmp: string) => Promise<void>): Promise<void> {
+  const tmp = `${path}.tmp`;
+  await write(tmp);
+  await rename(tmp, path);
+}
+
+function seconds(fromMs: number): number {
+  return Math.round((performance.now() - fromMs) / 100) / 10;
+}
+
+/**
+ * Starts everything local mode runs (see `docs/local-mode.md`): the control
+ * plane in `DIR/cluster`, the CRDs, RBAC, sample nodes, reporter Pods and router,
+ * the webhook configuration, the operator; checks that the webhook intercepts
+ * and seeds one report per node; writes the kubeconfigs last. On failure
+ * everything started is stopped and the error says what did not work.
+ */
+export async function startLocal(options: LocalOptions): Promise<LocalEnvironment> {
+  const dir = resolve(options.dir);
+  const started = performance.now();
+  const paths = kubeconfigPaths(dir);
+  await mkdir(join(dir, 'logs'), { recursive: true, mode: 0o700 });
+  // Kubeconfigs of a previous run point at a cluster that is gone: remove them
+  // first, so that whoever waits for them only ever sees this run's.
+  await Promise.all([paths.admin, ...Object.values(paths.reporters)].map((p) => rm(p, { force: true })));
+
+  let plane: ControlPlane | undefined;
+  let operator: OperatorProcess | undefined;
+  const stop = async () => {
+    await operator?.stop();
+    await plane?.stop();
+    await Promise.all([paths.admin, ...Object.values(paths.reporters)].map((p) => rm(p, { force: true })));
+  };
+
+  const checkpoint = () => {
+    if (options.signal?.aborted) throw new Error('start-up interrupted');
+  };
+  try {
+    options.print('local: starting etcd, kube-apiserver and kube-controller-manager ...');
+    plane = await startControlPlane({ dir: join(dir, 'cluster') });
+    const controlPlaneSeconds = seconds(started);
+    options.print(`local: control plane ready at ${plane.server} (${controlPlaneSeconds} s)`);
+
+    checkpoint();
+    const installStarted = performance.now();
+    const k: Kubectl = {
+      binary: plane.binaries.kubectl,
+      kubeconfig: plane.kubeconfigPath,
+      cacheDir: join(dir, 'cluster', 'kubectl-cache'),
+    };
+    const crdDir = join(repoRoot, 'crds');
+    const crds = (await readdir(crdDir)).filter((f) => f.endsWith('.yaml')).map((f) => join(crdDir, f));
+    const fileArgs = crds.flatMap((f) => ['-f', f]);
+    await kubectl(k, ['apply', '--server-side', '--field-manager=harouter-local', ...fileArgs]);
+    await kubectl(k, ['wait', '--for=condition=Established', '--timeout=60s', ...fileArgs]);
+    await applyManifests(k, [...baseManifests(), ...nodeManifests()]);
+    const now = new Date().toISOString().replace(/\.[0-9]+Z$/, 'Z');
+    await Promise.all(
+      SAMPLE_NODES.map((node) =>
+        kubectl(k, [
+          'patch',
+          'node',
+          node.name,
+          '--subresource=status',
+          '--type=merge',
+          '-p',
+          JSON.stringify(readyNodeStatus(node, now)),
+        ]),
+      ),
+    );
+    await applyManifests(k, sampleRouterManifests());
+    const tokens = Object.fromEntries(
+      await Promise.all(
+        SAMPLE_NODES.map(
+          async (node) =>
+            [
+              node.name,
+              (
+                await kubectl(k, [
+                  'create',
+                  'token',
+                  REPORTER_SERVICE_ACCOUNT,
+                  `--namespace=${SYSTEM_NAMESPACE}`,
+                  '--bound-object-kind=Pod',
+                  `--bound-object-name=${reporterPodName(node.name)}`,
+                  `--duration=${REPORTER_TOKEN_DURATION}`,
+                ])
+              ).trim(),
+            ] as const,
+        ),
+      ),
+    );
+    const certDir = join(dir, 'webhook');
+    await rm(certDir, { recursive: true, force: true });
+    await issueServingCert({
+      ca: plane.ca,
+      dir: certDir,
+      name: 'tls',
+      ips: ['127.0.0.1'],
+      dnsNames: ['localhost'],
+    });
+    const ports = await choosePorts();
+    await applyManifests(k, [
+      webhookConfiguration({
+        url: `https://127.0.0.1:${ports.webhook}/validate`,
+        caBundle: await base64File(plane.ca.certPath),
+      }),
+    ]);
+    const installSeconds = seconds(installStarted);
+    options.print(
+      `local: CRDs, RBAC, nodes, reporter pods, sample router and webhook installed (${installSeconds} s)`,
+    );
+
+    checkpoint();
+    const operatorStarted = performance.now();
+    options.print(
+      `local: starting the operator (metrics :${ports.metrics}, probes :${ports.probes}, webhook :${ports.webhook})`,
+    );
+    const runningOperator = startOperator({
+      kubeconfig: plane.kubeconfigPath,
+      certDir,
+      ports,
+      logPath: join(dir, 'logs', 'operator.log'),
+      logLevel: options.logLevel,
+      print: (line) => options.print(`operator | ${line}`),
+    });
+    operator = runningOperator;
+    const operatorDied = () => {
+      if (options.signal?.aborted) return 'interrupted';
+      const exit = runningOperator.exited();
+      return exit ? `the operator exited (${exit}); see ${join(dir, 'logs', 'operator.log')}` : undefined;
+    };
+    await waitUntil(
+      'the operator to be ready (/readyz)',
+      90_000,
+      async () => (await fetch(`http://127.0.0.1:${ports.probes}/readyz`)).status === 200,
+      operatorDied,
+    );
+    // The webhook is intercepting when node-a's reporter cannot write node-b's report (dry run: nothing stored).
+    const reporters = Object.fromEntries(
+      Object.entries(tokens).map(([node, token]) => [node, tokenKubeConfig(plane as ControlPlane, token)]),
+    );
+    await waitUntil(
+      'the webhook to intercept a dry-run report for the wrong node',
+      60_000,
+      async () => {
+        const probe = sampleReport('node-b', 'Primary', SEED_OBSERVED_AT) as HARouterState;
+        const outcome = await report(reporters['node-a'] as KubeConfig, probe, 5000, true);
+        return outcome.kind === 'refused' && outcome.message.includes('NodeBinding');
+      },
+      operatorDied,
+    );
+    checkpoint();
+    for (const node of SAMPLE_NODES) {
+      const seed = sampleReport(
+        node.name,
+        SEED_STATES[node.name] ?? 'Backup',
+        SEED_OBSERVED_AT,
+      ) as HARouterState;
+      const outcome = await report(reporters[node.name] as KubeConfig, seed, 30_000);
+      if (outcome.kind !== 'applied' && outcome.kind !== 'stale') {
+        throw new Error(`the seed report of ${node.name} was not applied: ${JSON.stringify(outcome)}`);
+      }
+    }
+    await waitUntil(
+      'the operator to make node-a the sample router active agent',
+      60_000,
+      async () => {
+        const out = await kubectl(k, [
+          'get',
+          'harouter',
+          SAMPLE_ROUTER_ID,
+          `--namespace=${SAMPLE_NAMESPACE}`,
+          '-o',
+          'jsonpath={.status.activeAgent}',
+        ]);
+        return out.trim() === 'node-a';
+      },
+      operatorDied,
+    );
+    const operatorSeconds = seconds(operatorStarted);
+    options.print(
+      `local: operator ready, webhook intercepting, sample router active on node-a (${operatorSeconds} s)`,
+    );
+
+    checkpoint();
+    // Last: the kubeconfigs, so that their presence means everything works.
+    for (const node of SAMPLE_NODES) {
+      await writeAtomically(paths.reporters[node.name] as string, (tmp) =>
+        writeKubeconfig({
+          path: tmp,
+          server: plane?.server as string,
+          caCertPath: plane?.ca.certPath as string,
+          user: { token: tokens[node.name] as string },
+          namespace: SAMPLE_NAMESPACE,
+          userName: `reporter-${node.name}`,
+        }),
+      );
+    }
+    await writeAtomically(paths.admin, (tmp) =>
+      writeKubeconfig({
+        path: tmp,
+        server: plane?.server as string,
+        caCertPath: plane?.ca.certPath as string,
+        user: plane?.pki.admin as { certPath: string; keyPath: string },
+        namespace: SAMPLE_NAMESPACE,
+      }),
+    );
+    return {
+      dir,
+      server: plane.server,
+      kubectlPath: plane.binaries.kubectl,
+      ports,
+      adminKubeconfig: paths.admin,
+      reporterKubeconfigs: paths.reporters,
+      timings: {
+        controlPlane: controlPlaneSeconds,
+        install: installSeconds,
+        operator: operatorSeconds,
+        total: seconds(started),
+      },
+      stop,
+    };
+  } catch (error) {
+    await stop();
+    throw error;
+  }
+}
+
+/** Refuses to start a second local mode on the same directory while the first runs. */
+export async function takeDirectoryLock(dir: string): Promise<() => Promise<void>> {
+  const lock = join(resolve(dir), 'local.pid');
+  await mkdir(resolve(dir), { recursive: true, mode: 0o700 });
+  try {
+    const pid = Number((await readFile(lock, 'utf8')).trim());
+    if (Number.isInteger(pid) && pid > 0 && pid !== process.pid) {
+      let alive = false;
+      try {
+        process.kill(pid, 0);
+        alive = (await readFile(`/proc/${pid}/cmdline`, 'utf8')).includes('local/main.ts');
+      } catch {
+        alive = false;
+      }
+      if (alive)
+        throw new Error(`local mode already runs on ${resolve(dir)} (pid ${pid}); stop it with Ctrl-C first`);
+    }
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
+  }
+  await writeFile(lock, `${process.pid}\n`);
+  return async () => {
+    await rm(lock, { force: true });
+  };
+}

@@ -1,0 +1,156 @@
+/**
+ * `npm run local -- [--dir DIR]`: one command that runs the whole system on this
+ * machine (see docs/local-mode.md). Runs in the foreground until Ctrl-C.
+ */
+import { relative, resolve } from 'node:path';
+import { parseArgs } from 'node:util';
+import { LOG_LEVELS } from '../log.ts';
+import { type LocalEnvironment, startLocal, takeDirectoryLock } from './environment.ts';
+import { SAMPLE_NAMESPACE, SAMPLE_ROUTER_ID } from './sample.ts';
+
+export const LOCAL_HELP = `npm run local -- [--dir DIR] [--log-level LEVEL]
+
+Starts a local Kubernetes control plane (etcd, kube-apiserver, kube-controller-manager),
+installs the harouter CRDs, RBAC, webhook and a working sample (three Ready nodes, a reporter
+Pod bound to each, one HARouter), runs the operator in the foreground with readable logs, then
+writes DIR/admin.kubeconfig and DIR/reporter-<node>.kubeconfig and prints the commands to try.
+Ctrl-C stops everything. A second start replaces the cluster's data (a fresh cluster).
+
+  --dir DIR          working directory (default .local/)
+  --log-level LEVEL  the operator's log level (default info)
+  -h, --help         this text
+`;
+
+/** Reads local mode's flags. Pure. */
+export function parseLocalArgs(argv: readonly string[]): { dir: string; logLevel: string } | { help: true } {
+  const { values } = parseArgs({
+    args: [...argv],
+    options: {
+      dir: { type: 'string' },
+      'log-level': { type: 'string' },
+      help: { type: 'boolean', short: 'h' },
+    },
+    strict: true,
+  });
+  if (values.help) return { help: true };
+  const logLevel = values['log-level'] ?? 'info';
+  if (!(LOG_LEVELS as readonly string[]).includes(logLevel)) {
+    throw new Error(`--log-level must be one of ${LOG_LEVELS.join(', ')}`);
+  }
+  return { dir: values.dir ?? '.local', logLevel };
+}
+
+/** What local mode prints once everything runs: the commands to try, with absolute paths. */
+export function summary(env: LocalEnvironment, cwd = process.cwd()): string {
+  const shown = (path: string) => {
+    const rel = relative(cwd, path);
+    return rel.startsWith('..') ? path : rel;
+  };
+  const kubectl = env.kubectlPath;
+  const admin = shown(env.adminKubeconfig);
+  const reporter = (node: string) => shown(env.reporterKubeconfigs[node] ?? '');
+  const examples = shown(resolve(import.meta.dirname, '../../examples'));
+  const t = env.timings;
+  return `
+harouter local mode is running (started in ${t.total} s: control plane ${t.controlPlane} s, install ${t.install} s, operator ${t.operator} s).
+
+  API server      ${env.server}
+  kubectl         ${kubectl}
+  kubeconfigs     ${admin} (cluster admin), ${reporter('node-a')}, ${reporter('node-b')}, ${reporter('node-c')}
+                  (pod-bound reporter tokens, valid 24 h; context namespace "${SAMPLE_NAMESPACE}")
+  metrics         http://127.0.0.1:${env.ports.metrics}/metrics
+  probes          http://127.0.0.1:${env.ports.probes}/healthz  http://127.0.0.1:${env.ports.probes}/readyz
+  webhook         https://127.0.0.1:${env.ports.webhook}/validate
+  logs            ${shown(resolve(env.dir, 'logs'))}/ (operator.log) and ${shown(resolve(env.dir, 'cluster', 'logs'))}/
+
+The sample router ${SAMPLE_ROUTER_ID} (namespace ${SAMPLE_NAMESPACE}) runs on node-a, node-b and node-c;
+node-a is primary. In another terminal:
+
+  # watch the router
+  ${kubectl} --kubeconfig ${admin} get har -w
+
+  # node-b's keepalived becomes MASTER: both claim primary (SplitBrain=True, node-a stays active)
+  ${kubectl} --kubeconfig ${reporter('node-b')} apply -f ${examples}/report-primary.yaml
+  # node-a steps down: the router fails over to node-b (its EndpointSlice now points at 198.51.100.12)
+  ${kubectl} --kubeconfig ${reporter('node-a')} apply -f ${examples}/report-backup.yaml
+  ${kubectl} --kubeconfig ${admin} get endpointslices,hars
+
+  # node-b's reporter tries to speak for node-c: denied by the webhook (NodeBinding)
+  ${kubectl} --kubeconfig ${reporter('node-b')} apply -f ${examples}/report-wrong-node.yaml
+
+  # what keepalived's notify runs: node-a becomes MASTER again (stamped now, so newer than the examples)
+  npx harouterctl report --kubeconfig ${reporter('node-a')} --agent node-a --router ${SAMPLE_ROUTER_ID} INSTANCE VI_1 MASTER 150
+
+  # a node goes down: its claims stop counting (Unknown, NodeNotReady)
+  ${kubectl} --kubeconfig ${admin} patch node node-b --subresource=status --type=merge \\
+    -p '{"status":{"conditions":[{"type":"Ready","status":"False","reason":"Down"}]}}'
+
+Press Ctrl-C to stop everything.
+`;
+}
+
+async function main(): Promise<number> {
+  let parsed: ReturnType<typeof parseLocalArgs>;
+  try {
+    parsed = parseLocalArgs(process.argv.slice(2));
+  } catch (error) {
+    process.stderr.write(`${(error as Error).message}\n\n${LOCAL_HELP}`);
+    return 2;
+  }
+  if ('help' in parsed) {
+    process.stdout.write(LOCAL_HELP);
+    return 0;
+  }
+  const print = (line: string) => process.stdout.write(`${line}\n`);
+  let release: () => Promise<void>;
+  try {
+    release = await takeDirectoryLock(parsed.dir);
+  } catch (error) {
+    process.stderr.write(`local: ${(error as Error).message}\n`);
+    return 1;
+  }
+  let env: LocalEnvironment | undefined;
+  const interrupted = new AbortController();
+  let stopping = false;
+  const onSignal = (signal: NodeJS.Signals) => {
+    if (stopping) return;
+    stopping = true;
+    print(`local: ${signal}: stopping the operator and the control plane ...`);
+    interrupted.abort();
+    // While starting, startLocal stops what it started at its next step; once running, stop here.
+    if (env) {
+      const running = env;
+      void (async () => {
+        await running.stop();
+        await release();
+        print('local: stopped');
+        process.exit(0);
+      })();
+    }
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  try {
+    env = await startLocal({ dir: parsed.dir, logLevel: parsed.logLevel, print, signal: interrupted.signal });
+  } catch (error) {
+    await release();
+    if (stopping) {
+      print('local: stopped');
+      return 0;
+    }
+    process.stderr.write(`local: start-up failed: ${(error as Error).message}\n`);
+    return 1;
+  }
+  if (stopping) {
+    await env.stop();
+    await release();
+    print('local: stopped');
+    return 0;
+  }
+  print(summary(env));
+  // Runs until a signal arrives; the handlers above stop everything and exit.
+  await new Promise<never>(() => setInterval(() => {}, 1 << 30));
+  return 0;
+}
+
+if (import.meta.main) process.exitCode = await main();

@@ -1,0 +1,113 @@
+import { type ChildProcess, spawn } from 'node:child_process';
+import { createWriteStream } from 'node:fs';
+import { createServer } from 'node:net';
+import { resolve } from 'node:path';
+import { createInterface } from 'node:readline';
+import { freePort } from './controlplane/index.ts';
+import { formatLogLine } from './pretty.ts';
+
+const repoRoot = resolve(import.meta.dirname, '../..');
+
+/** The operator's listen ports in local mode. */
+export interface OperatorPorts {
+  metrics: number;
+  probes: number;
+  webhook: number;
+}
+
+/** The contract's ports (API.md, "Metrics"): used when free on 127.0.0.1. */
+export const DEFAULT_PORTS: OperatorPorts = { metrics: 8080, probes: 8081, webhook: 9443 };
+
+function isFree(port: number): Promise<boolean> {
+  return new Promise((done) => {
+    const server = createServer();
+    server.once('error', () => done(false));
+    server.listen(port, '127.0.0.1', () => server.close(() => done(true)));
+  });
+}
+
+/** The default port when it is free on 127.0.0.1, else a free one (so a second copy or a busy 8080 never blocks). */
+export async function choosePorts(preferred: OperatorPorts = DEFAULT_PORTS): Promise<OperatorPorts> {
+  const pick = async (port: number) => ((await isFree(port)) ? port : freePort());
+  return {
+    metrics: await pick(preferred.metrics),
+    probes: await pick(preferred.probes),
+    webhook: await pick(preferred.webhook),
+  };
+}
+
+/** A running operator process. */
+export interface OperatorProcess {
+  /** Set once it has exited. */
+  exited(): string | undefined;
+  stop(graceMs?: number): Promise<void>;
+}
+
+/** Options of {@link startOperator}. */
+export interface OperatorOptions {
+  kubeconfig: string;
+  certDir: string;
+  ports: OperatorPorts;
+  logPath: string;
+  logLevel: string;
+  /** Receives each formatted log line. */
+  print: (line: string) => void;
+}
+
+/** The operator's command line in local mode (flags of `/work/notes/TEAM.md`, the operator's `--help`). */
+export function operatorArgs(
+  options: Pick<OperatorOptions, 'kubeconfig' | 'certDir' | 'ports' | 'logLevel'>,
+): string[] {
+  return [
+    resolve(repoRoot, 'bin', 'harouter-operator.js'),
+    `--kubeconfig=${options.kubeconfig}`,
+    `--metrics-bind-address=127.0.0.1:${options.ports.metrics}`,
+    `--health-probe-bind-address=127.0.0.1:${options.ports.probes}`,
+    `--webhook-bind-address=127.0.0.1:${options.ports.webhook}`,
+    `--cert-dir=${options.certDir}`,
+    '--leader-elect=true',
+    '--leader-election-namespace=harouter-system',
+    '--identity=local-operator',
+    `--log-level=${options.logLevel}`,
+  ];
+}
+
+/**
+ * Starts `bin/harouter-operator.js` with the Node that runs local mode. Its JSON
+ * logs go raw to `logPath` and, made readable, to `print`.
+ */
+export function startOperator(options: OperatorOptions): OperatorProcess {
+  const log = createWriteStream(options.logPath, { flags: 'a', mode: 0o600 });
+  const child: ChildProcess = spawn(process.execPath, operatorArgs(options), {
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: { ...process.env, POD_NAMESPACE: 'harouter-system' },
+  });
+  for (const stream of [child.stdout, child.stderr]) {
+    if (!stream) continue;
+    stream.pipe(log, { end: false });
+    createInterface({ input: stream }).on('line', (line) => options.print(formatLogLine(line)));
+  }
+  let exit: string | undefined;
+  const done = new Promise<void>((resolveDone) => {
+    child.on('exit', (code, signal) => {
+      exit = signal ? `signal ${signal}` : `exit code ${code}`;
+      resolveDone();
+    });
+    child.on('error', (error) => {
+      exit = `failed to start: ${error.message}`;
+      resolveDone();
+    });
+  });
+  return {
+    exited: () => exit,
+    async stop(graceMs = 15_000) {
+      if (exit === undefined) {
+        child.kill('SIGTERM');
+        const timer = setTimeout(() => child.kill('SIGKILL'), graceMs);
+        await done;
+        clearTimeout(timer);
+      }
+      await new Promise<void>((resolveEnd) => log.end(resolveEnd));
+    },
+  };
+}

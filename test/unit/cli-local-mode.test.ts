@@ -1,0 +1,155 @@
+import { readFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { parseAllDocuments } from 'yaml';
+import { compareObservedAt, harouterSchema, harouterStateSchema } from '../../src/api/index.ts';
+import { parseLocalArgs, summary } from '../../src/local/main.ts';
+import { operatorArgs } from '../../src/local/operator.ts';
+import { formatLogLine } from '../../src/local/pretty.ts';
+import {
+  EXAMPLE_OBSERVED_AT,
+  SAMPLE_NAMESPACE,
+  SAMPLE_NODES,
+  SAMPLE_ROUTER_ID,
+  SEED_OBSERVED_AT,
+  sampleRouterManifests,
+} from '../../src/local/sample.ts';
+
+const examples = resolve(import.meta.dirname, '../../examples');
+const load = (file: string) =>
+  parseAllDocuments(readFileSync(join(examples, file), 'utf8')).map(
+    (doc) => doc.toJS() as { metadata?: object; spec: { selector?: unknown } & Record<string, unknown> },
+  );
+
+describe('examples agree with the local-mode sample', () => {
+  it('harouter.yaml is the sample router and its selector-less Service', () => {
+    const [service, router] = load('harouter.yaml');
+    const [sampleService, sampleRouter] = sampleRouterManifests();
+    expect(harouterSchema.parse(router).spec).toEqual(sampleRouter?.spec);
+    expect(router?.metadata).toMatchObject({ name: SAMPLE_ROUTER_ID, namespace: SAMPLE_NAMESPACE });
+    expect(service?.spec).toEqual(sampleService?.spec);
+    expect(service?.spec.selector).toBeUndefined();
+  });
+
+  it.each([
+    ['report-primary.yaml', 'node-b', 'Primary'],
+    ['report-backup.yaml', 'node-a', 'Backup'],
+    ['report-wrong-node.yaml', 'node-c', 'Primary'],
+  ])('%s is a valid report by %s (%s), newer than the seeds, with no namespace', (file, agent, state) => {
+    const [report] = load(file);
+    const parsed = harouterStateSchema.parse(report);
+    expect(parsed.metadata.name).toBe(`${SAMPLE_ROUTER_ID}.${agent}`);
+    expect(parsed.metadata.namespace).toBeUndefined();
+    expect(parsed.spec).toMatchObject({
+      routerId: SAMPLE_ROUTER_ID,
+      agent,
+      state,
+      observedAt: EXAMPLE_OBSERVED_AT,
+    });
+    expect(compareObservedAt(parsed.spec.observedAt, SEED_OBSERVED_AT)).toBe(1);
+    expect(Date.parse(parsed.spec.observedAt)).toBeLessThan(Date.now());
+  });
+
+  it('the keepalived.conf notify line is a valid harouterctl command for the sample router', () => {
+    const conf = readFileSync(join(examples, 'keepalived.conf'), 'utf8');
+    expect(conf).toContain(`notify "/usr/local/bin/harouterctl report --router ${SAMPLE_ROUTER_ID}`);
+  });
+
+  it('the sample nodes have distinct documentation-range addresses', () => {
+    expect(SAMPLE_NODES.map((n) => n.ip)).toEqual(['198.51.100.11', '198.51.100.12', '198.51.100.13']);
+  });
+});
+
+describe('parseLocalArgs', () => {
+  it('defaults to .local and info', () => {
+    expect(parseLocalArgs([])).toEqual({ dir: '.local', logLevel: 'info' });
+    expect(parseLocalArgs(['--dir', '/tmp/x', '--log-level', 'debug'])).toEqual({
+      dir: '/tmp/x',
+      logLevel: 'debug',
+    });
+    expect(parseLocalArgs(['-h'])).toEqual({ help: true });
+  });
+
+  it('refuses unknown flags and levels', () => {
+    expect(() => parseLocalArgs(['--port', '1'])).toThrow();
+    expect(() => parseLocalArgs(['--log-level', 'loud'])).toThrow(/log-level/);
+  });
+});
+
+describe('operatorArgs', () => {
+  it('binds every port on loopback and passes the cert dir and kubeconfig', () => {
+    const args = operatorArgs({
+      kubeconfig: '/d/cluster/admin.kubeconfig',
+      certDir: '/d/webhook',
+      ports: { metrics: 18080, probes: 18081, webhook: 19443 },
+      logLevel: 'info',
+    });
+    expect(args[0]).toMatch(/bin\/harouter-operator\.js$/);
+    expect(args).toContain('--metrics-bind-address=127.0.0.1:18080');
+    expect(args).toContain('--health-probe-bind-address=127.0.0.1:18081');
+    expect(args).toContain('--webhook-bind-address=127.0.0.1:19443');
+    expect(args).toContain('--cert-dir=/d/webhook');
+    expect(args).toContain('--kubeconfig=/d/cluster/admin.kubeconfig');
+  });
+});
+
+describe('formatLogLine', () => {
+  it('turns a pino line into time, level, message and fields', () => {
+    const line = JSON.stringify({
+      level: 30,
+      time: '2026-11-25T12:05:01.123Z',
+      pid: 7,
+      msg: 'active agent changed',
+      router: 'demo/6f1c',
+      from: 'node-a',
+      to: 'node-b',
+      note: 'two words',
+    });
+    expect(formatLogLine(line)).toBe(
+      '12:05:01.123 INFO  active agent changed router=demo/6f1c from=node-a to=node-b note="two words"',
+    );
+  });
+
+  it('escapes control characters in values and passes other text through', () => {
+    expect(formatLogLine(JSON.stringify({ level: 40, msg: 'x', agent: 'a\nb' }))).toBe(
+      'WARN  x agent="a\\nb"',
+    );
+    expect(formatLogLine('plain text')).toBe('plain text');
+    expect(formatLogLine('[1,2]')).toBe('[1,2]');
+  });
+
+  it('shows an error by its message', () => {
+    expect(
+      formatLogLine(
+        JSON.stringify({ level: 50, msg: 'failed', err: { type: 'Error', message: 'boom', stack: 's' } }),
+      ),
+    ).toBe('ERROR failed err="boom"');
+  });
+});
+
+describe('summary', () => {
+  it('prints the kubectl commands with the absolute kubectl path and the metrics URL', () => {
+    const text = summary(
+      {
+        dir: '/work/main/.local',
+        server: 'https://127.0.0.1:40000',
+        kubectlPath: '/root/.cache/harouter/kubernetes-v1.36.3/bin/kubectl',
+        ports: { metrics: 8080, probes: 8081, webhook: 9443 },
+        adminKubeconfig: '/work/main/.local/admin.kubeconfig',
+        reporterKubeconfigs: {
+          'node-a': '/work/main/.local/reporter-node-a.kubeconfig',
+          'node-b': '/work/main/.local/reporter-node-b.kubeconfig',
+          'node-c': '/work/main/.local/reporter-node-c.kubeconfig',
+        },
+        timings: { controlPlane: 5, install: 3, operator: 2, total: 10 },
+        stop: async () => {},
+      },
+      '/work/main',
+    );
+    expect(text).toContain(
+      '/root/.cache/harouter/kubernetes-v1.36.3/bin/kubectl --kubeconfig .local/reporter-node-b.kubeconfig apply -f examples/report-primary.yaml',
+    );
+    expect(text).toContain('--kubeconfig .local/admin.kubeconfig get har -w');
+    expect(text).toContain('http://127.0.0.1:8080/metrics');
+  });
+});
