@@ -133,10 +133,7 @@ function harouterSchema(): JSONSchemaProps {
     properties: {
       apiVersion: str('APIVersion defines the versioned schema of this representation of an object.'),
       kind: str('Kind is a string value representing the REST resource this object represents.'),
-      metadata: {
-        type: 'object',
-        description: 'Standard object metadata; metadata.name is the router id (UUID).',
-      },
+      metadata: { type: 'object' },
       spec: {
         type: 'object',
         description: 'The HA configuration of the router.',
@@ -280,7 +277,7 @@ function harouterStateSchema(): JSONSchemaProps {
     properties: {
       apiVersion: str('APIVersion defines the versioned schema of this representation of an object.'),
       kind: str('Kind is a string value representing the REST resource this object represents.'),
-      metadata: { type: 'object', description: 'Standard object metadata; the name is <routerId>.<agent>.' },
+      metadata: { type: 'object' },
       spec: {
         type: 'object',
         description: 'The report, as the agent saw it.',

@@ -571,3 +571,57 @@ export async function kubeRequest(
 export function collectionPath(namespace: string, plural = HAROUTER_STATE.plural): string {
   return `/apis/${API_VERSION}/namespaces/${namespace}/${plural}`;
 }
+
+/** Polls `check` until it returns a value other than undefined, or throws after `timeoutMs`. */
+export async function waitFor<T>(
+  what: string,
+  check: () => Promise<T | undefined>,
+  timeoutMs = 30_000,
+): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let last: unknown;
+  for (;;) {
+    try {
+      const value = await check();
+      if (value !== undefined) return value;
+    } catch (err) {
+      last = err;
+    }
+    if (Date.now() > deadline)
+      throw new Error(`timed out waiting for ${what}${last ? `: ${String(last)}` : ''}`);
+    await new Promise((r) => setTimeout(r, 250));
+  }
+}
+
+/** Server-side applies an object as `harouter-test` (idempotent, safe when test files race). */
+export async function applyObject(kc: KubeConfig, path: string, object: unknown): Promise<KubeResponse> {
+  const res = await kubeRequest(
+    kc,
+    'PATCH',
+    `${path}?fieldManager=harouter-test&force=true`,
+    object,
+    'application/apply-patch+yaml',
+  );
+  if (res.status >= 300) throw new Error(`apply ${path} failed: ${res.status} ${res.body.message}`);
+  return res;
+}
+
+/** Installs both CRDs (from the same definitions as crds/*.yaml) and waits until they are served. */
+export async function installCrds(kc: KubeConfig): Promise<void> {
+  const { allCrds } = await import('../../src/api/crds.ts');
+  for (const { crd } of allCrds()) {
+    const path = `/apis/apiextensions.k8s.io/v1/customresourcedefinitions/${crd.metadata.name}`;
+    await applyObject(kc, path, crd);
+    await waitFor(`CRD ${crd.metadata.name} established`, async () => {
+      const res = await kubeRequest(kc, 'GET', path);
+      const conditions = (res.body.status as { conditions?: { type: string; status: string }[] } | undefined)
+        ?.conditions;
+      return conditions?.some((c) => c.type === 'Established' && c.status === 'True') ? true : undefined;
+    });
+  }
+  await waitFor('harouter.dev/v1alpha1 discovery', async () => {
+    const res = await kubeRequest(kc, 'GET', `/apis/${API_VERSION}`);
+    const names = ((res.body.resources as { name: string }[] | undefined) ?? []).map((r) => r.name);
+    return names.includes('harouters') && names.includes('harouterstates') ? true : undefined;
+  });
+}

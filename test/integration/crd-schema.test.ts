@@ -1,0 +1,137 @@
+/**
+ * The CRDs alone, on the real API server: no webhook, no policy. Every malformed
+ * object of the shared corpus and of the admission table is refused by the schema
+ * and its CEL rules; every valid one is accepted. The same corpus runs through the
+ * zod schemas in test/unit/api-schemas.test.ts, so the two cannot drift.
+ */
+import { execFile } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
+import { promisify } from 'node:util';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { REPO_ROOT } from '../../src/api/generate-crds.ts';
+import {
+  ADMISSION_CASES,
+  collectionPath,
+  installCrds,
+  kubeRequest,
+  NODE_A,
+  ROUTER_CORPUS,
+  report,
+  STATE_CORPUS,
+  toJson,
+} from '../support/admission-cases.ts';
+import { adminKubeConfig, controlPlaneInfo, createTestNamespace } from '../support/index.ts';
+
+const admin = adminKubeConfig();
+let namespace = '';
+
+beforeAll(async () => {
+  await installCrds(admin);
+  namespace = await createTestNamespace('crd');
+});
+
+const dryRunCreate = (object: unknown, plural = 'harouterstates') =>
+  kubeRequest(admin, 'POST', `${collectionPath(namespace, plural)}?dryRun=All`, toJson(object));
+
+describe('the CRD files', () => {
+  it('install with kubectl apply (server dry run)', async () => {
+    const { kubectl } = controlPlaneInfo().binaries;
+    const { stdout } = await promisify(execFile)(kubectl, [
+      '--kubeconfig',
+      controlPlaneInfo().kubeconfigPath,
+      'apply',
+      '--dry-run=server',
+      '-f',
+      `${REPO_ROOT}crds/`,
+    ]);
+    expect(stdout).toContain('harouterstates.harouter.dev');
+    expect(stdout).toContain('harouters.harouter.dev');
+  });
+});
+
+describe('HARouterState corpus against the CRD (valid ones accepted, the rest refused)', () => {
+  it.each(STATE_CORPUS)('$name (valid: $valid)', async ({ object, valid }) => {
+    const res = await dryRunCreate(object(randomUUID()));
+    expect(res.status, JSON.stringify(res.body.message)).toBe(valid ? 201 : 422);
+  });
+});
+
+describe('HARouter corpus against the CRD', () => {
+  it.each(ROUTER_CORPUS)('$name (valid: $valid)', async ({ object, valid }) => {
+    const res = await dryRunCreate(object(randomUUID()), 'harouters');
+    expect(res.status, JSON.stringify(res.body.message)).toBe(valid ? 201 : 422);
+  });
+});
+
+describe('admission-table cases the schema refuses, with no admission installed', () => {
+  it.each(ADMISSION_CASES.filter((c) => c.schema))('$name', async (c) => {
+    const ctx = { routerId: randomUUID(), nowMs: Date.now() };
+    let res: Awaited<ReturnType<typeof kubeRequest>>;
+    if (c.operation === 'CREATE') {
+      res = await dryRunCreate(c.object?.(ctx));
+    } else {
+      const created = await kubeRequest(
+        admin,
+        'POST',
+        collectionPath(namespace),
+        report(ctx.routerId, c.existing ?? NODE_A),
+      );
+      expect(created.status).toBe(201);
+      const next = toJson(c.object?.(ctx)) as { metadata: Record<string, unknown> };
+      next.metadata.resourceVersion = (created.body.metadata as { resourceVersion: string }).resourceVersion;
+      res = await kubeRequest(admin, 'PUT', `${collectionPath(namespace)}/${next.metadata.name}`, next);
+    }
+    expect(res.status).toBe(422);
+    expect(res.body.message).toMatch(c.expect.message ?? /./);
+  });
+});
+
+describe('transition rules', () => {
+  async function stored(spec: Record<string, unknown> = {}) {
+    const routerId = randomUUID();
+    const res = await kubeRequest(admin, 'POST', collectionPath(namespace), report(routerId, NODE_A, spec));
+    expect(res.status).toBe(201);
+    return { routerId, resourceVersion: (res.body.metadata as { resourceVersion: string }).resourceVersion };
+  }
+  const put = (routerId: string, resourceVersion: string, spec: Record<string, unknown>) => {
+    const next = report(routerId, NODE_A, spec);
+    next.metadata.resourceVersion = resourceVersion;
+    return kubeRequest(admin, 'PUT', `${collectionPath(namespace)}/${next.metadata.name}`, next);
+  };
+
+  it('refuses an observedAt one nanosecond older, as FieldValueForbidden on .observedAt with "stale report:"', async () => {
+    const { routerId, resourceVersion } = await stored({ observedAt: '2026-01-01T00:00:00.123456789Z' });
+    const res = await put(routerId, resourceVersion, { observedAt: '2026-01-01T01:00:00.123456788+01:00' });
+    expect(res.status).toBe(422);
+    const causes = (res.body.details as { causes: { reason: string; message: string; field: string }[] })
+      .causes;
+    expect(causes).toContainEqual(
+      expect.objectContaining({
+        reason: 'FieldValueForbidden',
+        field: 'spec.observedAt',
+        message: expect.stringMatching(/^Forbidden: stale report: /),
+      }),
+    );
+  });
+
+  it('accepts the same instant written with another offset, and a newer one', async () => {
+    const { routerId, resourceVersion } = await stored({ observedAt: '2026-01-01T00:00:00.5Z' });
+    const same = await put(routerId, resourceVersion, {
+      observedAt: '2026-01-01T02:00:00.500000000+02:00',
+      state: 'Backup',
+    });
+    expect(same.status).toBe(200);
+    const rv = (same.body.metadata as { resourceVersion: string }).resourceVersion;
+    const newer = await put(routerId, rv, { observedAt: '2026-01-01T00:00:00.500000001Z', state: 'Fault' });
+    expect(newer.status).toBe(200);
+  });
+
+  it('refuses a changed routerId', async () => {
+    const { routerId, resourceVersion } = await stored();
+    const next = report(routerId, NODE_A, { routerId: randomUUID() });
+    next.metadata.resourceVersion = resourceVersion;
+    const res = await kubeRequest(admin, 'PUT', `${collectionPath(namespace)}/${next.metadata.name}`, next);
+    expect(res.status).toBe(422);
+    expect(res.body.message).toMatch(/immutable rule: routerId cannot change/);
+  });
+});
