@@ -10,7 +10,7 @@ import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
 import { parser } from '@prometheus-io/lezer-promql';
 import { parseAllDocuments, parse as parseYaml } from 'yaml';
-import { binaryPaths } from '../../src/local/controlplane/binaries.ts';
+import { binaryPaths, KUBERNETES_VERSION } from '../../src/local/controlplane/binaries.ts';
 import { createMetrics } from '../../src/metrics.ts';
 
 export const repoRoot = resolve(import.meta.dirname, '../..');
@@ -73,6 +73,12 @@ export async function helm(args: string[], options: { kubeconfig?: string } = {}
   }
 }
 
+/**
+ * The Kubernetes version `helm template` and `helm lint` render for (helm's built-in default is
+ * older than the chart's kubeVersion): the version the tests' control plane runs.
+ */
+export const KUBE_VERSION = KUBERNETES_VERSION;
+
 /** Parses a multi-document YAML stream into its non-empty documents. */
 export function parseManifests(text: string): KubeObject[] {
   const objects: KubeObject[] = [];
@@ -111,7 +117,7 @@ export interface RenderOptions {
 /** `helm template` of the chart; throws with helm's stderr when the render fails. */
 export async function renderChart(options: RenderOptions = {}): Promise<KubeObject[]> {
   const args = ['template', options.release ?? 'harouter-operator', chartDir];
-  args.push('--namespace', options.namespace ?? 'harouter-system');
+  args.push('--namespace', options.namespace ?? 'harouter-system', '--kube-version', KUBE_VERSION);
   if (options.scenario && options.scenario !== 'default') args.push('-f', scenarioValues(options.scenario));
   for (const set of options.set ?? []) args.push('--set', set);
   args.push(...(options.extraArgs ?? []));
