@@ -399,10 +399,20 @@ describe('helm template with other values', () => {
     expect(objects.filter((o) => o.kind === 'Service').map((o) => o.metadata.name)).toEqual([
       `${FULLNAME}-metrics`,
     ]);
-    const policy = findObject(objects, 'ValidatingAdmissionPolicy');
-    const binding = findObject(objects, 'ValidatingAdmissionPolicyBinding');
+    const policy = findObject(objects, 'ValidatingAdmissionPolicy', `${FULLNAME}-admission.harouter.dev`);
+    const binding = findObject(
+      objects,
+      'ValidatingAdmissionPolicyBinding',
+      `${FULLNAME}-admission.harouter.dev`,
+    );
     expect(binding.spec.policyName).toBe(policy.metadata.name);
     expect(binding.spec.validationActions).toEqual(['Deny']);
+    expect(binding.spec.matchResources).toBeUndefined();
+    // The policy's rules are the generated ones, unchanged.
+    const [sourcePolicy] = parseManifests(
+      readFileSync(join(chartDir, 'files/policy/validating-admission-policy.yaml'), 'utf8'),
+    );
+    expect(policy.spec).toEqual(sourcePolicy?.spec);
     expect(binding.spec.paramRef).toMatchObject({ name: `${FULLNAME}-admission`, namespace: NS });
     const params = findObject(objects, 'ConfigMap', `${FULLNAME}-admission`);
     expect(params.data).toEqual({
@@ -437,7 +447,11 @@ describe('helm template with other values', () => {
   it('both mode: webhook and policy, agreeing on their configuration', async () => {
     const objects = await renderChart({ scenario: 'both' });
     findObject(objects, 'ValidatingAdmissionPolicy');
-    findObject(objects, 'ValidatingAdmissionPolicyBinding');
+    const binding = findObject(objects, 'ValidatingAdmissionPolicyBinding');
+    expect(binding.spec.validationActions).toEqual(['Deny', 'Audit']);
+    expect(binding.spec.matchResources).toEqual({
+      namespaceSelector: { matchLabels: { 'harouter.dev/routers': 'true' } },
+    });
     const webhook = findObject(objects, 'ValidatingWebhookConfiguration', FULLNAME).webhooks[0];
     expect(webhook.timeoutSeconds).toBe(3);
     expect(webhook.namespaceSelector).toEqual({ matchLabels: { 'harouter.dev/routers': 'true' } });
