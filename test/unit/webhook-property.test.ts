@@ -1,0 +1,256 @@
+/**
+ * Property test of the pure policy: thousands of generated requests. Each
+ * generated field carries its own verdict (built valid or built broken, by
+ * construction, not by asking the code under test), so the expected decision is
+ * known independently: `admit` never throws and allows exactly the valid requests.
+ */
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import { admit } from '../../src/webhook/policy.ts';
+import { type AdmissionRequest, admissionRequestSchema } from '../../src/webhook/review.ts';
+import { testAdmissionConfig } from '../support/admission-cases.ts';
+
+const NS = 'prop';
+const config = testAdmissionConfig(NS);
+const NOW_MS = Date.UTC(2026, 5, 1, 12, 0, 0);
+const NOW_NS = BigInt(NOW_MS) * 1_000_000n;
+const LIMIT_NS = NOW_NS + 300_000_000_000n;
+
+/** A value and whether it is valid. */
+type V<T> = { value: T; ok: boolean };
+const good = <T>(arb: fc.Arbitrary<T>) => arb.map((value) => ({ value, ok: true }) as V<T>);
+const bad = <T>(arb: fc.Arbitrary<T>) => arb.map((value) => ({ value, ok: false }) as V<T>);
+
+const hex = (n: number) =>
+  fc.string({ unit: fc.constantFrom(...'0123456789abcdef'), minLength: n, maxLength: n });
+const uuid = fc.tuple(hex(8), hex(4), hex(4), hex(4), hex(12)).map((p) => p.join('-'));
+const routerId: fc.Arbitrary<V<string>> = fc.oneof(
+  { weight: 30, arbitrary: good(uuid) },
+  bad(uuid.map((u) => `${u.slice(0, 35)}G`)),
+  bad(uuid.map((u) => u.replaceAll('-', ''))),
+  bad(uuid.map((u) => `${u}0`)),
+  bad(fc.constant('')),
+);
+
+const labelChars = fc.constantFrom(...'abcdefghijklmnopqrstuvwxyz0123456789');
+const label = fc
+  .tuple(labelChars, fc.string({ unit: fc.constantFrom(...'abcz09-'), maxLength: 10 }), labelChars)
+  .map(([a, mid, b]) => `${a}${mid}${b}`);
+const dnsName = fc.array(label, { minLength: 1, maxLength: 4 }).map((ls) => ls.join('.'));
+const agent: fc.Arbitrary<V<string>> = fc.oneof(
+  { weight: 30, arbitrary: good(fc.constantFrom('node-a', 'node-b')) },
+  { weight: 10, arbitrary: good(dnsName) },
+  bad(dnsName.map((n) => n.toUpperCase()).filter((n) => /[A-Z]/.test(n))),
+  bad(dnsName.map((n) => `-${n}`)),
+  bad(dnsName.map((n) => `${n}_x`)),
+  bad(fc.constant('')),
+  bad(fc.constant(`${'a'.repeat(63)}.${'b'.repeat(63)}.${'c'.repeat(63)}.${'d'.repeat(25)}`)),
+);
+
+const state: fc.Arbitrary<V<unknown>> = fc.oneof(
+  { weight: 20, arbitrary: good(fc.constantFrom('Primary', 'Backup', 'Fault', 'Stopped')) },
+  bad(fc.constantFrom('Unknown', 'primary', 'MASTER', '', 1, null)),
+);
+
+/** observedAt built from an instant (ns) and a rendering: digits, offset. */
+interface Time {
+  text: string;
+  ns: bigint;
+}
+const pad = (n: number, w = 2) => String(n).padStart(w, '0');
+const instant = fc.record({
+  seconds: fc.integer({ min: Date.UTC(1990, 0, 1) / 1000, max: Date.UTC(2027, 0, 1) / 1000 }),
+  fraction: fc.string({ unit: fc.constantFrom(...'0123456789'), maxLength: 9 }),
+  offsetMinutes: fc.oneof(fc.constant(undefined), fc.integer({ min: -(23 * 60 + 59), max: 23 * 60 + 59 })),
+});
+const render = ({ seconds, fraction, offsetMinutes }: fc.RecordValue<typeof instant>, sep = 'T'): Time => {
+  const local = new Date((seconds + (offsetMinutes ?? 0) * 60) * 1000).toISOString().slice(0, 19);
+  const zone =
+    offsetMinutes === undefined
+      ? 'Z'
+      : `${offsetMinutes < 0 ? '-' : '+'}${pad(Math.trunc(Math.abs(offsetMinutes) / 60))}:${pad(Math.abs(offsetMinutes) % 60)}`;
+  return {
+    text: `${local.replace('T', sep)}${fraction ? `.${fraction}` : ''}${zone}`,
+    ns: BigInt(seconds) * 1_000_000_000n + BigInt(fraction.padEnd(9, '0') || '0'),
+  };
+};
+const observedAt: fc.Arbitrary<V<Time>> = fc.oneof(
+  { weight: 30, arbitrary: good(instant.map((i) => render(i))) },
+  bad(instant.map((i) => render(i, ' '))),
+  bad(instant.map((i) => ({ ...render(i), text: render(i).text.replace(/(Z|[+-]\d\d:\d\d)$/, '') }))),
+  bad(
+    instant.map((i) => ({
+      ...render(i),
+      text: render(i).text.replace(/(Z|[+-]\d\d:\d\d)$/, '.1234567891Z'),
+    })),
+  ),
+  bad(
+    fc
+      .constantFrom('2023-02-29T00:00:00Z', '2026-04-31T00:00:00Z', '2026-01-01T00:00:60Z', 'now')
+      .map((text) => ({ text, ns: 0n })),
+  ),
+);
+
+const forbidden = fc.constantFrom(
+  '\u0000',
+  '\r',
+  '\n',
+  '\t',
+  '\u001b',
+  '\u007f',
+  '\u0085',
+  '\u009f',
+  '\u202a',
+  '\u202e',
+  '\u2066',
+  '\u2069',
+);
+const printableChar = fc.oneof(
+  fc.constantFrom(...'abc XYZ 019 -_.:;!?"\'<>{}()[]'),
+  fc.constantFrom('é', 'ß', '路', '😀', '\u2028', '\u00a0', '\u200b'),
+);
+const printable = (min: number, max: number) =>
+  fc.array(printableChar, { minLength: min, maxLength: max }).map((cs) => cs.join(''));
+const message: fc.Arbitrary<V<string | undefined>> = fc.oneof(
+  { weight: 10, arbitrary: good(fc.constant(undefined)) },
+  { weight: 10, arbitrary: good(printable(0, 256)) },
+  bad(fc.tuple(printable(0, 40), forbidden, printable(0, 40)).map(([a, f, b]) => `${a}${f}${b}`)),
+  bad(printable(257, 300)),
+);
+const priority: fc.Arbitrary<V<unknown>> = fc.oneof(
+  { weight: 10, arbitrary: good(fc.constant(undefined)) },
+  { weight: 10, arbitrary: good(fc.integer({ min: 0, max: 255 })) },
+  bad(fc.constantFrom(-1, 256, 1.5, '100', null)),
+);
+
+const rarely = fc.oneof({ weight: 6, arbitrary: fc.constant(false) }, fc.constant(true));
+const ACTORS = ['bound', 'boundElsewhere', 'unbound', 'intruder', 'admin'] as const;
+const scenario = fc.record({
+  routerId,
+  agent,
+  state,
+  observedAt,
+  message,
+  priority,
+  nameOk: fc.oneof({ weight: 15, arbitrary: fc.constant(true) }, fc.constant(false)),
+  actor: fc.oneof({ weight: 12, arbitrary: fc.constant('bound' as const) }, fc.constantFrom(...ACTORS)),
+  update: fc.option(fc.record({ previous: instant, agentChanged: rarely, routerChanged: rarely }), {
+    nil: undefined,
+  }),
+});
+
+type Scenario = fc.RecordValue<typeof scenario>;
+
+function userFor(actor: (typeof ACTORS)[number], agentName: string) {
+  const sa = (name: string, node?: string) => ({
+    username: `system:serviceaccount:${NS}:${name}`,
+    groups: ['system:serviceaccounts', 'system:authenticated'],
+    ...(node !== undefined ? { extra: { 'authentication.kubernetes.io/node-name': [node] } } : {}),
+  });
+  switch (actor) {
+    case 'bound':
+      return sa('harouter-reporter', agentName);
+    case 'boundElsewhere':
+      return sa('harouter-reporter', `${agentName}-other`);
+    case 'unbound':
+      return sa('harouter-reporter');
+    case 'intruder':
+      return sa('intruder', agentName);
+    case 'admin':
+      return { username: 'harouter-admin', groups: ['system:masters'] };
+  }
+}
+
+function build(s: Scenario): { request: AdmissionRequest; expected: boolean } {
+  const spec: Record<string, unknown> = {
+    routerId: s.routerId.value,
+    agent: s.agent.value,
+    state: s.state.value,
+    observedAt: s.observedAt.value.text,
+  };
+  if (s.message.value !== undefined) spec.message = s.message.value;
+  if (s.priority.value !== undefined) spec.priority = s.priority.value;
+  const name = s.nameOk ? `${s.routerId.value}.${s.agent.value}` : `${s.routerId.value}.elsewhere`;
+  const object = { apiVersion: 'harouter.dev/v1alpha1', kind: 'HARouterState', metadata: { name }, spec };
+  let oldObject: unknown;
+  let updateOk = true;
+  if (s.update) {
+    const previous = render(s.update.previous);
+    const oldSpec = {
+      ...spec,
+      routerId: s.update.routerChanged ? '00000000-0000-4000-8000-000000000000' : s.routerId.value,
+      agent: s.update.agentChanged ? 'old-node' : s.agent.value,
+      state: 'Primary',
+      observedAt: previous.text,
+    };
+    delete oldSpec.message;
+    delete oldSpec.priority;
+    oldObject = { ...object, metadata: { name: `${oldSpec.routerId}.${oldSpec.agent}` }, spec: oldSpec };
+    // An invalid new routerId/agent differs from the (valid) old one as well; checked by the field verdicts.
+    const routerSame = !s.update.routerChanged || s.routerId.value === oldSpec.routerId;
+    const agentSame = !s.update.agentChanged || s.agent.value === oldSpec.agent;
+    const notStale = !s.observedAt.ok || s.observedAt.value.ns >= previous.ns;
+    updateOk = routerSame && agentSame && notStale;
+  }
+  const fieldsOk =
+    s.routerId.ok && s.agent.ok && s.state.ok && s.observedAt.ok && s.message.ok && s.priority.ok && s.nameOk;
+  const identityOk = s.actor === 'bound';
+  const clockOk = !s.observedAt.ok || s.observedAt.value.ns <= LIMIT_NS;
+  const request: AdmissionRequest = {
+    uid: 'u',
+    resource: { group: 'harouter.dev', version: 'v1alpha1', resource: 'harouterstates' },
+    namespace: NS,
+    operation: s.update ? 'UPDATE' : 'CREATE',
+    userInfo: userFor(s.actor, s.agent.value),
+    object,
+    ...(oldObject ? { oldObject } : {}),
+  };
+  return { request, expected: identityOk && fieldsOk && updateOk && clockOk };
+}
+
+describe('admit (property)', () => {
+  it('never throws and allows exactly the valid requests', () => {
+    fc.assert(
+      fc.property(scenario, (s) => {
+        const { request, expected } = build(s);
+        const decision = admit(request, config, NOW_MS);
+        expect(decision.allowed, `${decision.message}`).toBe(expected);
+      }),
+      { numRuns: 5000 },
+    );
+  });
+
+  it('a good share of the generated requests is valid (the generator is not vacuous)', () => {
+    const samples = fc.sample(scenario, 2000).map((s) => build(s).expected);
+    expect(samples.filter(Boolean).length).toBeGreaterThan(200);
+  });
+
+  it('never throws on arbitrary objects and userInfo', () => {
+    fc.assert(
+      fc.property(
+        fc.anything(),
+        fc.anything(),
+        fc.constantFrom('CREATE', 'UPDATE', 'DELETE', 'CONNECT'),
+        fc.record({
+          username: fc.option(fc.string(), { nil: undefined }),
+          groups: fc.option(fc.array(fc.string()), { nil: undefined }),
+          extra: fc.option(fc.dictionary(fc.string(), fc.array(fc.string())), { nil: undefined }),
+        }),
+        (object, oldObject, operation, userInfo) => {
+          const parsed = admissionRequestSchema.safeParse({
+            uid: 'u',
+            resource: { group: 'harouter.dev', version: 'v1alpha1', resource: 'harouterstates' },
+            operation,
+            userInfo,
+            object,
+            oldObject,
+          });
+          if (!parsed.success) return;
+          const decision = admit(parsed.data, config, NOW_MS);
+          expect(typeof decision.allowed).toBe('boolean');
+        },
+      ),
+      { numRuns: 3000 },
+    );
+  });
+});

@@ -1,0 +1,186 @@
+import { randomUUID } from 'node:crypto';
+import { copyFile, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { request } from 'node:https';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Writable } from 'node:stream';
+import type { TLSSocket } from 'node:tls';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createPki, issueServingCert } from '../../src/local/controlplane/pki.ts';
+import { createLogger } from '../../src/log.ts';
+import { createMetrics } from '../../src/metrics.ts';
+import { parseBindAddress, startWebhookServer, type WebhookServer } from '../../src/webhook/server.ts';
+import { ADMISSION_CASES, admissionRequestFor, testAdmissionConfig } from '../support/admission-cases.ts';
+
+let dir = '';
+let certDir = '';
+let ca = '';
+let server: WebhookServer;
+const metrics = createMetrics({ processMetrics: false });
+const logLines: string[] = [];
+const logStream = new Writable({
+  write(chunk, _enc, done) {
+    logLines.push(...String(chunk).split('\n').filter(Boolean));
+    done();
+  },
+});
+
+interface Reply {
+  status: number;
+  body: string;
+  serial: string;
+}
+
+function post(
+  path: string,
+  body: string | Buffer,
+  headers: Record<string, string> = {},
+  method = 'POST',
+): Promise<Reply> {
+  return new Promise((resolve, reject) => {
+    const req = request(
+      {
+        host: '127.0.0.1',
+        port: server.port,
+        path,
+        method,
+        ca,
+        agent: false,
+        headers: { 'Content-Type': 'application/json', ...headers },
+      },
+      (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('end', () =>
+          resolve({
+            status: res.statusCode ?? 0,
+            body: Buffer.concat(chunks).toString(),
+            serial: (res.socket as TLSSocket).getPeerCertificate().serialNumber,
+          }),
+        );
+      },
+    );
+    req.on('error', reject);
+    req.end(body);
+  });
+}
+
+const review = (c: (typeof ADMISSION_CASES)[number]) =>
+  JSON.stringify({
+    apiVersion: 'admission.k8s.io/v1',
+    kind: 'AdmissionReview',
+    request: admissionRequestFor(c, 'team-a', { routerId: randomUUID(), nowMs: Date.now() }),
+  });
+
+beforeAll(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'webhook-server-'));
+  const pki = await createPki(join(dir, 'pki'));
+  ca = await readFile(pki.ca.certPath, 'utf8');
+  certDir = join(dir, 'certs');
+  await issueServingCert({ ca: pki.ca, dir: certDir, name: 'tls' });
+  await issueServingCert({ ca: pki.ca, dir: join(dir, 'next'), name: 'tls' });
+  server = await startWebhookServer({
+    bindAddress: '127.0.0.1:0',
+    certDir,
+    config: testAdmissionConfig('team-a'),
+    logger: createLogger('debug', logStream),
+    metrics,
+    certPollIntervalMs: 60_000,
+    maxBodyBytes: 64 * 1024,
+  });
+}, 60_000);
+
+afterAll(async () => {
+  await server?.close();
+  await rm(dir, { recursive: true, force: true });
+});
+
+describe('webhook server', () => {
+  it('answers every decision with HTTP 200 and an AdmissionReview echoing the uid', async () => {
+    for (const c of ADMISSION_CASES.filter((x) => x.operation === 'CREATE')) {
+      const body = review(c);
+      const res = await post('/validate', body);
+      expect(res.status).toBe(200);
+      const answer = JSON.parse(res.body);
+      expect(answer).toMatchObject({ apiVersion: 'admission.k8s.io/v1', kind: 'AdmissionReview' });
+      expect(answer.response.uid).toBe(JSON.parse(body).request.uid);
+      expect(answer.response.allowed, c.name).toBe(c.expect.allowed);
+      if (!c.expect.allowed) {
+        expect(answer.response.status.code).toBeGreaterThanOrEqual(400);
+        expect(answer.response.status.message).toMatch(c.expect.message ?? /./);
+      }
+    }
+  });
+
+  it('counts decisions by decision and reason, and requests by code', async () => {
+    const text = await metrics.registry.metrics();
+    expect(text).toMatch(/harouter_admission_decisions_total\{decision="allowed",reason="Reporter"\} [1-9]/);
+    expect(text).toMatch(
+      /harouter_admission_decisions_total\{decision="denied",reason="NotAReporter"\} [1-9]/,
+    );
+    expect(text).toMatch(/harouter_admission_decisions_total\{decision="denied",reason="ClockSkew"\} 1/);
+    expect(text).toMatch(
+      /controller_runtime_webhook_requests_total\{webhook="\/validate",code="200"\} [1-9]/,
+    );
+    expect(text).toMatch(/controller_runtime_webhook_latency_seconds_count\{webhook="\/validate"\} [1-9]/);
+    expect(text).toMatch(/controller_runtime_webhook_requests_in_flight\{webhook="\/validate"\} 0/);
+  });
+
+  it('logs denials with untrusted values in fields only', () => {
+    const denials = logLines.map((l) => JSON.parse(l)).filter((l) => l.msg === 'admission denied');
+    expect(denials.length).toBeGreaterThan(0);
+    for (const d of denials) expect(d).toMatchObject({ component: 'webhook', reason: expect.any(String) });
+    expect(denials.some((d) => d.user === 'system:serviceaccount:team-a:intruder')).toBe(true);
+  });
+
+  it('refuses what is not an admission request', async () => {
+    expect((await post('/validate', '{not json')).status).toBe(400);
+    expect((await post('/validate', JSON.stringify({ kind: 'AdmissionReview' }))).status).toBe(400);
+    expect((await post('/other', '{}')).status).toBe(404);
+    expect((await post('/validate', '', {}, 'GET')).status).toBe(405);
+    expect((await post('/validate', '{}', { 'Content-Type': 'text/plain' })).status).toBe(415);
+    expect((await post('/validate', Buffer.alloc(100 * 1024, 32))).status).toBe(413);
+  });
+
+  it('reloads a changed certificate and keeps the old one when the new one is bad', async () => {
+    const before = (await post('/validate', '{}')).serial;
+    expect(await server.reloadCertificate()).toBe(false); // unchanged
+    await writeFile(join(certDir, 'tls.crt'), 'not a certificate');
+    expect(await server.reloadCertificate()).toBe(false);
+    expect((await post('/validate', '{}')).serial).toBe(before);
+    await copyFile(join(dir, 'next', 'tls.key'), join(certDir, 'tls.key'));
+    await copyFile(join(dir, 'next', 'tls.crt'), join(certDir, 'tls.crt'));
+    expect(await server.reloadCertificate()).toBe(true);
+    const after = (await post('/validate', '{}')).serial;
+    expect(after).not.toBe(before);
+  });
+
+  it('refuses to start without a usable certificate or with a bad configuration', async () => {
+    const common = { logger: createLogger('silent'), metrics: createMetrics({ processMetrics: false }) };
+    await expect(
+      startWebhookServer({
+        ...common,
+        bindAddress: '127.0.0.1:0',
+        certDir: dir,
+        config: testAdmissionConfig('x'),
+      }),
+    ).rejects.toThrow();
+    await expect(
+      startWebhookServer({
+        ...common,
+        bindAddress: '127.0.0.1:0',
+        certDir,
+        config: { ...testAdmissionConfig('x'), reporterServiceAccounts: ['nope'] },
+      }),
+    ).rejects.toThrow(/invalid admission configuration/);
+  });
+});
+
+describe('parseBindAddress', () => {
+  it.each([
+    [':9443', { host: undefined, port: 9443 }],
+    ['127.0.0.1:0', { host: '127.0.0.1', port: 0 }],
+    ['[::1]:9443', { host: '::1', port: 9443 }],
+  ])('%s', (input, expected) => expect(parseBindAddress(input)).toEqual(expected));
+  it('refuses garbage', () => expect(() => parseBindAddress('9443')).toThrow(RangeError));
+});
