@@ -40,6 +40,8 @@ export const REPORTER_TOKEN_DURATION = '24h';
 export interface LocalOptions {
   dir: string;
   logLevel: string;
+  /** Free ports for the operator even when the defaults are free. */
+  freePorts?: boolean;
   /** Progress and operator log lines. */
   print: (line: string) => void;
   /** Aborts start-up between steps (Ctrl-C): everything started is stopped, then startLocal rejects. */
@@ -221,7 +223,7 @@ export async function startLocal(options: LocalOptions): Promise<LocalEnvironmen
       ips: ['127.0.0.1'],
       dnsNames: ['localhost'],
     });
-    const ports = await choosePorts();
+    const ports = await choosePorts(options.freePorts ? { metrics: 0, probes: 0, webhook: 0 } : undefined);
     await applyManifests(k, [
       webhookConfiguration({
         url: `https://127.0.0.1:${ports.webhook}/validate`,

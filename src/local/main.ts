@@ -18,16 +18,21 @@ Ctrl-C stops everything. A second start replaces the cluster's data (a fresh clu
 
   --dir DIR          working directory (default .local/)
   --log-level LEVEL  the operator's log level (default info)
+  --free-ports       always run the operator on free ports (default: 8080, 8081 and 9443 when
+                     free on 127.0.0.1, else free ones); the ports are printed
   -h, --help         this text
 `;
 
 /** Reads local mode's flags. Pure. */
-export function parseLocalArgs(argv: readonly string[]): { dir: string; logLevel: string } | { help: true } {
+export function parseLocalArgs(
+  argv: readonly string[],
+): { dir: string; logLevel: string; freePorts: boolean } | { help: true } {
   const { values } = parseArgs({
     args: [...argv],
     options: {
       dir: { type: 'string' },
       'log-level': { type: 'string' },
+      'free-ports': { type: 'boolean' },
       help: { type: 'boolean', short: 'h' },
     },
     strict: true,
@@ -37,7 +42,7 @@ export function parseLocalArgs(argv: readonly string[]): { dir: string; logLevel
   if (!(LOG_LEVELS as readonly string[]).includes(logLevel)) {
     throw new Error(`--log-level must be one of ${LOG_LEVELS.join(', ')}`);
   }
-  return { dir: values.dir ?? '.local', logLevel };
+  return { dir: values.dir ?? '.local', logLevel, freePorts: values['free-ports'] === true };
 }
 
 /** What local mode prints once everything runs: the commands to try, with absolute paths. */
@@ -131,7 +136,13 @@ async function main(): Promise<number> {
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
   try {
-    env = await startLocal({ dir: parsed.dir, logLevel: parsed.logLevel, print, signal: interrupted.signal });
+    env = await startLocal({
+      dir: parsed.dir,
+      logLevel: parsed.logLevel,
+      freePorts: parsed.freePorts,
+      print,
+      signal: interrupted.signal,
+    });
   } catch (error) {
     await release();
     if (stopping) {

@@ -62,10 +62,11 @@ describe('examples agree with the local-mode sample', () => {
 
 describe('parseLocalArgs', () => {
   it('defaults to .local and info', () => {
-    expect(parseLocalArgs([])).toEqual({ dir: '.local', logLevel: 'info' });
-    expect(parseLocalArgs(['--dir', '/tmp/x', '--log-level', 'debug'])).toEqual({
+    expect(parseLocalArgs([])).toEqual({ dir: '.local', logLevel: 'info', freePorts: false });
+    expect(parseLocalArgs(['--dir', '/tmp/x', '--log-level', 'debug', '--free-ports'])).toEqual({
       dir: '/tmp/x',
       logLevel: 'debug',
+      freePorts: true,
     });
     expect(parseLocalArgs(['-h'])).toEqual({ help: true });
   });
