@@ -568,7 +568,7 @@ export async function kubeRequest(
 }
 
 /** The collection path of HARouterStates (or HARouters) in a namespace. */
-export function collectionPath(namespace: string, plural = HAROUTER_STATE.plural): string {
+export function collectionPath(namespace: string, plural: string = HAROUTER_STATE.plural): string {
   return `/apis/${API_VERSION}/namespaces/${namespace}/${plural}`;
 }
 

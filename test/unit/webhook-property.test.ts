@@ -58,12 +58,17 @@ interface Time {
   ns: bigint;
 }
 const pad = (n: number, w = 2) => String(n).padStart(w, '0');
-const instant = fc.record({
+interface Instant {
+  seconds: number;
+  fraction: string;
+  offsetMinutes: number | undefined;
+}
+const instant: fc.Arbitrary<Instant> = fc.record({
   seconds: fc.integer({ min: Date.UTC(1990, 0, 1) / 1000, max: Date.UTC(2027, 0, 1) / 1000 }),
   fraction: fc.string({ unit: fc.constantFrom(...'0123456789'), maxLength: 9 }),
   offsetMinutes: fc.oneof(fc.constant(undefined), fc.integer({ min: -(23 * 60 + 59), max: 23 * 60 + 59 })),
 });
-const render = ({ seconds, fraction, offsetMinutes }: fc.RecordValue<typeof instant>, sep = 'T'): Time => {
+const render = ({ seconds, fraction, offsetMinutes }: Instant, sep = 'T'): Time => {
   const local = new Date((seconds + (offsetMinutes ?? 0) * 60) * 1000).toISOString().slice(0, 19);
   const zone =
     offsetMinutes === undefined
@@ -139,7 +144,7 @@ const scenario = fc.record({
   }),
 });
 
-type Scenario = fc.RecordValue<typeof scenario>;
+type Scenario = typeof scenario extends fc.Arbitrary<infer T> ? T : never;
 
 function userFor(actor: (typeof ACTORS)[number], agentName: string) {
   const sa = (name: string, node?: string) => ({
@@ -176,7 +181,7 @@ function build(s: Scenario): { request: AdmissionRequest; expected: boolean } {
   let updateOk = true;
   if (s.update) {
     const previous = render(s.update.previous);
-    const oldSpec = {
+    const oldSpec: Record<string, unknown> = {
       ...spec,
       routerId: s.update.routerChanged ? '00000000-0000-4000-8000-000000000000' : s.routerId.value,
       agent: s.update.agentChanged ? 'old-node' : s.agent.value,
