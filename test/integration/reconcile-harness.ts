@@ -105,6 +105,8 @@ export async function waitFor(
 
 const apply = setHeaderOptions('Content-Type', PatchStrategy.ServerSideApply);
 const merge = setHeaderOptions('Content-Type', PatchStrategy.MergePatch);
+/** Per-call options for a JSON merge patch. */
+export const mergePatchOptions = merge;
 
 /** Admin-side helpers bound to one namespace. */
 export class Cluster {
