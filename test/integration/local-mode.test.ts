@@ -1,0 +1,273 @@
+/**
+ * Local mode end to end, as a person runs it: `node src/local/main.ts --dir DIR`
+ * in a child process; wait for the kubeconfigs it writes last; run the printed
+ * kubectl commands as node-b's and node-a's reporters (the router fails over),
+ * the wrong-node report (denied), harouterctl; read the metrics; stop with
+ * SIGINT; start again on the same directory (a fresh cluster).
+ * It runs its own control plane (not the run's shared one).
+ */
+import { type ChildProcess, execFile, spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { connect } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { promisify } from 'node:util';
+import { afterAll, describe, expect, it } from 'vitest';
+import { SAMPLE_ROUTER_ID } from '../../src/local/sample.ts';
+
+const REPO = resolve(import.meta.dirname, '../..');
+const NODE = join(REPO, 'node_modules', '.bin', 'node');
+const run = promisify(execFile);
+
+interface Local {
+  child: ChildProcess;
+  output: () => string;
+  exited: Promise<number | null>;
+}
+
+function startLocalMode(dir: string): Local {
+  const child = spawn(NODE, [join(REPO, 'src', 'local', 'main.ts'), '--dir', dir, '--free-ports'], {
+    cwd: REPO,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let output = '';
+  child.stdout?.on('data', (chunk: Buffer) => {
+    output += chunk.toString();
+  });
+  child.stderr?.on('data', (chunk: Buffer) => {
+    output += chunk.toString();
+  });
+  const exited = new Promise<number | null>((done) => child.on('exit', (code) => done(code)));
+  return { child, output: () => output, exited };
+}
+
+/** Waits until local mode printed its summary (after writing the kubeconfigs), or fails with its output. */
+async function waitReady(local: Local, dir: string, timeoutMs: number): Promise<number> {
+  const started = performance.now();
+  while (performance.now() - started < timeoutMs) {
+    if (local.child.exitCode !== null) throw new Error(`local mode exited early:\n${local.output()}`);
+    if (local.output().includes('Press Ctrl-C to stop everything.')) {
+      for (const file of ['admin', 'reporter-node-a', 'reporter-node-b', 'reporter-node-c']) {
+        expect(existsSync(join(dir, `${file}.kubeconfig`))).toBe(true);
+      }
+      return (performance.now() - started) / 1000;
+    }
+    await new Promise((r) => setTimeout(r, 500));
+  }
+  throw new Error(`local mode not ready after ${timeoutMs} ms:\n${local.output()}`);
+}
+
+/** The absolute kubectl path local mode printed. */
+function printedKubectl(output: string): string {
+  const match = /^ {2}kubectl {9}(\/\S+)$/m.exec(output);
+  if (!match?.[1]) throw new Error(`no kubectl path in:\n${output}`);
+  return match[1];
+}
+
+async function kubectl(binary: string, kubeconfig: string, args: string[]) {
+  try {
+    const { stdout, stderr } = await run(binary, ['--kubeconfig', kubeconfig, ...args], { cwd: REPO });
+    return { code: 0, stdout, stderr };
+  } catch (error) {
+    const failure = error as { code?: number; stdout?: string; stderr?: string };
+    return { code: failure.code ?? -1, stdout: failure.stdout ?? '', stderr: failure.stderr ?? '' };
+  }
+}
+
+async function poll<T>(
+  what: string,
+  read: () => Promise<T>,
+  ok: (value: T) => boolean,
+  timeoutMs = 60_000,
+): Promise<T> {
+  const started = performance.now();
+  let value = await read();
+  while (!ok(value)) {
+    if (performance.now() - started > timeoutMs)
+      throw new Error(`timed out waiting for ${what}; last: ${JSON.stringify(value)}`);
+    await new Promise((r) => setTimeout(r, 500));
+    value = await read();
+  }
+  return value;
+}
+
+function portOpen(url: string): Promise<boolean> {
+  const { hostname, port } = new URL(url);
+  return new Promise((done) => {
+    const socket = connect({ host: hostname, port: Number(port) });
+    socket.once('connect', () => {
+      socket.destroy();
+      done(true);
+    });
+    socket.once('error', () => done(false));
+  });
+}
+
+describe('local mode', () => {
+  let dir: string;
+  const started: Local[] = [];
+
+  afterAll(async () => {
+    for (const local of started) {
+      if (local.child.exitCode === null) {
+        local.child.kill('SIGINT');
+        await local.exited;
+      }
+    }
+    if (dir) await rm(dir, { recursive: true, force: true });
+  });
+
+  it('brings everything up, fails over on the printed commands, denies the wrong node, stops on SIGINT, restarts fresh', async () => {
+    dir = await mkdtemp(join(tmpdir(), 'harouter-local-'));
+    const first = startLocalMode(dir);
+    started.push(first);
+    const coldSeconds = await waitReady(first, dir, 240_000);
+    const output = first.output();
+    const kubectlPath = printedKubectl(output);
+    expect(existsSync(kubectlPath)).toBe(true);
+    const admin = join(dir, 'admin.kubeconfig');
+    const reporter = (node: string) => join(dir, `reporter-${node}.kubeconfig`);
+    const server = /API server {6}(https:\/\/\S+)/.exec(output)?.[1] ?? '';
+    const metricsUrl = /metrics {9}(http:\/\/\S+)/.exec(output)?.[1] ?? '';
+    expect(server).toMatch(/^https:\/\/127\.0\.0\.1:\d+$/);
+    expect(metricsUrl).toMatch(/^http:\/\/127\.0\.0\.1:\d+\/metrics$/);
+    expect(output).toMatch(/operator \| /);
+
+    const active = () =>
+      kubectl(kubectlPath, admin, ['get', 'har', SAMPLE_ROUTER_ID, '-o', 'jsonpath={.status.activeAgent}']);
+    expect((await active()).stdout).toBe('node-a');
+
+    // node-b becomes MASTER: split brain, node-a stays active.
+    const primary = await kubectl(kubectlPath, reporter('node-b'), [
+      'apply',
+      '-f',
+      'examples/report-primary.yaml',
+    ]);
+    expect(primary.code, primary.stderr).toBe(0);
+    await poll(
+      'SplitBrain=True',
+      () =>
+        kubectl(kubectlPath, admin, [
+          'get',
+          'har',
+          SAMPLE_ROUTER_ID,
+          '-o',
+          'jsonpath={.status.conditions[?(@.type=="SplitBrain")].status}',
+        ]),
+      (r) => r.stdout === 'True',
+    );
+    expect((await active()).stdout).toBe('node-a');
+
+    // node-a steps down: the router fails over to node-b, and so does its EndpointSlice.
+    const backup = await kubectl(kubectlPath, reporter('node-a'), [
+      'apply',
+      '-f',
+      'examples/report-backup.yaml',
+    ]);
+    expect(backup.code, backup.stderr).toBe(0);
+    await poll('active node-b', active, (r) => r.stdout === 'node-b');
+    await poll(
+      'the EndpointSlice to point at node-b',
+      () =>
+        kubectl(kubectlPath, admin, [
+          'get',
+          'endpointslice',
+          'demo-router-harouter',
+          '-o',
+          'jsonpath={.endpoints[*].addresses[*]}',
+        ]),
+      (r) => r.stdout === '198.51.100.12',
+    );
+
+    // node-b's reporter may not speak for node-c.
+    const mismatches = async () => {
+      const text = await (await fetch(metricsUrl)).text();
+      const m = /^harouter_admission_decisions_total\{decision="denied",reason="NodeMismatch"\} (\d+)/m.exec(
+        text,
+      );
+      return Number(m?.[1] ?? Number.NaN);
+    };
+    const deniedBefore = await mismatches();
+    const wrong = await kubectl(kubectlPath, reporter('node-b'), [
+      'apply',
+      '-f',
+      'examples/report-wrong-node.yaml',
+    ]);
+    expect(wrong.code).not.toBe(0);
+    expect(wrong.stderr).toMatch(/denied the request: NodeBinding/);
+    const absent = await kubectl(kubectlPath, admin, [
+      'get',
+      'hars',
+      `${SAMPLE_ROUTER_ID}.node-c`,
+      '-o',
+      'jsonpath={.spec.state}',
+    ]);
+    expect(absent.stdout).toBe('Backup');
+
+    // What keepalived runs, with the printed reporter kubeconfig.
+    const ctl = await run(NODE, [
+      join(REPO, 'bin', 'harouterctl.js'),
+      'report',
+      '--kubeconfig',
+      reporter('node-a'),
+      '--agent',
+      'node-a',
+      '--router',
+      SAMPLE_ROUTER_ID,
+      'INSTANCE',
+      'VI_1',
+      'MASTER',
+      '150',
+    ]);
+    expect(ctl.stdout).toBe('');
+    await poll(
+      'node-a Primary again',
+      () =>
+        kubectl(kubectlPath, admin, [
+          'get',
+          'hars',
+          `${SAMPLE_ROUTER_ID}.node-a`,
+          '-o',
+          'jsonpath={.spec.state}',
+        ]),
+      (r) => r.stdout === 'Primary',
+    );
+
+    const metrics = await (await fetch(metricsUrl)).text();
+    expect(metrics).toMatch(/^harouter_active_changes_total [1-9]/m);
+    expect(await mismatches()).toBe(deniedBefore + 1);
+
+    // Ctrl-C: everything stops, the kubeconfigs go.
+    first.child.kill('SIGINT');
+    const code = await Promise.race([
+      first.exited,
+      new Promise((r) => setTimeout(() => r('timeout'), 60_000)),
+    ]);
+    expect(code, first.output()).toBe(0);
+    expect(first.output()).toContain('local: stopped');
+    expect(await portOpen(server)).toBe(false);
+    expect(existsSync(admin)).toBe(false);
+
+    // A second start on the same directory: a fresh cluster, the sample as new.
+    const second = startLocalMode(dir);
+    started.push(second);
+    const warmSeconds = await waitReady(second, dir, 240_000);
+    const again = printedKubectl(second.output());
+    expect(
+      (await kubectl(again, admin, ['get', 'har', SAMPLE_ROUTER_ID, '-o', 'jsonpath={.status.activeAgent}']))
+        .stdout,
+    ).toBe('node-a');
+    const seed = await kubectl(again, admin, [
+      'get',
+      'hars',
+      `${SAMPLE_ROUTER_ID}.node-b`,
+      '-o',
+      'jsonpath={.spec.state}',
+    ]);
+    expect(seed.stdout).toBe('Backup');
+    console.log(`local mode start: first ${coldSeconds.toFixed(1)} s, second ${warmSeconds.toFixed(1)} s`);
+    second.child.kill('SIGINT');
+    expect(await second.exited).toBe(0);
+  }, 600_000);
+});
