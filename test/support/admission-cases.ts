@@ -625,3 +625,120 @@ export async function installCrds(kc: KubeConfig): Promise<void> {
     return names.includes('harouters') && names.includes('harouterstates') ? true : undefined;
   });
 }
+
+// ---------------------------------------------------------------------------
+// The admission table on the real API server (integration tier).
+
+/** A namespace with the reporter, intruder and operator identities, each with real tokens. */
+export interface ClusterFixture {
+  namespace: string;
+  config: AdmissionConfig;
+  admin: KubeConfig;
+  clients: Record<Actor, KubeConfig>;
+}
+
+/**
+ * Installs the CRDs, creates a namespace, RBAC that lets every test identity write
+ * HARouterStates there (so that only admission decides), and real TokenRequest
+ * tokens: the reporter pod-bound on node-a and on node-b, the reporter unbound, an
+ * intruder pod-bound on node-a, and the operator.
+ */
+export async function setUpAdmissionCluster(prefix: string): Promise<ClusterFixture> {
+  const support = await import('./index.ts');
+  const admin = support.adminKubeConfig();
+  await installCrds(admin);
+  const namespace = await support.createTestNamespace(prefix);
+  const rbac = `/apis/rbac.authorization.k8s.io/v1/namespaces/${namespace}`;
+  await applyObject(admin, `${rbac}/roles/harouterstate-writer`, {
+    apiVersion: 'rbac.authorization.k8s.io/v1',
+    kind: 'Role',
+    metadata: { name: 'harouterstate-writer', namespace },
+    rules: [
+      {
+        apiGroups: ['harouter.dev'],
+        resources: ['harouterstates'],
+        verbs: ['get', 'list', 'create', 'update', 'patch', 'delete'],
+      },
+    ],
+  });
+  await applyObject(admin, `${rbac}/rolebindings/harouterstate-writer`, {
+    apiVersion: 'rbac.authorization.k8s.io/v1',
+    kind: 'RoleBinding',
+    metadata: { name: 'harouterstate-writer', namespace },
+    roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: 'harouterstate-writer' },
+    subjects: Object.values(SA).map((name) => ({ kind: 'ServiceAccount', name, namespace })),
+  });
+  const mint = async (serviceAccount: string, pod?: { name: string; nodeName: string }) =>
+    support.kubeConfigForToken(
+      await support.mintServiceAccountToken({ namespace, serviceAccount, ...(pod ? { pod } : {}) }),
+      namespace,
+    );
+  const clients: Record<Actor, KubeConfig> = {
+    reporterA: await mint(SA.reporter, { name: 'reporter-a', nodeName: NODE_A }),
+    reporterB: await mint(SA.reporter, { name: 'reporter-b', nodeName: NODE_B }),
+    unboundReporter: await mint(SA.reporter),
+    intruder: await mint(SA.intruder, { name: 'intruder-a', nodeName: NODE_A }),
+    operator: await mint(SA.operator),
+    admin,
+  };
+  return { namespace, config: testAdmissionConfig(namespace), admin, clients };
+}
+
+/** A label selector for exactly these namespaces (admission objects in tests never reach other files). */
+export function onlyNamespaces(...namespaces: string[]) {
+  return { matchExpressions: [{ key: 'kubernetes.io/metadata.name', operator: 'In', values: namespaces }] };
+}
+
+/**
+ * Waits until admission intercepts writes in the fixture's namespace: a dry-run
+ * create by the cluster admin (not a reporter) is refused by the Identity rule.
+ */
+export async function waitUntilIntercepting(fx: ClusterFixture, timeoutMs = 60_000): Promise<void> {
+  await waitFor(
+    'admission to intercept HARouterState writes',
+    async () => {
+      const res = await kubeRequest(
+        fx.admin,
+        'POST',
+        `${collectionPath(fx.namespace)}?dryRun=All`,
+        report(randomUUID(), NODE_A),
+      );
+      return res.status === 403 && /Identity:/.test(res.body.message ?? '') ? true : undefined;
+    },
+    timeoutMs,
+  );
+}
+
+export interface ClusterOutcome {
+  allowed: boolean;
+  status: number;
+  message: string;
+}
+
+/** Runs one case of the table against the API server and reports what it answered. */
+export async function runClusterCase(fx: ClusterFixture, c: AdmissionCase): Promise<ClusterOutcome> {
+  const ctx: CaseContext = { routerId: randomUUID(), nowMs: Date.now() };
+  const path = collectionPath(fx.namespace);
+  if (c.existing) {
+    const owner = c.existing === NODE_A ? fx.clients.reporterA : fx.clients.reporterB;
+    const created = await kubeRequest(owner, 'POST', path, report(ctx.routerId, c.existing));
+    if (created.status !== 201)
+      throw new Error(`setup: creating the existing report: ${created.body.message}`);
+  }
+  const client = fx.clients[c.actor];
+  let res: KubeResponse;
+  if (c.operation === 'CREATE') {
+    res = await kubeRequest(client, 'POST', path, toJson(c.object?.(ctx)));
+  } else {
+    const name = `${ctx.routerId}.${c.existing}`;
+    if (c.operation === 'DELETE') {
+      res = await kubeRequest(client, 'DELETE', `${path}/${name}`);
+    } else {
+      const current = await kubeRequest(fx.admin, 'GET', `${path}/${name}`);
+      const next = toJson(c.object?.(ctx)) as ReportObject;
+      next.metadata.resourceVersion = (current.body.metadata as { resourceVersion: string }).resourceVersion;
+      res = await kubeRequest(client, 'PUT', `${path}/${name}`, next);
+    }
+  }
+  return { allowed: res.status < 300, status: res.status, message: res.body.message ?? '' };
+}
