@@ -1,3 +1,4 @@
+import packageJson from '../../package.json' with { type: 'json' };
 import { createLogger } from '../log.ts';
 import { type Command, parseCommandLine, UsageError } from './args.ts';
 import { processClock } from './clock.ts';
@@ -5,7 +6,7 @@ import { MAIN_HELP, REPORT_HELP } from './help.ts';
 import { EXIT } from './retry.ts';
 
 /** The package version, printed by `--version`. */
-export const VERSION = '0.1.0';
+export const VERSION: string = packageJson.version;
 
 /** Output streams, injectable for tests. */
 export interface Streams {
