@@ -51,7 +51,7 @@ export const MESSAGES = {
   identity:
     'Identity: only the configured reporter service accounts (and allowed users or groups) may create or update ' +
     'HARouterStates. To let this identity report, add its service account to --reporter-service-accounts ' +
-    '(chart value admission.reporterServiceAccounts).',
+    '(Helm value reporter.extraServiceAccounts).',
   nodeBindingRequired:
     "NodeBinding: the reporter's token is not bound to a node. Report with a pod-bound service-account token " +
     "(the projected token of a Pod on the agent's node), or turn node binding off (--require-node-binding=false).",
