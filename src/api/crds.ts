@@ -97,6 +97,13 @@ function conditionsSchema(description: string): JSONSchemaProps {
   };
 }
 
+/** apiVersion, kind and metadata (which may carry nothing but its type). */
+const TYPE_META_PROPERTIES: JSONSchemaProps = {
+  apiVersion: str('APIVersion defines the versioned schema of this representation of an object.'),
+  kind: str('Kind is a string value representing the REST resource this object represents.'),
+  metadata: { type: 'object' },
+};
+
 const observedGenerationSchema: JSONSchemaProps = {
   type: 'integer',
   format: 'int64',
@@ -131,9 +138,7 @@ function harouterSchema(): JSONSchemaProps {
       ),
     ],
     properties: {
-      apiVersion: str('APIVersion defines the versioned schema of this representation of an object.'),
-      kind: str('Kind is a string value representing the REST resource this object represents.'),
-      metadata: { type: 'object' },
+      ...TYPE_META_PROPERTIES,
       spec: {
         type: 'object',
         description: 'The HA configuration of the router.',
@@ -275,9 +280,7 @@ function harouterStateSchema(): JSONSchemaProps {
       ),
     ],
     properties: {
-      apiVersion: str('APIVersion defines the versioned schema of this representation of an object.'),
-      kind: str('Kind is a string value representing the REST resource this object represents.'),
-      metadata: { type: 'object' },
+      ...TYPE_META_PROPERTIES,
       spec: {
         type: 'object',
         description: 'The report, as the agent saw it.',

@@ -17,6 +17,7 @@ import {
   applyObject,
   type ClusterFixture,
   collectionPath,
+  intruderCreate,
   kubeRequest,
   NODE_A,
   onlyNamespaces,
@@ -76,12 +77,7 @@ describe('admission table, policy mode', () => {
   });
 
   it('a denial names the policy and the rule', async () => {
-    const res = await kubeRequest(
-      fx.clients.intruder,
-      'POST',
-      collectionPath(fx.namespace),
-      report(crypto.randomUUID(), NODE_A),
-    );
+    const res = await intruderCreate(fx);
     expect(res.status).toBe(403);
     expect(res.body.message).toMatch(
       /ValidatingAdmissionPolicy '.*' with binding '.*' denied request: Identity: /,

@@ -18,6 +18,7 @@ import {
   applyObject,
   type ClusterFixture,
   collectionPath,
+  intruderCreate,
   kubeRequest,
   NODE_A,
   onlyNamespaces,
@@ -83,12 +84,7 @@ describe('admission table, webhook mode', () => {
   });
 
   it('a denial names the webhook and the rule, and is counted by reason', async () => {
-    const res = await kubeRequest(
-      fx.clients.intruder,
-      'POST',
-      collectionPath(fx.namespace),
-      report(crypto.randomUUID(), NODE_A),
-    );
+    const res = await intruderCreate(fx);
     expect(res.status).toBe(403);
     expect(res.body.message).toMatch(
       /^admission webhook "harouterstates\.harouter\.dev" denied the request: Identity: /,

@@ -742,3 +742,8 @@ export async function runClusterCase(fx: ClusterFixture, c: AdmissionCase): Prom
   }
   return { allowed: res.status < 300, status: res.status, message: res.body.message ?? '' };
 }
+
+/** A create by the intruder (a service account not on the reporter list): what a denial reads like. */
+export function intruderCreate(fx: ClusterFixture): Promise<KubeResponse> {
+  return kubeRequest(fx.clients.intruder, 'POST', collectionPath(fx.namespace), report(randomUUID(), NODE_A));
+}
