@@ -19,6 +19,7 @@ import {
   report,
   STATE_CORPUS,
   toJson,
+  waitFor,
 } from '../support/admission-cases.ts';
 import { adminKubeConfig, controlPlaneInfo, createTestNamespace } from '../support/index.ts';
 
@@ -46,6 +47,39 @@ describe('the CRD files', () => {
     ]);
     expect(stdout).toContain('harouterstates.harouter.dev');
     expect(stdout).toContain('harouters.harouter.dev');
+  });
+});
+
+describe('what people see', () => {
+  const kubectl = (...args: string[]) =>
+    promisify(execFile)(controlPlaneInfo().binaries.kubectl, [
+      '--kubeconfig',
+      controlPlaneInfo().kubeconfigPath,
+      ...args,
+    ]);
+
+  it('kubectl explain describes the fields', async () => {
+    // The OpenAPI document catches up with a new CRD a few seconds after it is established.
+    const explain = (field: string) =>
+      waitFor(`kubectl explain ${field}`, async () => (await kubectl('explain', field)).stdout);
+    expect(await explain('harouterstates.spec.observedAt')).toContain(
+      'RFC 3339 time at which the agent saw the transition',
+    );
+    expect(await explain('har.spec.agents')).toContain('The agents (nodes) that may host the router');
+  });
+
+  it('kubectl get prints the contract columns, by short name and category', async () => {
+    const routerId = randomUUID();
+    const created = await kubeRequest(admin, 'POST', collectionPath(namespace), report(routerId, NODE_A));
+    expect(created.status).toBe(201);
+    const { stdout } = await kubectl('get', 'hars', '-n', namespace, `${routerId}.${NODE_A}`);
+    const header = stdout.split('\n')[0]?.split(/\s{2,}/);
+    expect(header).toEqual(['NAME', 'ROUTER', 'AGENT', 'STATE', 'OBSERVED', 'ACCEPTED', 'AGE']);
+    expect(stdout).toContain(routerId);
+    const all = await kubectl('get', 'harouter', '-n', namespace);
+    expect(all.stdout).toContain(`harouterstate.harouter.dev/${routerId}.${NODE_A}`);
+    const routers = await kubectl('get', 'har', '-n', namespace, '-o', 'json');
+    expect(JSON.parse(routers.stdout).items).toEqual([]);
   });
 });
 
