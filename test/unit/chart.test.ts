@@ -8,6 +8,7 @@ import { createPrivateKey, X509Certificate } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
+import { FLAGS, type OperatorConfig, parseConfig } from '../../src/config.ts';
 import {
   alertRuleGroups,
   chartDir,
@@ -27,27 +28,15 @@ import {
 const NS = 'harouter-system';
 const FULLNAME = 'harouter-operator';
 
-/** The operator's flags (docs/TEAM conventions; the integration tier runs the program with them). */
-const OPERATOR_FLAGS = new Set([
-  'kubeconfig',
-  'namespace',
-  'metrics-bind-address',
-  'health-probe-bind-address',
-  'webhook-bind-address',
-  'cert-dir',
-  'webhook',
-  'leader-elect',
-  'leader-election-namespace',
-  'leader-election-id',
-  'identity',
-  'reporter-service-accounts',
-  'allowed-users',
-  'allowed-groups',
-  'operator-service-account',
-  'require-node-binding',
-  'log-level',
-  'workers',
-]);
+/** The operator's flags, as its configuration parser declares them. */
+const OPERATOR_FLAGS = new Set(FLAGS.map((f) => f.name));
+
+/** Parses the Deployment's arguments with the operator's own parser, with the Pod's environment. */
+function operatorConfig(args: string[], namespace = NS): OperatorConfig {
+  const result = parseConfig(args, { POD_NAME: 'operator-0', POD_NAMESPACE: namespace });
+  if (result.help) throw new Error('the chart passes --help');
+  return result.config;
+}
 
 const CLEANUP_USERS = [
   'system:serviceaccount:kube-system:namespace-controller',
@@ -259,6 +248,22 @@ describe('helm template with default values', () => {
       { name: 'POD_NAMESPACE', valueFrom: { fieldRef: { fieldPath: 'metadata.namespace' } } },
     ]);
     expect(container.image).toBe('ghcr.io/harouter/harouter-operator:0.1.0');
+    expect(operatorConfig(container.args)).toMatchObject({
+      namespace: undefined,
+      webhook: true,
+      certDir: '/tmp/k8s-webhook-server/serving-certs',
+      leaderElect: true,
+      leaderElectionNamespace: NS,
+      leaderElectionId: 'harouter-operator',
+      identity: 'operator-0',
+      reporterServiceAccounts: [`${NS}/harouter-reporter`],
+      allowedUsers: [],
+      allowedGroups: [],
+      operatorServiceAccount: `${NS}/${FULLNAME}`,
+      requireNodeBinding: true,
+      logLevel: 'info',
+      workers: 4,
+    });
   });
 
   it('mounts the serving certificate Secret read-only at --cert-dir, and /tmp as an emptyDir', () => {
@@ -392,6 +397,27 @@ describe('helm template with default values', () => {
 });
 
 describe('helm template with other values', () => {
+  it.each(SCENARIOS)(
+    "the operator's own parser accepts the Deployment arguments (%s values)",
+    async (scenario) => {
+      const objects = await renderChart({ scenario });
+      const container = operatorContainer(objects);
+      const config = operatorConfig(container.args);
+      const webhook = scenario !== 'policy';
+      expect(config.webhook).toBe(webhook);
+      expect(config.metricsBindAddress?.port).toBe(8080);
+      expect(config.healthProbeBindAddress?.port).toBe(8081);
+      expect(config.webhookBindAddress.port).toBe(9443);
+      // The ports the container declares are the ones the process binds.
+      const ports = Object.fromEntries(
+        container.ports.map((p: { name: string; containerPort: number }) => [p.name, p.containerPort]),
+      );
+      expect(ports.metrics).toBe(config.metricsBindAddress?.port);
+      expect(ports.health).toBe(config.healthProbeBindAddress?.port);
+      if (webhook) expect(ports.webhook).toBe(config.webhookBindAddress.port);
+    },
+  );
+
   it('policy mode: the ValidatingAdmissionPolicy, its binding and parameters; no webhook, no certificate', async () => {
     const objects = await renderChart({ scenario: 'policy' });
     const kinds = kindsOf(objects);
