@@ -38,6 +38,19 @@ interface Stats {
   rss: number;
   heapUsed: number;
   reportToRoute: { name?: string; value: number }[];
+  reconcileTime: { name?: string; value: number }[];
+}
+
+/** Mean and count of a histogram between two scrapes. */
+function histogramDelta(
+  before: { name?: string; value: number }[],
+  after: { name?: string; value: number }[],
+) {
+  const pick = (values: typeof before, suffix: string) =>
+    values.find((v) => v.name?.endsWith(suffix))?.value ?? 0;
+  const count = pick(after, '_count') - pick(before, '_count');
+  const sum = pick(after, '_sum') - pick(before, '_sum');
+  return { count, mean: count > 0 ? Number((sum / count).toFixed(4)) : null };
 }
 
 /** A wall-clock observedAt with nanoseconds (monotonic within the run). */
@@ -65,10 +78,10 @@ async function pool<T>(
   );
 }
 
-function ask(child: ChildProcess): Promise<Stats> {
+function ask(child: ChildProcess, gc = false): Promise<Stats> {
   return new Promise((resolve) => {
     child.once('message', (m) => resolve(m as Stats));
-    child.send('stats');
+    child.send(gc ? 'stats-gc' : 'stats');
   });
 }
 
@@ -113,6 +126,7 @@ async function runSize(kc: KubeConfig, kubeconfigPath: string, n: number): Promi
     [kubeconfigPath, namespace, String(workers)],
     {
       execPath: process.execPath,
+      execArgv: ['--expose-gc'],
       stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
     },
   );
@@ -161,11 +175,11 @@ async function runSize(kc: KubeConfig, kubeconfigPath: string, n: number): Promi
   while (!(await converged(1, seen, t0))) await new Promise((r) => setTimeout(r, 50));
   const convergedMs = performance.now() - t0;
   const after = await quiescentWrites(child);
+  const peak = after;
+  const retained = await ask(child, true);
   const perRouter = [...seen.values()].sort((x, y) => x - y);
-  const sum = after.reportToRoute.find((v) => v.name?.endsWith('_sum'))?.value ?? 0;
-  const count = after.reportToRoute.find((v) => v.name?.endsWith('_count'))?.value ?? 0;
-  const beforeSum = before.reportToRoute.find((v) => v.name?.endsWith('_sum'))?.value ?? 0;
-  const beforeCount = before.reportToRoute.find((v) => v.name?.endsWith('_count'))?.value ?? 0;
+  const reportToRoute = histogramDelta(before.reportToRoute, after.reportToRoute);
+  const reconciles = histogramDelta(before.reconcileTime, after.reconcileTime);
 
   console.log(
     JSON.stringify({
@@ -181,10 +195,13 @@ async function runSize(kc: KubeConfig, kubeconfigPath: string, n: number): Promi
         max: Math.round(perRouter.at(-1) ?? Number.NaN),
       },
       writesPerFailover: Number(((after.writes - before.writes) / n).toFixed(2)),
-      reportToRouteMeanSeconds:
-        count > beforeCount ? Number(((sum - beforeSum) / (count - beforeCount)).toFixed(3)) : null,
-      operatorRssMiB: Math.round(after.rss / 2 ** 20),
-      operatorHeapUsedMiB: Math.round(after.heapUsed / 2 ** 20),
+      reportToRouteMeanSeconds: reportToRoute.mean,
+      reconciles: reconciles.count,
+      reconcileMeanSeconds: reconciles.mean,
+      operatorRssMiB: Math.round(peak.rss / 2 ** 20),
+      operatorHeapUsedMiB: Math.round(peak.heapUsed / 2 ** 20),
+      operatorRssAfterGcMiB: Math.round(retained.rss / 2 ** 20),
+      operatorHeapAfterGcMiB: Math.round(retained.heapUsed / 2 ** 20),
     }),
   );
   child.send('stop');

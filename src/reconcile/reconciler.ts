@@ -234,10 +234,11 @@ export class HARouterReconciler implements Reconciler {
   }
 
   /**
-   * Applies writes in plan order. Routing and status errors abort (the key is
-   * retried, a status conflict re-decides); an Event that fails is logged and
-   * dropped; `Accepted` errors are collected and thrown at the end, so that one
-   * report never holds back its router's routing.
+   * Applies writes in plan order: routing and status one after the other (an
+   * error aborts: the key is retried, a status conflict re-decides), then the
+   * Events and `Accepted` writes together. An Event that fails is logged and
+   * dropped; an `Accepted` error is thrown once all are done, so that one report
+   * never holds back its router's routing nor the other reports.
    */
   async #apply(
     writes: readonly Write[],
@@ -248,6 +249,8 @@ export class HARouterReconciler implements Reconciler {
     const { raw, metrics } = this.#options;
     let routed = false;
     let reportError: unknown;
+    /** Events and `Accepted` writes: independent of each other, sent together after the routing and status writes. */
+    const trailing: Promise<void>[] = [];
     for (const write of writes) {
       switch (write.kind) {
         case 'applySlice': {
@@ -305,45 +308,58 @@ export class HARouterReconciler implements Reconciler {
           break;
         }
         case 'event':
-          try {
-            await raw({
+          trailing.push(
+            raw({
               method: 'POST',
               path: `/apis/events.k8s.io/v1/namespaces/${write.namespace}/events`,
               body: this.#event(write),
-            });
-          } catch (err) {
-            log.warn({ err: describeError(err), reason: write.event.reason }, 'could not record an Event');
-          }
-          break;
-        case 'reportStatus': {
-          const key = `${write.namespace}/${write.name}`;
-          const before = this.#reports.read(key, this.#options.caches.harouterStates.get(key));
-          try {
-            const result = (await raw({
-              method: 'PATCH',
-              path: `/apis/${GROUP}/${VERSION}/namespaces/${write.namespace}/${HAROUTER_STATE.plural}/${write.name}/status`,
-              query: { fieldManager: OPERATOR_FIELD_MANAGER },
-              body: {
-                status: {
-                  conditions: write.conditions,
-                  ...(write.observedGeneration !== undefined
-                    ? { observedGeneration: write.observedGeneration }
-                    : {}),
-                },
+            }).then(
+              () => undefined,
+              (err: unknown) => {
+                log.warn(
+                  { err: describeError(err), reason: write.event.reason },
+                  'could not record an Event',
+                );
               },
-              contentType: 'application/merge-patch+json',
-            })) as HARouterState;
-            this.#reports.wrote(key, before, result);
-          } catch (err) {
-            if (isNotFound(err)) break;
-            log.warn({ err: describeError(err), report: write.name }, 'could not set Accepted on a report');
-            reportError ??= err;
-          }
+            ),
+          );
           break;
-        }
+        case 'reportStatus':
+          trailing.push(
+            this.#setAccepted(write).catch((err: unknown) => {
+              log.warn({ err: describeError(err), report: write.name }, 'could not set Accepted on a report');
+              reportError ??= err;
+            }),
+          );
+          break;
       }
     }
+    await Promise.all(trailing);
     if (reportError !== undefined) throw reportError;
+  }
+
+  async #setAccepted(write: Extract<Write, { kind: 'reportStatus' }>): Promise<void> {
+    const key = `${write.namespace}/${write.name}`;
+    const before = this.#reports.read(key, this.#options.caches.harouterStates.get(key));
+    try {
+      const result = (await this.#options.raw({
+        method: 'PATCH',
+        path: `/apis/${GROUP}/${VERSION}/namespaces/${write.namespace}/${HAROUTER_STATE.plural}/${write.name}/status`,
+        query: { fieldManager: OPERATOR_FIELD_MANAGER },
+        body: {
+          status: {
+            conditions: write.conditions,
+            ...(write.observedGeneration !== undefined
+              ? { observedGeneration: write.observedGeneration }
+              : {}),
+          },
+        },
+        contentType: 'application/merge-patch+json',
+      })) as HARouterState;
+      this.#reports.wrote(key, before, result);
+    } catch (err) {
+      if (!isNotFound(err)) throw err;
+    }
   }
 
   #event(write: Extract<Write, { kind: 'event' }>): Record<string, unknown> {

@@ -51,19 +51,6 @@ export async function installCrds(kc: KubeConfig): Promise<void> {
   for (const file of (await readdir(CRD_DIR)).filter((f) => f.endsWith('.yaml'))) {
     const crd = parse(await readFile(join(CRD_DIR, file), 'utf8')) as V1CustomResourceDefinition;
     const name = crd.metadata?.name ?? '';
-    // Workaround until crds/ is regenerated: the API server refuses any keyword other than
-    // `type` (and name/generateName properties) under the root `metadata` schema.
-    for (const version of crd.spec.versions) {
-      const meta = version.schema?.openAPIV3Schema?.properties?.metadata;
-      if (meta)
-        version.schema = {
-          ...version.schema,
-          openAPIV3Schema: {
-            ...version.schema?.openAPIV3Schema,
-            properties: { ...version.schema?.openAPIV3Schema?.properties, metadata: { type: 'object' } },
-          },
-        };
-    }
     await api.patchCustomResourceDefinition(
       { name, body: crd, fieldManager: 'harouter-tests', force: true },
       setHeaderOptions('Content-Type', PatchStrategy.ServerSideApply),
