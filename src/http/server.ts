@@ -1,0 +1,131 @@
+/**
+ * The plain-HTTP endpoints every replica serves: Prometheus metrics
+ * (`/metrics`, from the operator's own registry) and the probes (`/healthz`,
+ * `/readyz`). Probe checks are named functions; a probe answers 200 `ok` when
+ * all pass and 500 listing the failing ones otherwise (`?verbose` lists all),
+ * like controller-runtime's healthz handler.
+ */
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { BindAddress } from '../config.ts';
+import type { Logger } from '../log.ts';
+import type { Metrics } from '../metrics.ts';
+
+export interface HttpServerHandle {
+  /** The port actually bound (useful with port 0). */
+  readonly port: number;
+  close(): Promise<void>;
+}
+
+/** A named health check; a thrown error counts as failing. */
+export interface Check {
+  name: string;
+  check: () => boolean | Promise<boolean>;
+}
+
+type Handler = (req: IncomingMessage, res: ServerResponse, url: URL) => Promise<void> | void;
+
+async function serve(
+  bind: BindAddress,
+  routes: Record<string, Handler>,
+  log: Logger,
+): Promise<HttpServerHandle> {
+  const server: Server = createServer((req, res) => {
+    const url = new URL(req.url ?? '/', 'http://localhost');
+    const handler = routes[url.pathname];
+    if (!handler) {
+      res.writeHead(404, { 'content-type': 'text/plain; charset=utf-8' }).end('not found\n');
+      return;
+    }
+    if (req.method !== 'GET' && req.method !== 'HEAD') {
+      res
+        .writeHead(405, { allow: 'GET, HEAD', 'content-type': 'text/plain; charset=utf-8' })
+        .end('method not allowed\n');
+      return;
+    }
+    Promise.resolve(handler(req, res, url)).catch((err: unknown) => {
+      log.error({ err, path: url.pathname }, 'http handler failed');
+      if (!res.headersSent) res.writeHead(500, { 'content-type': 'text/plain; charset=utf-8' });
+      res.end('internal error\n');
+    });
+  });
+  server.keepAliveTimeout = 65_000;
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen({ port: bind.port, host: bind.host }, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+  const port = (server.address() as AddressInfo).port;
+  log.info({ address: bind.text, port }, 'serving');
+  return {
+    port,
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeIdleConnections();
+      }),
+  };
+}
+
+/** Serves `GET /metrics` from `metrics.registry`. */
+export function startMetricsServer(options: {
+  bind: BindAddress;
+  metrics: Metrics;
+  log: Logger;
+}): Promise<HttpServerHandle> {
+  const { registry } = options.metrics;
+  return serve(
+    options.bind,
+    {
+      '/metrics': async (_req, res) => {
+        const body = await registry.metrics();
+        res.writeHead(200, { 'content-type': registry.contentType }).end(body);
+      },
+    },
+    options.log.child({ server: 'metrics' }),
+  );
+}
+
+async function runChecks(checks: readonly Check[]): Promise<Array<{ name: string; ok: boolean }>> {
+  return Promise.all(
+    checks.map(async (c) => {
+      try {
+        return { name: c.name, ok: (await c.check()) === true };
+      } catch {
+        return { name: c.name, ok: false };
+      }
+    }),
+  );
+}
+
+function probe(checks: () => readonly Check[]): Handler {
+  return async (_req, res, url) => {
+    const results = await runChecks(checks());
+    const ok = results.every((r) => r.ok);
+    const verbose = url.searchParams.has('verbose');
+    const lines = results
+      .filter((r) => verbose || !r.ok)
+      .map((r) => `[${r.ok ? '+' : '-'}]${r.name} ${r.ok ? 'ok' : 'failed'}`);
+    const body = ok && !verbose ? 'ok\n' : `${lines.join('\n')}\n${ok ? 'ok' : 'check failed'}\n`;
+    res.writeHead(ok ? 200 : 500, { 'content-type': 'text/plain; charset=utf-8' }).end(body);
+  };
+}
+
+/**
+ * Serves `/healthz` (liveness) and `/readyz` (readiness). The check lists are
+ * read on every request, so checks added later (e.g. the webhook's) count.
+ */
+export function startProbeServer(options: {
+  bind: BindAddress;
+  healthz: () => readonly Check[];
+  readyz: () => readonly Check[];
+  log: Logger;
+}): Promise<HttpServerHandle> {
+  return serve(
+    options.bind,
+    { '/healthz': probe(options.healthz), '/readyz': probe(options.readyz) },
+    options.log.child({ server: 'probes' }),
+  );
+}
