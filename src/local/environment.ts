@@ -1,4 +1,4 @@
-import { mkdir, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { copyFile, mkdir, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { KubeConfig } from '@kubernetes/client-node';
@@ -93,18 +93,6 @@ export async function waitUntil(
   throw new Error(
     `timed out after ${timeoutMs / 1000} s waiting for ${what}${last ? ` (last error: ${last})` : ''}`,
   );
-}
-
-/** A KubeConfig for a bearer token against the local API server (in memory). */
-function tokenKubeConfig(plane: ControlPlane, token: string): KubeConfig {
-  const kc = new KubeConfig();
-  kc.loadFromOptions({
-    clusters: [{ name: 'local', server: plane.server, caFile: plane.ca.certPath, skipTLSVerify: false }],
-    users: [{ name: 'reporter', token }],
-    contexts: [{ name: 'local', cluster: 'local', user: 'reporter', namespace: SAMPLE_NAMESPACE }],
-    currentContext: 'local',
-  });
-  return kc;
 }
 
 /** Applies one report as a reporter, retrying transient failures for up to `deadlineMs`. */
@@ -260,31 +248,36 @@ export async function startLocal(options: LocalOptions): Promise<LocalEnvironmen
       async () => (await fetch(`http://127.0.0.1:${ports.probes}/readyz`)).status === 200,
       operatorDied,
     );
+    // The reporters' kubeconfigs, staged inside the cluster directory until everything works.
+    const staged = (node: string) => join(dir, 'cluster', `reporter-${node}.kubeconfig`);
+    for (const node of SAMPLE_NODES) {
+      await writeKubeconfig({
+        path: staged(node.name),
+        server: plane.server,
+        caCertPath: plane.ca.certPath,
+        user: { token: tokens[node.name] as string },
+        namespace: SAMPLE_NAMESPACE,
+        userName: `reporter-${node.name}`,
+      });
+    }
+    const reporterA = new KubeConfig();
+    reporterA.loadFromFile(staged('node-a'));
     // The webhook is intercepting when node-a's reporter cannot write node-b's report (dry run: nothing stored).
-    const reporters = Object.fromEntries(
-      Object.entries(tokens).map(([node, token]) => [node, tokenKubeConfig(plane as ControlPlane, token)]),
-    );
     await waitUntil(
       'the webhook to intercept a dry-run report for the wrong node',
       60_000,
       async () => {
         const probe = sampleReport('node-b', 'Primary', SEED_OBSERVED_AT) as HARouterState;
-        const outcome = await report(reporters['node-a'] as KubeConfig, probe, 5000, true);
+        const outcome = await report(reporterA, probe, 5000, true);
         return outcome.kind === 'refused' && outcome.message.includes('NodeBinding');
       },
       operatorDied,
     );
     checkpoint();
+    // The seed reports, with kubectl apply as each node's reporter: what a person runs next.
     for (const node of SAMPLE_NODES) {
-      const seed = sampleReport(
-        node.name,
-        SEED_STATES[node.name] ?? 'Backup',
-        SEED_OBSERVED_AT,
-      ) as HARouterState;
-      const outcome = await report(reporters[node.name] as KubeConfig, seed, 30_000);
-      if (outcome.kind !== 'applied' && outcome.kind !== 'stale') {
-        throw new Error(`the seed report of ${node.name} was not applied: ${JSON.stringify(outcome)}`);
-      }
+      const seed = sampleReport(node.name, SEED_STATES[node.name] ?? 'Backup', SEED_OBSERVED_AT);
+      await kubectl({ ...k, kubeconfig: staged(node.name) }, ['apply', '-f', '-'], JSON.stringify(seed));
     }
     await waitUntil(
       'the operator to make node-a the sample router active agent',
@@ -292,7 +285,7 @@ export async function startLocal(options: LocalOptions): Promise<LocalEnvironmen
       async () => {
         const out = await kubectl(k, [
           'get',
-          'harouter',
+          'harouters',
           SAMPLE_ROUTER_ID,
           `--namespace=${SAMPLE_NAMESPACE}`,
           '-o',
@@ -310,16 +303,7 @@ export async function startLocal(options: LocalOptions): Promise<LocalEnvironmen
     checkpoint();
     // Last: the kubeconfigs, so that their presence means everything works.
     for (const node of SAMPLE_NODES) {
-      await writeAtomically(paths.reporters[node.name] as string, (tmp) =>
-        writeKubeconfig({
-          path: tmp,
-          server: plane?.server as string,
-          caCertPath: plane?.ca.certPath as string,
-          user: { token: tokens[node.name] as string },
-          namespace: SAMPLE_NAMESPACE,
-          userName: `reporter-${node.name}`,
-        }),
-      );
+      await writeAtomically(paths.reporters[node.name] as string, (tmp) => copyFile(staged(node.name), tmp));
     }
     await writeAtomically(paths.admin, (tmp) =>
       writeKubeconfig({

@@ -62,7 +62,8 @@ export function operatorArgs(
   options: Pick<OperatorOptions, 'kubeconfig' | 'certDir' | 'ports' | 'logLevel'>,
 ): string[] {
   return [
-    resolve(repoRoot, 'bin', 'harouter-operator.js'),
+    // HAROUTER_LOCAL_OPERATOR runs another entry point (a work-in-progress operator build).
+    process.env.HAROUTER_LOCAL_OPERATOR ?? resolve(repoRoot, 'bin', 'harouter-operator.js'),
     `--kubeconfig=${options.kubeconfig}`,
     `--metrics-bind-address=127.0.0.1:${options.ports.metrics}`,
     `--health-probe-bind-address=127.0.0.1:${options.ports.probes}`,
