@@ -197,6 +197,54 @@ export function unknownMetrics(queries: Query[], known: Set<string>): string[] {
   );
 }
 
+export interface LabelMatcher {
+  name: string;
+  op: '=' | '!=' | '=~' | '!~';
+  value: string;
+}
+
+/** Every vector selector of an expression with its label matchers. */
+export function vectorSelectors(expr: string): { metric: string; matchers: LabelMatcher[] }[] {
+  const selectors: { metric: string; matchers: LabelMatcher[] }[] = [];
+  parser.parse(expr).iterate({
+    enter(node) {
+      if (node.name !== 'VectorSelector') return;
+      const identifier = node.node.getChild('Identifier');
+      const matchers: LabelMatcher[] = [];
+      for (const matcher of node.node.getChild('LabelMatchers')?.getChildren('UnquotedLabelMatcher') ?? []) {
+        const name = matcher.getChild('LabelName');
+        const op = matcher.getChild('MatchOp');
+        const literal = matcher.getChild('StringLiteral');
+        if (!name || !op || !literal) continue;
+        const raw = expr.slice(literal.from, literal.to);
+        matchers.push({
+          name: expr.slice(name.from, name.to),
+          op: expr.slice(op.from, op.to) as LabelMatcher['op'],
+          value: raw.startsWith('"') ? (JSON.parse(raw) as string) : raw.slice(1, -1),
+        });
+      }
+      selectors.push({ metric: identifier ? expr.slice(identifier.from, identifier.to) : '', matchers });
+    },
+  });
+  return selectors;
+}
+
+/** Series of a Prometheus text exposition: name and labels of each sample line. */
+export function scrapedSeries(exposition: string): { name: string; labels: Record<string, string> }[] {
+  const series: { name: string; labels: Record<string, string> }[] = [];
+  for (const line of exposition.split('\n')) {
+    if (line === '' || line.startsWith('#')) continue;
+    const match = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{(.*)\})?\s/.exec(line);
+    if (!match) continue;
+    const labels: Record<string, string> = {};
+    for (const label of (match[3] ?? '').matchAll(/([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"/g)) {
+      labels[label[1] as string] = JSON.parse(`"${label[2]}"`) as string;
+    }
+    series.push({ name: match[1] as string, labels });
+  }
+  return series;
+}
+
 /** Replaces Grafana's variables with values that keep the expression valid PromQL. */
 export function substituteGrafanaVariables(expr: string): string {
   return expr
@@ -223,13 +271,7 @@ export async function exportedMetricNames(): Promise<Set<string>> {
 
 /** Series names present in a Prometheus text exposition (as scraped from /metrics). */
 export function scrapedMetricNames(exposition: string): Set<string> {
-  const names = new Set<string>();
-  for (const line of exposition.split('\n')) {
-    if (line === '' || line.startsWith('#')) continue;
-    const match = /^([a-zA-Z_:][a-zA-Z0-9_:]*)/.exec(line);
-    if (match?.[1]) names.add(match[1]);
-  }
-  return names;
+  return new Set(scrapedSeries(exposition).map((s) => s.name));
 }
 
 // ---------------------------------------------------------------------------------------------
