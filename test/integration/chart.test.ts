@@ -39,6 +39,7 @@ import {
 } from '../support/index.ts';
 import { chartDir, helm, type KubeObject, renderChart, SCENARIOS } from '../unit/chart-helpers.ts';
 import { STAND_IN_CRDS } from './chart-standins.ts';
+import { waitFor } from './reconcile-harness.ts';
 
 const CRD_NAMES = ['harouters.harouter.dev', 'harouterstates.harouter.dev'];
 const ROUTER = '6f1c2a4e-8b3d-4c5e-9f00-1a2b3c4d5e6f';
@@ -87,21 +88,6 @@ async function serverDryRun(objects: KubeObject[]) {
 
 async function helmIn(args: string[]) {
   return helm(args, { kubeconfig: kubeconfigPath });
-}
-
-async function waitFor<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 20_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let lastError: unknown;
-  for (;;) {
-    try {
-      const value = await probe();
-      if (value !== undefined) return value;
-    } catch (error) {
-      lastError = error;
-    }
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}: ${String(lastError ?? '')}`);
-    await new Promise((r) => setTimeout(r, 250));
-  }
 }
 
 /** Applies the chart's CRDs as the other test files do, then marks them adoptable by a release. */
@@ -197,11 +183,11 @@ beforeAll(async () => {
     }
   }
   for (const crd of STAND_IN_CRDS) {
-    await waitFor(`stand-in CRD ${crd.metadata.name}`, async () => {
+    await waitFor(async () => {
       const current = await ext.readCustomResourceDefinition({ name: crd.metadata.name });
-      return current.status?.conditions?.some((c) => c.type === 'Established' && c.status === 'True')
-        ? true
-        : undefined;
+      return (
+        current.status?.conditions?.some((c) => c.type === 'Established' && c.status === 'True') === true
+      );
     });
   }
 });
@@ -469,10 +455,17 @@ describe('helm install in policy mode', () => {
 
   it("the policy admits the chart's reporter on its own node and denies the rest", async () => {
     // The policy is enforced a moment after it is created: wait until the admin is refused.
-    const adminDenied = await waitFor('the policy to be enforced', async () => {
-      const message = await refusal(createReport(admin, namespace, 'node-z'));
-      return message?.includes('ValidatingAdmissionPolicy') ? message : undefined;
-    });
+    // Each attempt uses another agent name: an attempt admitted before that must not collide.
+    let adminDenied: string | undefined;
+    let attempt = 0;
+    await waitFor(
+      async () => {
+        adminDenied = await refusal(createReport(admin, namespace, `node-z${attempt++}`));
+        return adminDenied?.includes('ValidatingAdmissionPolicy') === true;
+      },
+      20_000,
+      250,
+    );
     expect(adminDenied).toMatch(/Identity/);
 
     const token = await mintServiceAccountToken({
