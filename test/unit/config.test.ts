@@ -161,3 +161,13 @@ describe('parseDuration', () => {
     expect(parseDuration(input)).toBe(ms);
   });
 });
+
+describe('docs/operator.md', () => {
+  it('documents every flag with its variable', async () => {
+    const { readFile } = await import('node:fs/promises');
+    const doc = await readFile(new URL('../../docs/operator.md', import.meta.url), 'utf8');
+    for (const f of FLAGS) {
+      expect(doc).toContain(`| \`--${f.name}\` | \`${envName(f.name)}\` |`);
+    }
+  });
+});
