@@ -167,7 +167,7 @@ describe('docs/operator.md', () => {
     const { readFile } = await import('node:fs/promises');
     const doc = await readFile(new URL('../../docs/operator.md', import.meta.url), 'utf8');
     for (const f of FLAGS) {
-      expect(doc).toContain(`| \`--${f.name}\` | \`${envName(f.name)}\` |`);
+      expect(doc).toMatch(new RegExp(`\\|\\s*\`--${f.name}\`\\s*\\|\\s*\`${envName(f.name)}\`\\s*\\|`));
     }
   });
 });
