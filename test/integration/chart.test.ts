@@ -27,6 +27,8 @@ import {
   CoreV1Api,
   CustomObjectsApi,
   type KubeConfig,
+  PatchStrategy,
+  setHeaderOptions,
 } from '@kubernetes/client-node';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { stringify } from 'yaml';
@@ -230,6 +232,41 @@ describe('every rendered object is accepted by the API server (server-side dry r
     expect(standIn.code).not.toBe(0);
     expect(standIn.stderr).toMatch(/honorLabel/);
   });
+});
+
+describe('the operator Pod meets the restricted Pod Security Standard', () => {
+  it.each(['default', 'networkpolicy'] as const)(
+    '%s values: a Pod from the template is admitted under enforce=restricted',
+    async (scenario) => {
+      const namespace = await createTestNamespace('chart-pss');
+      const core = admin.makeApiClient(CoreV1Api);
+      await core.patchNamespace(
+        {
+          name: namespace,
+          body: { metadata: { labels: { 'pod-security.kubernetes.io/enforce': 'restricted' } } },
+        },
+        setHeaderOptions('Content-Type', PatchStrategy.MergePatch),
+      );
+      const deployment = (await renderChart({ namespace, scenario })).find(
+        (o) => o.kind === 'Deployment',
+      ) as KubeObject;
+      const pod = {
+        apiVersion: 'v1',
+        kind: 'Pod',
+        metadata: { name: 'operator-0', namespace, labels: deployment.spec.template.metadata.labels },
+        spec: deployment.spec.template.spec,
+      };
+      expect(
+        await refusal(core.createNamespacedPod({ namespace, body: pod, dryRun: 'All' })),
+      ).toBeUndefined();
+      // And the check bites: the same Pod with a capability added is refused.
+      const privileged = structuredClone(pod);
+      privileged.spec.containers[0].securityContext.capabilities = { add: ['NET_ADMIN'] };
+      expect(await refusal(core.createNamespacedPod({ namespace, body: privileged, dryRun: 'All' }))).toMatch(
+        /violates PodSecurity "restricted/,
+      );
+    },
+  );
 });
 
 describe('helm install, upgrade and uninstall in webhook mode', () => {

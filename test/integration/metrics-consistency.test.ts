@@ -5,20 +5,21 @@
  * token of the chart's ServiceAccount, bound by the chart's ClusterRole and Role), watching this
  * file's namespace only. Two routers (one with a primary, one without), one denied admission
  * request; then /metrics is scraped and every metric and every equality label matcher the
- * dashboard and the alert rules use must be found in what the operator really serves.
+ * dashboard and the alert rules use must be found in what the operator really serves. The webhook
+ * serves the certificate the chart generated and is called as the API server would call it (the
+ * chart's CA bundle, the Service's DNS name).
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { request } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { type KubeConfig, type KubernetesObject, KubernetesObjectApi } from '@kubernetes/client-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { freePort, issueServingCert } from '../../src/local/controlplane/index.ts';
+import { freePort } from '../../src/local/controlplane/index.ts';
 import {
   adminKubeConfig,
-  controlPlaneInfo,
   createTestNamespace,
   kubeConfigForToken,
   mintServiceAccountToken,
@@ -67,6 +68,8 @@ function admissionReview(body: unknown): Promise<{ status: number; body: string 
         path: '/validate',
         method: 'POST',
         ca: caPem,
+        // The name the API server verifies: the webhook Service's DNS name.
+        servername: `${FULLNAME}-webhook.${namespace}.svc`,
         headers: { 'content-type': 'application/json' },
         timeout: 5_000,
       },
@@ -123,10 +126,15 @@ beforeAll(async () => {
   const kubeconfig = join(dir, 'operator.kubeconfig');
   await writeFile(kubeconfig, kubeConfigForToken(token, namespace).exportConfig(), { mode: 0o600 });
 
-  // The webhook's serving certificate in the layout of the chart's Secret (tls.crt, tls.key).
-  const info = controlPlaneInfo();
-  await issueServingCert({ ca: { certPath: info.caCertPath, keyPath: info.caKeyPath }, dir, name: 'tls' });
-  caPem = await readFile(info.caCertPath, 'utf8');
+  // The webhook serves the certificate the chart generated (its Secret's files, as mounted in the
+  // Pod); the test trusts the chart's CA (the webhook configuration's caBundle) for the Service name.
+  const secret = objects.find((o) => o.kind === 'Secret');
+  for (const file of ['tls.crt', 'tls.key']) {
+    await writeFile(join(dir, file), Buffer.from(secret?.data[file], 'base64'), { mode: 0o600 });
+  }
+  caPem = Buffer.from(secret?.data['ca.crt'], 'base64').toString('utf8');
+  const webhookConfig = objects.find((o) => o.kind === 'ValidatingWebhookConfiguration');
+  expect(webhookConfig?.webhooks[0].clientConfig.caBundle).toBe(secret?.data['ca.crt']);
 
   const deployment = objects.find((o) => o.kind === 'Deployment');
   const container = deployment?.spec.template.spec.containers[0];
