@@ -613,6 +613,11 @@ describe('helm template with other values', () => {
     );
   });
 
+  it('a single replica gets no PodDisruptionBudget (it would block every drain)', async () => {
+    expect(kindsOf(await renderChart({ set: ['replicaCount=1'] }))).not.toContain('PodDisruptionBudget');
+    expect(kindsOf(await renderChart({ set: ['replicaCount=3'] }))).toContain('PodDisruptionBudget');
+  });
+
   it('crds.install=false leaves the CRDs out; crds.keep=false drops the keep annotation', async () => {
     expect(kindsOf(await renderChart({ set: ['crds.install=false'] }))).not.toContain(
       'CustomResourceDefinition',
