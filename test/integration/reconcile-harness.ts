@@ -17,8 +17,6 @@ import {
   setHeaderOptions,
   type V1CustomResourceDefinition,
   type V1EndpointSlice,
-  type V1Node,
-  type V1Service,
 } from '@kubernetes/client-node';
 import pino from 'pino';
 import { parse } from 'yaml';
@@ -29,19 +27,12 @@ import {
   type HARouter,
   type HARouterSpec,
   type HARouterState,
-  harouterSchema,
-  harouterStateSchema,
   type ReportedState,
   VERSION,
 } from '../../src/api/index.ts';
-import { Controller } from '../../src/controller/controller.ts';
-import { keysForEvent } from '../../src/controller/event-keys.ts';
-import type { CacheName, Caches, EventHandlers } from '../../src/controller/types.ts';
-import { WorkQueue } from '../../src/controller/workqueue.ts';
-import { createKubeClients } from '../../src/kube/client.ts';
-import { collectionPath, Informer, type KubeObject } from '../../src/kube/informer.ts';
+import { parseConfig } from '../../src/config.ts';
 import { createMetrics, type Metrics } from '../../src/metrics.ts';
-import { createReconciler } from '../../src/reconcile/reconciler.ts';
+import { Operator } from '../../src/operator.ts';
 
 const CRD_DIR = join(import.meta.dirname, '../../crds');
 
@@ -267,9 +258,10 @@ export interface TestOperator {
 }
 
 /**
- * Starts the reconcile loop in-process against the real API server, watching
- * `namespace` (Nodes cluster-wide), with the runtime's informers, work queue and
- * worker pool and the reconcile side's event mapping and reconciler.
+ * Starts the operator in-process (`src/operator.ts`, the wiring `harouter-operator`
+ * runs: informers, event mapping, work queue, workers, reconciler) against the real
+ * API server, watching `namespace`, without webhook, leader election or HTTP
+ * servers, with its own metrics registry so that API writes can be counted.
  */
 export async function startTestOperator(
   kc: KubeConfig,
@@ -278,63 +270,22 @@ export async function startTestOperator(
 ): Promise<TestOperator> {
   const log = pino({ level: process.env.HAROUTER_TEST_LOG ?? 'silent' });
   const metrics = createMetrics({ processMetrics: false });
-  const clients = createKubeClients(kc, { metrics });
-  const informer = <T extends KubeObject>(
-    name: string,
-    path: string,
-    extra: { labelSelector?: string; schema?: unknown } = {},
-  ) =>
-    new Informer<T>({
-      name,
-      kc,
-      raw: clients.raw,
-      path,
-      log: log.child({ informer: name }),
-      ...(extra.labelSelector ? { labelSelector: extra.labelSelector } : {}),
-      ...(extra.schema ? { schema: extra.schema as never } : {}),
-    });
-  const informers = {
-    harouters: informer<HARouter>(
-      'harouters',
-      collectionPath({ group: GROUP, version: VERSION, plural: HAROUTER.plural, namespace }),
-      {
-        schema: harouterSchema,
-      },
-    ),
-    harouterStates: informer<HARouterState>(
-      'harouterstates',
-      collectionPath({ group: GROUP, version: VERSION, plural: HAROUTER_STATE.plural, namespace }),
-      { schema: harouterStateSchema },
-    ),
-    nodes: informer<V1Node>('nodes', collectionPath({ version: 'v1', plural: 'nodes' })),
-    endpointSlices: informer<V1EndpointSlice>(
-      'endpointslices',
-      collectionPath({ group: 'discovery.k8s.io', version: 'v1', plural: 'endpointslices', namespace }),
-      { labelSelector: 'endpointslice.kubernetes.io/managed-by=harouter.dev' },
-    ),
-    services: informer<V1Service>(
-      'services',
-      collectionPath({ version: 'v1', plural: 'services', namespace }),
-    ),
-  };
-  const caches = informers as unknown as Caches;
-  const queue = new WorkQueue({ name: 'harouter', metrics });
-  for (const [name, inf] of Object.entries(informers) as [CacheName, Informer<KubeObject>][]) {
-    const enqueue = (event: Parameters<typeof keysForEvent>[1]) => {
-      for (const key of keysForEvent(name, event as never, caches)) queue.add(key);
-    };
-    const handlers: EventHandlers<KubeObject> = {
-      add: (obj) => enqueue({ type: 'add', obj } as never),
-      update: (oldObj, obj) => enqueue({ type: 'update', obj, oldObj } as never),
-      delete: (obj) => enqueue({ type: 'delete', obj } as never),
-    };
-    inf.addEventHandler(handlers);
-    inf.start();
-  }
-  await Promise.all(Object.values(informers).map((i) => i.waitForSync()));
-  const reconciler = createReconciler({ caches, raw: clients.raw, metrics, identity: `test-${process.pid}` });
-  const controller = new Controller({ name: 'harouter', queue, reconciler, workers, log, metrics });
-  const running = controller.start();
+  const parsed = parseConfig(
+    [
+      `--namespace=${namespace}`,
+      '--webhook=false',
+      '--leader-elect=false',
+      '--metrics-bind-address=0',
+      '--health-probe-bind-address=0',
+      `--workers=${workers}`,
+      `--identity=test-${process.pid}`,
+    ],
+    {},
+  );
+  if (parsed.help) throw new Error('unexpected --help');
+  const operator = new Operator({ config: parsed.config, log, metrics, kc });
+  await operator.start();
+  await waitFor(async () => operator.isLeader() && operator.cachesSynced(), 30_000);
   return {
     metrics,
     async writes() {
@@ -345,9 +296,7 @@ export async function startTestOperator(
         .reduce((sum, v) => sum + v.value, 0);
     },
     async stop() {
-      await controller.stop();
-      await running;
-      await Promise.all(Object.values(informers).map((i) => i.stop()));
+      await operator.stop();
     },
   };
 }
