@@ -187,6 +187,31 @@ describe('harouter-operator process', () => {
     expect(lease.spec?.holderIdentity ?? '').toBe('');
   });
 
+  it('a leader that cannot renew (the Lease taken by someone else) stops and exits 1', async () => {
+    const op = await startOperator('doomed', [
+      '--webhook=false',
+      '--leader-election-id=stolen-lease',
+      '--leader-election-lease-duration=4s',
+      '--leader-election-renew-deadline=2s',
+      '--leader-election-retry-period=500ms',
+    ]);
+    await waitFor(() => leading(op), 30_000);
+    const leases = adminKubeConfig().makeApiClient(CoordinationV1Api);
+    const lease = await leases.readNamespacedLease({ namespace: ns, name: 'stolen-lease' });
+    // Another holder writes the Lease (as a split network could let happen): to the leader the
+    // record is now someone else's and valid, so its renewals fail until the renew deadline.
+    const stolenAt = Date.now();
+    await leases.replaceNamespacedLease({
+      namespace: ns,
+      name: 'stolen-lease',
+      body: { ...lease, spec: { ...lease.spec, holderIdentity: 'intruder', leaseDurationSeconds: 60 } },
+    });
+    const exit = await op.exit;
+    expect(exit.code).toBe(1);
+    expect(Date.now() - stolenAt).toBeLessThan(2000 + 500 + 3000);
+    expect(op.logs.join('')).toContain('leader election lost');
+  });
+
   it('two replicas: only the leader reconciles; a killed leader is replaced within the lease duration', async () => {
     const timings = [
       '--webhook=false',
