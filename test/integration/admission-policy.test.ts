@@ -7,20 +7,13 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
-  admissionParamsConfigMap,
-  POLICY_PARAMS_NAME,
-  validatingAdmissionPolicy,
-  validatingAdmissionPolicyBinding,
-} from '../../src/webhook/manifests.ts';
-import {
   ADMISSION_CASES,
-  applyObject,
   type ClusterFixture,
   collectionPath,
+  installTestPolicy,
   intruderCreate,
   kubeRequest,
   NODE_A,
-  onlyNamespaces,
   report,
   runClusterCase,
   setUpAdmissionCluster,
@@ -29,43 +22,16 @@ import {
 } from '../support/admission-cases.ts';
 
 let fx: ClusterFixture;
-let policyName = '';
-const ADMISSION = '/apis/admissionregistration.k8s.io/v1';
-
-async function setParams(config: ClusterFixture['config']) {
-  await applyObject(
-    fx.admin,
-    `/api/v1/namespaces/${fx.namespace}/configmaps/${POLICY_PARAMS_NAME}`,
-    admissionParamsConfigMap(config, fx.namespace),
-  );
-}
+let policy: Awaited<ReturnType<typeof installTestPolicy>> | undefined;
 
 beforeAll(async () => {
   fx = await setUpAdmissionCluster('adm-policy');
-  policyName = `harouter-admission-${fx.namespace}`;
-  await setParams(fx.config);
-  await applyObject(
-    fx.admin,
-    `${ADMISSION}/validatingadmissionpolicies/${policyName}`,
-    validatingAdmissionPolicy(policyName),
-  );
-  await applyObject(
-    fx.admin,
-    `${ADMISSION}/validatingadmissionpolicybindings/${policyName}`,
-    validatingAdmissionPolicyBinding({
-      name: policyName,
-      policyName,
-      paramsNamespace: fx.namespace,
-      namespaceSelector: onlyNamespaces(fx.namespace),
-    }),
-  );
+  policy = await installTestPolicy(fx);
   await waitUntilIntercepting(fx);
 });
 
 afterAll(async () => {
-  if (!policyName) return;
-  await kubeRequest(fx.admin, 'DELETE', `${ADMISSION}/validatingadmissionpolicybindings/${policyName}`);
-  await kubeRequest(fx.admin, 'DELETE', `${ADMISSION}/validatingadmissionpolicies/${policyName}`);
+  await policy?.uninstall();
 });
 
 describe('admission table, policy mode', () => {
@@ -85,7 +51,7 @@ describe('admission table, policy mode', () => {
   });
 
   it('the cluster admin is allowed once configured (allowedGroups), through the parameters', async () => {
-    await setParams({ ...fx.config, allowedGroups: ['system:masters'] });
+    await policy?.setParams({ ...fx.config, allowedGroups: ['system:masters'] });
     await waitFor('the new parameters to apply', async () => {
       const res = await kubeRequest(
         fx.admin,
@@ -95,7 +61,7 @@ describe('admission table, policy mode', () => {
       );
       return res.status === 201 ? true : undefined;
     });
-    await setParams(fx.config);
+    await policy?.setParams(fx.config);
     await waitUntilIntercepting(fx);
   });
 });

@@ -4,76 +4,37 @@
  * registered with `clientConfig.url`, from the same `webhookConfiguration()` the
  * local mode uses. Real TokenRequest tokens, pod-bound to nodes.
  */
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { base64File } from '../../src/local/controlplane/index.ts';
-import { createLogger } from '../../src/log.ts';
-import { createMetrics } from '../../src/metrics.ts';
-import { webhookConfiguration } from '../../src/webhook/manifests.ts';
-import { startWebhookServer, type WebhookServer } from '../../src/webhook/server.ts';
 import {
   ADMISSION_CASES,
-  applyObject,
   type ClusterFixture,
   collectionPath,
+  installTestWebhook,
   intruderCreate,
   kubeRequest,
   NODE_A,
-  onlyNamespaces,
   report,
   runClusterCase,
   setUpAdmissionCluster,
+  type TestWebhook,
   waitFor,
   waitUntilIntercepting,
 } from '../support/admission-cases.ts';
-import { controlPlaneInfo, createTestNamespace, issueServingCert } from '../support/index.ts';
+import { createTestNamespace } from '../support/index.ts';
 
 let fx: ClusterFixture;
-let server: WebhookServer | undefined;
-let dir = '';
-let configName = '';
+let webhook: TestWebhook | undefined;
 let cleanupNamespace = '';
-const metrics = createMetrics({ processMetrics: false });
 
 beforeAll(async () => {
   fx = await setUpAdmissionCluster('adm-webhook');
   cleanupNamespace = await createTestNamespace('adm-webhook-cleanup');
-  dir = await mkdtemp(join(tmpdir(), 'admission-webhook-'));
-  const info = controlPlaneInfo();
-  await issueServingCert({ ca: { certPath: info.caCertPath, keyPath: info.caKeyPath }, dir, name: 'tls' });
-  server = await startWebhookServer({
-    bindAddress: '127.0.0.1:0',
-    certDir: dir,
-    config: fx.config,
-    logger: createLogger('silent'),
-    metrics,
-  });
-  configName = `harouter-test-${fx.namespace}`;
-  await applyObject(
-    fx.admin,
-    `/apis/admissionregistration.k8s.io/v1/validatingwebhookconfigurations/${configName}`,
-    webhookConfiguration({
-      name: configName,
-      url: `https://127.0.0.1:${server.port}/validate`,
-      caBundle: await base64File(info.caCertPath),
-      namespaceSelector: onlyNamespaces(fx.namespace, cleanupNamespace),
-    }),
-  );
+  webhook = await installTestWebhook(fx, [fx.namespace, cleanupNamespace]);
   await waitUntilIntercepting(fx);
 });
 
 afterAll(async () => {
-  if (configName) {
-    await kubeRequest(
-      fx.admin,
-      'DELETE',
-      `/apis/admissionregistration.k8s.io/v1/validatingwebhookconfigurations/${configName}`,
-    );
-  }
-  await server?.close();
-  if (dir) await rm(dir, { recursive: true, force: true });
+  await webhook?.uninstall();
 });
 
 describe('admission table, webhook mode', () => {
@@ -89,7 +50,7 @@ describe('admission table, webhook mode', () => {
     expect(res.body.message).toMatch(
       /^admission webhook "harouterstates\.harouter\.dev" denied the request: Identity: /,
     );
-    const text = await metrics.registry.metrics();
+    const text = await webhook?.metrics.registry.metrics();
     expect(text).toMatch(
       /harouter_admission_decisions_total\{decision="denied",reason="NotAReporter"\} [1-9]/,
     );
@@ -121,8 +82,7 @@ describe('fail closed, but never in the way of cleanup', () => {
     );
     expect(created.status, created.body.message).toBe(201);
 
-    await server?.close();
-    server = undefined;
+    await webhook?.stop();
     const refused = await kubeRequest(
       fx.clients.reporterA,
       'POST',

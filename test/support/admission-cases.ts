@@ -647,6 +647,7 @@ export async function setUpAdmissionCluster(prefix: string): Promise<ClusterFixt
   const support = await import('./index.ts');
   const admin = support.adminKubeConfig();
   await installCrds(admin);
+  await keepConfigMapParamInformer(admin);
   const namespace = await support.createTestNamespace(prefix);
   const rbac = `/apis/rbac.authorization.k8s.io/v1/namespaces/${namespace}`;
   await applyObject(admin, `${rbac}/roles/harouterstate-writer`, {
@@ -691,22 +692,37 @@ export function onlyNamespaces(...namespaces: string[]) {
 
 /**
  * Waits until admission intercepts writes in the fixture's namespace: a dry-run
- * create by the cluster admin (not a reporter) is refused by the Identity rule.
+ * create by the cluster admin (not a reporter) is refused by the Identity rule
+ * (with a message matching `source`, to tell the policy from the webhook), and a
+ * dry-run create by the reporter on its node is allowed (a policy whose parameters
+ * are not loaded yet denies everything). Three rounds in a row, since the API
+ * server loads admission configuration asynchronously.
  */
-export async function waitUntilIntercepting(fx: ClusterFixture, timeoutMs = 60_000): Promise<void> {
+export async function waitUntilIntercepting(
+  fx: ClusterFixture,
+  options: { source?: RegExp; timeoutMs?: number } = {},
+): Promise<void> {
+  const path = `${collectionPath(fx.namespace)}?dryRun=All`;
+  let streak = 0;
+  let seen = '';
   await waitFor(
     'admission to intercept HARouterState writes',
     async () => {
-      const res = await kubeRequest(
-        fx.admin,
-        'POST',
-        `${collectionPath(fx.namespace)}?dryRun=All`,
-        report(randomUUID(), NODE_A),
-      );
-      return res.status === 403 && /Identity:/.test(res.body.message ?? '') ? true : undefined;
+      const denied = await kubeRequest(fx.admin, 'POST', path, report(randomUUID(), NODE_A));
+      const allowed = await kubeRequest(fx.clients.reporterA, 'POST', path, report(randomUUID(), NODE_A));
+      seen = `admin: ${denied.status} ${denied.body.message}; reporter: ${allowed.status} ${allowed.body.message}`;
+      const ok =
+        denied.status === 403 &&
+        /Identity:/.test(denied.body.message ?? '') &&
+        (options.source ?? /./).test(denied.body.message ?? '') &&
+        allowed.status === 201;
+      streak = ok ? streak + 1 : 0;
+      return streak >= 3 ? true : undefined;
     },
-    timeoutMs,
-  );
+    options.timeoutMs ?? 60_000,
+  ).catch((err: Error) => {
+    throw new Error(`${err.message} (last seen: ${seen})`);
+  });
 }
 
 export interface ClusterOutcome {
@@ -746,4 +762,165 @@ export async function runClusterCase(fx: ClusterFixture, c: AdmissionCase): Prom
 /** A create by the intruder (a service account not on the reporter list): what a denial reads like. */
 export function intruderCreate(fx: ClusterFixture): Promise<KubeResponse> {
   return kubeRequest(fx.clients.intruder, 'POST', collectionPath(fx.namespace), report(randomUUID(), NODE_A));
+}
+
+const ADMISSION_API = '/apis/admissionregistration.k8s.io/v1';
+
+/** The operator's webhook served in-process for a fixture, registered for the given namespaces. */
+export interface TestWebhook {
+  server: import('../../src/webhook/server.ts').WebhookServer;
+  metrics: import('../../src/metrics.ts').Metrics;
+  /** Stops the server (the configuration stays: the webhook is then down). */
+  stop(): Promise<void>;
+  /** Deletes the configuration, stops the server and removes the certificate. */
+  uninstall(): Promise<void>;
+}
+
+/**
+ * Serves the webhook in-process over TLS (certificate from the run's CA, for
+ * 127.0.0.1) and registers it with `clientConfig.url`, through the same
+ * `webhookConfiguration()` the local mode uses, scoped to `namespaces`.
+ */
+export async function installTestWebhook(
+  fx: ClusterFixture,
+  namespaces: string[] = [fx.namespace],
+  config: AdmissionConfig = fx.config,
+): Promise<TestWebhook> {
+  const [{ mkdtemp, rm }, { tmpdir }, { join }] = await Promise.all([
+    import('node:fs/promises'),
+    import('node:os'),
+    import('node:path'),
+  ]);
+  const support = await import('./index.ts');
+  const { base64File } = await import('../../src/local/controlplane/index.ts');
+  const { createLogger } = await import('../../src/log.ts');
+  const { createMetrics } = await import('../../src/metrics.ts');
+  const { webhookConfiguration } = await import('../../src/webhook/manifests.ts');
+  const { startWebhookServer } = await import('../../src/webhook/server.ts');
+  const dir = await mkdtemp(join(tmpdir(), 'admission-webhook-'));
+  const info = support.controlPlaneInfo();
+  await support.issueServingCert({
+    ca: { certPath: info.caCertPath, keyPath: info.caKeyPath },
+    dir,
+    name: 'tls',
+  });
+  const metrics = createMetrics({ processMetrics: false });
+  const server = await startWebhookServer({
+    bindAddress: '127.0.0.1:0',
+    certDir: dir,
+    config,
+    logger: createLogger('silent'),
+    metrics,
+  });
+  const name = `harouter-test-${fx.namespace}`;
+  const path = `${ADMISSION_API}/validatingwebhookconfigurations/${name}`;
+  await applyObject(
+    fx.admin,
+    path,
+    webhookConfiguration({
+      name,
+      url: `https://127.0.0.1:${server.port}/validate`,
+      caBundle: await base64File(info.caCertPath),
+      namespaceSelector: onlyNamespaces(...namespaces),
+    }),
+  );
+  let stopped = false;
+  const stop = async () => {
+    if (!stopped) await server.close();
+    stopped = true;
+  };
+  return {
+    server,
+    metrics,
+    stop,
+    uninstall: async () => {
+      await kubeRequest(fx.admin, 'DELETE', path);
+      await stop();
+      await rm(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+/**
+ * Kubernetes 1.36 stops the API server's informer for a built-in `paramKind`
+ * (here ConfigMap) for good once no ValidatingAdmissionPolicyBinding uses it for
+ * a moment; later policies then deny everything with "no params found" until the
+ * API server restarts (kubernetes/kubernetes#133827, fix in #134423, backport
+ * #142150). A test run shares one API server, so this keeper binding (matching
+ * no real request, never deleted) holds the informer alive for the whole run.
+ * Idempotent; call it before any policy with ConfigMap parameters is installed.
+ */
+export async function keepConfigMapParamInformer(admin: KubeConfig): Promise<void> {
+  const name = 'harouter-test-configmap-param-keeper';
+  await applyObject(admin, `${ADMISSION_API}/validatingadmissionpolicies/${name}`, {
+    apiVersion: 'admissionregistration.k8s.io/v1',
+    kind: 'ValidatingAdmissionPolicy',
+    metadata: { name },
+    spec: {
+      failurePolicy: 'Ignore',
+      paramKind: { apiVersion: 'v1', kind: 'ConfigMap' },
+      matchConstraints: {
+        resourceRules: [
+          {
+            apiGroups: ['harouter.dev'],
+            apiVersions: ['*'],
+            resources: ['never-served'],
+            operations: ['CREATE'],
+          },
+        ],
+      },
+      validations: [{ expression: 'true' }],
+    },
+  });
+  await applyObject(admin, `${ADMISSION_API}/validatingadmissionpolicybindings/${name}`, {
+    apiVersion: 'admissionregistration.k8s.io/v1',
+    kind: 'ValidatingAdmissionPolicyBinding',
+    metadata: { name },
+    spec: {
+      policyName: name,
+      validationActions: ['Deny'],
+      paramRef: { name, namespace: 'kube-system', parameterNotFoundAction: 'Allow' },
+    },
+  });
+}
+
+/**
+ * Installs the ValidatingAdmissionPolicy, its binding (scoped to the fixture's
+ * namespace) and the parameter ConfigMap (in the fixture's namespace). Returns
+ * a function that sets the parameters and one that removes the policy from the
+ * fixture's namespace. The binding itself stays (see {@link keepConfigMapParamInformer}).
+ */
+export async function installTestPolicy(fx: ClusterFixture) {
+  const manifests = await import('../../src/webhook/manifests.ts');
+  await keepConfigMapParamInformer(fx.admin);
+  const name = `harouter-admission-${fx.namespace}`;
+  const setParams = (config: AdmissionConfig) =>
+    applyObject(
+      fx.admin,
+      `/api/v1/namespaces/${fx.namespace}/configmaps/${manifests.POLICY_PARAMS_NAME}`,
+      manifests.admissionParamsConfigMap(config, fx.namespace),
+    );
+  await setParams(fx.config);
+  await applyObject(
+    fx.admin,
+    `${ADMISSION_API}/validatingadmissionpolicies/${name}`,
+    manifests.validatingAdmissionPolicy(name),
+  );
+  await applyObject(
+    fx.admin,
+    `${ADMISSION_API}/validatingadmissionpolicybindings/${name}`,
+    manifests.validatingAdmissionPolicyBinding({
+      name,
+      policyName: name,
+      paramsNamespace: fx.namespace,
+      namespaceSelector: onlyNamespaces(fx.namespace),
+    }),
+  );
+  return {
+    setParams,
+    // Deleting the binding could stop the ConfigMap informer for every later test
+    // (see keepConfigMapParamInformer): the policy stays, scoped to this fixture's
+    // namespace, whose objects no other test touches.
+    uninstall: async () => {},
+  };
 }
