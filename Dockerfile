@@ -27,6 +27,8 @@ COPY src/ ./src/
 
 # ---- runtime ---------------------------------------------------------------------------------------
 FROM node:${NODE_VERSION}-slim AS runtime
+# Global ARGs are visible to FROM only: redeclare the one the labels use.
+ARG NODE_VERSION
 ARG VERSION=0.1.0
 ARG REVISION=unknown
 ARG CREATED=1970-01-01T00:00:00Z

@@ -86,8 +86,11 @@ const pkg = JSON.parse(readFileSync(join(repoRoot, 'package.json'), 'utf8')) as 
   bin: Record<string, string>;
   devDependencies: Record<string, string>;
 };
+/** The global ARGs (before the first FROM) and their defaults: what FROM lines see. */
+const firstFrom = instructions.findIndex((i) => i.keyword === 'FROM');
 const args = new Map(
   instructions
+    .slice(0, firstFrom)
     .filter((i) => i.keyword === 'ARG')
     .map((i) => i.args.split('=', 2) as [string, string | undefined])
     .map(([name, value]) => [name.trim(), value?.trim()]),
@@ -179,6 +182,24 @@ describe('Dockerfile', () => {
     for (const key of ['title', 'description', 'version', 'revision', 'created', 'licenses', 'source']) {
       expect(labels).toContain(`org.opencontainers.image.${key}=`);
     }
+  });
+
+  it('every ${VAR} a stage uses is declared in that stage (global ARGs reach FROM lines only)', () => {
+    const undeclared: string[] = [];
+    for (const stage of allStages) {
+      const declared = new Set<string>();
+      for (const instruction of stage.body) {
+        for (const match of instruction.args.matchAll(/\$\{?([A-Za-z_][A-Za-z0-9_]*)\}?/g)) {
+          const name = match[1] as string;
+          if (instruction.keyword !== 'RUN' && !declared.has(name))
+            undeclared.push(`line ${instruction.line}: ${name}`);
+        }
+        if (instruction.keyword === 'ARG' || instruction.keyword === 'ENV') {
+          declared.add(instruction.args.split(/[=\s]/, 1)[0] as string);
+        }
+      }
+    }
+    expect(undeclared).toEqual([]);
   });
 
   it('exposes the contract ports', () => {
