@@ -184,7 +184,7 @@ describe('Dockerfile', () => {
     }
   });
 
-  it('every ${VAR} a stage uses is declared in that stage (global ARGs reach FROM lines only)', () => {
+  it('every variable a stage expands is declared in that stage (global ARGs reach FROM lines only)', () => {
     const undeclared: string[] = [];
     for (const stage of allStages) {
       const declared = new Set<string>();
