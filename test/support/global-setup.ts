@@ -1,8 +1,10 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { KubeConfig } from '@kubernetes/client-node';
 import type { TestProject } from 'vitest/node';
 import { type ControlPlane, startControlPlane } from '../../src/local/controlplane/index.ts';
+import { keepConfigMapParamInformer } from './admission-cases.ts';
 
 declare module 'vitest' {
   export interface ProvidedContext {
@@ -27,6 +29,10 @@ let plane: ControlPlane | undefined;
 export async function setup(project: TestProject): Promise<void> {
   const dir = await mkdtemp(join(tmpdir(), 'harouter-test-'));
   plane = await startControlPlane({ dir });
+  // Before any test installs or removes a policy with ConfigMap parameters (kubernetes#133827).
+  const admin = new KubeConfig();
+  admin.loadFromFile(plane.kubeconfigPath);
+  await keepConfigMapParamInformer(admin);
   project.provide('controlPlane', {
     dir,
     server: plane.server,
