@@ -52,7 +52,6 @@ export async function main(
   let operator: Operator;
   try {
     operator = new Operator({ config, log });
-    await operator.start();
   } catch (err) {
     log.error({ error: describeError(err) }, 'failed to start');
     return EXIT.failed;
@@ -73,6 +72,14 @@ export async function main(
   };
   process.on('SIGTERM', onSignal);
   process.on('SIGINT', onSignal);
+  try {
+    await operator.start();
+  } catch (err) {
+    log.error({ error: describeError(err) }, 'failed to start');
+    process.off('SIGTERM', onSignal);
+    process.off('SIGINT', onSignal);
+    return EXIT.failed;
+  }
   const exit = await operator.done;
   process.off('SIGTERM', onSignal);
   process.off('SIGINT', onSignal);

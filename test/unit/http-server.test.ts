@@ -1,0 +1,72 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import type { BindAddress } from '../../src/config.ts';
+import { type HttpServerHandle, startMetricsServer, startProbeServer } from '../../src/http/server.ts';
+import { createLogger } from '../../src/log.ts';
+import { createMetrics } from '../../src/metrics.ts';
+
+const log = createLogger('silent');
+const bind: BindAddress = { host: '127.0.0.1', port: 0, text: '127.0.0.1:0' };
+const open: HttpServerHandle[] = [];
+afterEach(async () => {
+  await Promise.all(open.splice(0).map((s) => s.close()));
+});
+
+async function get(port: number, path: string, method = 'GET') {
+  const res = await fetch(`http://127.0.0.1:${port}${path}`, { method });
+  return { status: res.status, body: await res.text(), type: res.headers.get('content-type') };
+}
+
+describe('probe server', () => {
+  it('answers ok when every check passes and lists the failing ones otherwise', async () => {
+    let synced = false;
+    const server = await startProbeServer({
+      bind,
+      log,
+      healthz: () => [{ name: 'ping', check: () => true }],
+      readyz: () => [
+        { name: 'informers', check: () => synced },
+        {
+          name: 'webhook',
+          check: async () => {
+            if (!synced) throw new Error('not yet');
+            return true;
+          },
+        },
+      ],
+    });
+    open.push(server);
+    expect(await get(server.port, '/healthz')).toMatchObject({ status: 200, body: 'ok\n' });
+    const notReady = await get(server.port, '/readyz');
+    expect(notReady.status).toBe(500);
+    expect(notReady.body).toContain('[-]informers failed');
+    expect(notReady.body).toContain('[-]webhook failed');
+    synced = true;
+    expect(await get(server.port, '/readyz')).toMatchObject({ status: 200, body: 'ok\n' });
+    expect((await get(server.port, '/readyz?verbose')).body).toBe('[+]informers ok\n[+]webhook ok\nok\n');
+    expect((await get(server.port, '/other')).status).toBe(404);
+    expect((await get(server.port, '/healthz', 'POST')).status).toBe(405);
+  });
+});
+
+describe('metrics server', () => {
+  it("serves the operator's own registry in the Prometheus text format", async () => {
+    const metrics = createMetrics({ processMetrics: false });
+    metrics.workqueueAdds.inc({ name: 'harouter' }, 3);
+    const server = await startMetricsServer({ bind, metrics, log });
+    open.push(server);
+    const res = await get(server.port, '/metrics');
+    expect(res.status).toBe(200);
+    expect(res.type).toContain('text/plain');
+    expect(res.body).toContain('workqueue_adds_total{name="harouter"} 3');
+    expect(res.body).toContain('# TYPE harouter_report_to_route_seconds histogram');
+  });
+
+  it('fails to start on an address in use', async () => {
+    const metrics = createMetrics({ processMetrics: false });
+    const first = await startMetricsServer({ bind, metrics, log });
+    open.push(first);
+    await expect(
+      startMetricsServer({ bind: { host: '127.0.0.1', port: first.port, text: 'x' }, metrics, log }),
+    ).rejects.toThrow(/EADDRINUSE/);
+  });
+});
