@@ -4,13 +4,14 @@
  */
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { HARouter } from '../../src/api/index.ts';
+import { GROUP, HAROUTER, type HARouter, VERSION } from '../../src/api/index.ts';
 import { adminKubeConfig, createTestNamespace } from '../support/index.ts';
 import {
   at,
   Cluster,
   conditionOf,
   installCrds,
+  mergePatchOptions,
   startTestOperator,
   type TestOperator,
   waitFor,
@@ -271,6 +272,42 @@ describe('reconcile on a real API server', () => {
     await waitFor(async () => (await cluster.sliceAddresses('web6')) === undefined);
     await cluster.patchRouterSpec(id, { endpoint: null });
     await waitFor(async () => (await cluster.sliceAddresses('web7')) === undefined);
+  });
+
+  it('a router being deleted is left alone and never resurrected; its reports then become UnknownRouter', async () => {
+    const id = randomUUID();
+    const ref = { group: GROUP, version: VERSION, namespace: ns, plural: HAROUTER.plural, name: id };
+    await cluster.custom.createNamespacedCustomObject({
+      ...ref,
+      body: {
+        apiVersion: `${GROUP}/${VERSION}`,
+        kind: HAROUTER.kind,
+        metadata: { name: id, finalizers: ['test.harouter.dev/hold'] },
+        spec: { agents: [{ name: a }, { name: b }] },
+      },
+    });
+    await cluster.report(id, a, 'Primary', at(80));
+    await routerWhere(id, (r) => r.status?.activeAgent === a);
+    await cluster.custom.deleteNamespacedCustomObject(ref);
+    const deleting = await routerWhere(id, (r) => r.metadata.deletionTimestamp !== undefined);
+    await cluster.report(id, b, 'Primary', at(81));
+    await cluster.report(id, a, 'Backup', at(82));
+    await quiescent();
+    const still = await cluster.getRouter(id);
+    expect(still.metadata.resourceVersion).toBe(deleting.metadata.resourceVersion);
+    expect(still.status?.activeAgent).toBe(a);
+
+    await cluster.custom.patchNamespacedCustomObject(
+      { ...ref, body: { metadata: { finalizers: null } } },
+      mergePatchOptions,
+    );
+    await waitFor(async () => {
+      const rep = await cluster.getReport(id, b);
+      return (
+        rep.status?.conditions?.some((x) => x.type === 'Accepted' && x.reason === 'UnknownRouter') ?? false
+      );
+    });
+    await expect(cluster.getRouter(id)).rejects.toMatchObject({ code: 404 });
   });
 
   it('a failover costs the minimum of API writes: the slice, the status and one Event', async () => {
