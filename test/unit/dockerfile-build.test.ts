@@ -113,7 +113,7 @@ describe('the image build stage, run directly', () => {
   it('harouterctl --help runs by name from PATH on Node 24', async () => {
     const { stdout, stderr } = await run('harouterctl', ['--help'], { cwd: root, env });
     expect(stdout + stderr).toMatch(/report/);
-  });
+  }, 30_000);
 
   it('harouter-operator --help runs by name from PATH on Node 24 and lists the flags', async () => {
     const { stdout, stderr } = await run('harouter-operator', ['--help'], { cwd: root, env });
@@ -121,7 +121,7 @@ describe('the image build stage, run directly', () => {
     for (const flag of ['--metrics-bind-address', '--webhook-bind-address', '--cert-dir', '--leader-elect']) {
       expect(text).toContain(flag);
     }
-  });
+  }, 30_000);
 
   it('runs on the Node version the image pins', async () => {
     const { stdout } = await run('node', ['--version'], { env });
