@@ -4,9 +4,7 @@
  * lost leadership, 2 bad flags or values.
  */
 import { ConfigError, parseConfig, usage } from './config.ts';
-import { describeError } from './kube/errors.ts';
 import { createLogger } from './log.ts';
-import { Operator } from './operator.ts';
 
 export const EXIT = { ok: 0, failed: 1, badArguments: 2 } as const;
 
@@ -49,7 +47,10 @@ export async function main(
     },
     'starting harouter-operator',
   );
-  let operator: Operator;
+  // Loaded only now, so that --help and bad flags answer without loading the API client.
+  const { Operator } = await import('./operator.ts');
+  const { describeError } = await import('./kube/errors.ts');
+  let operator: InstanceType<typeof Operator>;
   try {
     operator = new Operator({ config, log });
   } catch (err) {
