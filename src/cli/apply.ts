@@ -1,7 +1,7 @@
 import http from 'node:http';
 import https from 'node:https';
-import type { KubeConfig } from '@kubernetes/client-node';
 import { GROUP, HAROUTER_STATE, type HARouterState, VERSION } from '../api/index.ts';
+import type { Transport } from './kubeconfig.ts';
 import type { AttemptResult } from './retry.ts';
 
 /** The field manager of every report. */
@@ -22,31 +22,28 @@ export function applyUrl(server: string, namespace: string, name: string, dryRun
 const MAX_BODY = 64 * 1024;
 
 /**
- * Sends one server-side apply of `object` with the kubeconfig's credentials
+ * Sends one server-side apply of `object` with the transport's credentials
  * (re-read on every call, so a rotated token file is picked up) and resolves
  * with the server's answer or the transport failure; never rejects. The request
  * is abandoned after `timeoutMs` (reported as code `ETIMEDOUT`). With `dryRun`,
  * the server admits the request (webhooks included) but stores nothing.
  */
 export async function sendApply(
-  kc: KubeConfig,
+  transport: Transport,
   object: HARouterState,
   timeoutMs: number,
   dryRun = false,
 ): Promise<AttemptResult> {
-  const cluster = kc.getCurrentCluster();
-  if (!cluster)
-    return { kind: 'network', code: 'ENOCLUSTER', message: 'the kubeconfig has no current cluster' };
   let url: URL;
-  const options: https.RequestOptions = {};
+  let options: https.RequestOptions;
   try {
-    url = applyUrl(cluster.server, object.metadata.namespace ?? 'default', object.metadata.name, dryRun);
-    await kc.applyToHTTPSOptions(options);
+    url = applyUrl(transport.server, object.metadata.namespace ?? 'default', object.metadata.name, dryRun);
+    options = await transport.requestOptions();
   } catch (error) {
     return { kind: 'network', code: 'ECONFIG', message: (error as Error).message };
   }
   const body = JSON.stringify(object);
-  const transport = url.protocol === 'http:' ? http : https;
+  const client = url.protocol === 'http:' ? http : https;
   return new Promise<AttemptResult>((resolve) => {
     let settled = false;
     const settle = (result: AttemptResult) => {
@@ -55,7 +52,7 @@ export async function sendApply(
       clearTimeout(timer);
       resolve(result);
     };
-    const request = transport.request(
+    const request = client.request(
       url,
       {
         ...options,

@@ -1,9 +1,9 @@
 import { copyFile, mkdir, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { KubeConfig } from '@kubernetes/client-node';
 import type { HARouterState } from '../api/index.ts';
 import { sendApply } from '../cli/apply.ts';
+import { loadTransport, type Transport } from '../cli/kubeconfig.ts';
 import { classifyAttempt, type Outcome, retryUntilFinal } from '../cli/retry.ts';
 import { webhookConfiguration } from '../webhook/manifests.ts';
 import {
@@ -97,13 +97,13 @@ export async function waitUntil(
 
 /** Applies one report as a reporter, retrying transient failures for up to `deadlineMs`. */
 async function report(
-  kc: KubeConfig,
+  transport: Transport,
   object: HARouterState,
   deadlineMs: number,
   dryRun = false,
 ): Promise<Outcome> {
   const result = await retryUntilFinal(
-    async (timeoutMs) => classifyAttempt(await sendApply(kc, object, timeoutMs, dryRun)),
+    async (timeoutMs) => classifyAttempt(await sendApply(transport, object, timeoutMs, dryRun)),
     { requestTimeoutMs: 5000, deadlineMs, maxAttempts: 100 },
     { now: () => performance.now(), sleep: (ms) => sleep(ms), random: Math.random },
   );
@@ -260,8 +260,7 @@ export async function startLocal(options: LocalOptions): Promise<LocalEnvironmen
         userName: `reporter-${node.name}`,
       });
     }
-    const reporterA = new KubeConfig();
-    reporterA.loadFromFile(staged('node-a'));
+    const reporterA = await loadTransport(staged('node-a'));
     // The webhook is intercepting when node-a's reporter cannot write node-b's report (dry run: nothing stored).
     await waitUntil(
       'the webhook to intercept a dry-run report for the wrong node',
