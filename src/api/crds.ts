@@ -4,6 +4,7 @@ import { NOT_ACCEPTED_REASONS, REPORTED_STATES } from './harouterstate.ts';
 import {
   AGENT_MAX_LENGTH,
   DISPLAY_NAME_MAX_CODE_POINTS,
+  DNS_LABEL_PATTERN,
   DNS_SUBDOMAIN_PATTERN,
   FORBIDDEN_TEXT_CLASS,
   MESSAGE_MAX_CODE_POINTS,
@@ -207,6 +208,12 @@ function harouterSchema(): JSONSchemaProps {
                       'Name of the port; must match the Service port name when the Service has several.',
                       {
                         maxLength: 63,
+                        'x-kubernetes-validations': [
+                          rule(
+                            `self.matches(${celRegex(DNS_LABEL_PATTERN)})`,
+                            'port name rule: must be a DNS-1123 label (as in an EndpointSlice)',
+                          ),
+                        ],
                       },
                     ),
                     port: int('Port number.', 1, 65535),

@@ -4,6 +4,7 @@ import {
   AGENT_MAX_LENGTH,
   codePointLength,
   DISPLAY_NAME_MAX_CODE_POINTS,
+  DNS_LABEL_PATTERN,
   DNS_SUBDOMAIN_PATTERN,
   isPrintable,
   UUID_PATTERN,
@@ -24,7 +25,13 @@ export const harouterAgentSchema = z.object({
 });
 
 export const endpointPortSchema = z.object({
-  name: z.string().max(63).optional(),
+  name: z
+    .string()
+    .max(63)
+    .regex(new RegExp(DNS_LABEL_PATTERN), {
+      message: 'port name rule: must be a DNS-1123 label (as in an EndpointSlice)',
+    })
+    .optional(),
   port: z.number().int().min(1).max(65535),
   protocol: z.enum(['TCP', 'UDP', 'SCTP']).optional(),
 });

@@ -8,6 +8,8 @@
 export const UUID_PATTERN = '^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$';
 /** DNS-1123 subdomain, the shape of a Node name. */
 export const DNS_SUBDOMAIN_PATTERN = '^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$';
+/** DNS-1123 label: an EndpointSlice port name. */
+export const DNS_LABEL_PATTERN = '^[a-z0-9]([-a-z0-9]*[a-z0-9])?$';
 /** Longest agent (node) name: `<36-char uuid>.<agent>` must fit a 253-character object name. */
 export const AGENT_MAX_LENGTH = 216;
 /**

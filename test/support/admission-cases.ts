@@ -490,6 +490,12 @@ export const ROUTER_CORPUS: CorpusEntry[] = [
   routerWith('endpoint', true, {
     endpoint: { serviceName: 'edge-vip', ports: [{ name: 'bgp', port: 179, protocol: 'TCP' }, { port: 53 }] },
   }),
+  routerWith('endpoint port name upper case', false, {
+    endpoint: { serviceName: 'edge-vip', ports: [{ name: 'BGP', port: 179 }] },
+  }),
+  routerWith('endpoint port name with an underscore', false, {
+    endpoint: { serviceName: 'edge-vip', ports: [{ name: 'bgp_1', port: 179 }] },
+  }),
   routerWith('endpoint without ports', false, { endpoint: { serviceName: 'edge-vip', ports: [] } }),
   routerWith('endpoint port 0', false, { endpoint: { serviceName: 'edge-vip', ports: [{ port: 0 }] } }),
   routerWith('endpoint protocol HTTP', false, {
