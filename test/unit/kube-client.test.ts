@@ -1,5 +1,8 @@
+import { mkdtemp, writeFile } from 'node:fs/promises';
 import { createServer, type IncomingMessage, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { ApiException, KubeConfig } from '@kubernetes/client-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createKubeClients, loadKubeConfig, patchOptions } from '../../src/kube/client.ts';
@@ -166,23 +169,19 @@ describe('apiErrorFacts', () => {
   });
 });
 
+async function tempFile(): Promise<string> {
+  return join(await mkdtemp(join(tmpdir(), 'kc-')), 'config');
+}
+
 describe('loadKubeConfig', () => {
   it('refuses a kubeconfig without a current cluster', async () => {
-    const { mkdtemp, writeFile } = await import('node:fs/promises');
-    const { join } = await import('node:path');
-    const { tmpdir } = await import('node:os');
-    const dir = await mkdtemp(join(tmpdir(), 'kc-'));
-    const path = join(dir, 'config');
+    const path = await tempFile();
     await writeFile(path, 'apiVersion: v1\nkind: Config\nclusters: []\ncontexts: []\nusers: []\n');
     expect(() => loadKubeConfig(path)).toThrow(/no current cluster/);
   });
 
   it('prefers the explicit path over KUBECONFIG', async () => {
-    const { mkdtemp, writeFile } = await import('node:fs/promises');
-    const { join } = await import('node:path');
-    const { tmpdir } = await import('node:os');
-    const dir = await mkdtemp(join(tmpdir(), 'kc-'));
-    const path = join(dir, 'config');
+    const path = await tempFile();
     await writeFile(
       path,
       `apiVersion: v1\nkind: Config\nclusters: [{name: c, cluster: {server: "${base}"}}]\ncontexts: [{name: x, context: {cluster: c, user: u}}]\nusers: [{name: u, user: {token: t}}]\ncurrent-context: x\n`,
