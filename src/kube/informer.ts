@@ -43,9 +43,7 @@ export type ParseResult<T> = { ok: true; value: T } | { ok: false; issues: strin
 
 /** A zod-compatible schema (`safeParse`). */
 export interface SafeParser<T> {
-  safeParse(
-    value: unknown,
-  ):
+  safeParse(value: unknown):
     | { success: true; data: T }
     | {
         success: false;
