@@ -218,6 +218,8 @@ export class Informer<T extends KubeObject> implements Store<T> {
           this.stats.gone++;
           this.#log.info({ resourceVersion: this.#resourceVersion }, 'watch expired, relisting');
           this.#needList = true;
+          // Relist at once, unless the watch expired right away again (no spinning).
+          if (performance.now() - started < 1000) await sleep(this.#backoff.next(), this.#stop.signal);
           continue;
         }
         if (outcome.kind === 'closed') {
