@@ -7,7 +7,6 @@
  * an outage, and a delay that makes two reports arrive out of order.
  */
 import { spawn } from 'node:child_process';
-import { readFileSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { createConnection, createServer, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -24,15 +23,18 @@ import {
 import { sendApply } from '../../src/cli/apply.ts';
 import { loadTransport } from '../../src/cli/kubeconfig.ts';
 import { freePort } from '../../src/local/controlplane/index.ts';
-import { createLogger } from '../../src/log.ts';
-import { createMetrics } from '../../src/metrics.ts';
-import { startWebhookServer, type WebhookServer, webhookConfiguration } from '../../src/webhook/index.ts';
-import { applyObject, installCrds, kubeRequest, waitFor } from '../support/admission-cases.ts';
+import {
+  type ClusterFixture,
+  installCrds,
+  installTestWebhook,
+  kubeRequest,
+  type TestWebhook,
+  waitFor,
+} from '../support/admission-cases.ts';
 import {
   adminKubeConfig,
   controlPlaneInfo,
   createTestNamespace,
-  issueServingCert,
   kubeConfigForToken,
   mintServiceAccountToken,
 } from '../support/index.ts';
@@ -150,7 +152,7 @@ describe('harouterctl report against the real API server', () => {
   let namespace: string;
   let dir: string;
   let server: URL;
-  let webhook: WebhookServer;
+  let webhook: TestWebhook | undefined;
   const tokens: Record<string, string> = {};
   const kubeconfigs: Record<string, string> = {};
 
@@ -200,38 +202,20 @@ describe('harouterctl report against the real API server', () => {
     });
     kubeconfigs.stranger = await kubeconfigFile(dir, 'stranger', tokens.stranger as string, namespace);
 
-    // The operator's webhook, in-process, for this namespace only.
-    const certDir = join(dir, 'webhook');
-    const info = controlPlaneInfo();
-    await issueServingCert({
-      ca: { certPath: info.caCertPath, keyPath: info.caKeyPath },
-      dir: certDir,
-      name: 'tls',
-    });
-    webhook = await startWebhookServer({
-      bindAddress: '127.0.0.1:0',
-      certDir,
-      config: {
-        reporterServiceAccounts: [`${namespace}/reporter`],
-        allowedUsers: [],
-        allowedGroups: [],
-        operatorServiceAccount: `${namespace}/operator`,
-        requireNodeBinding: true,
-      },
-      logger: createLogger('silent'),
-      metrics: createMetrics(),
-    });
-    const configuration = webhookConfiguration({
-      name: `harouterctl-test-${namespace}`,
-      url: `https://127.0.0.1:${webhook.port}/validate`,
-      caBundle: readFileSync(info.caCertPath).toString('base64'),
-      namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': namespace } },
-    });
-    await applyObject(
+    // The operator's webhook, in-process (the admission tests' installer), for this namespace only.
+    const config = {
+      reporterServiceAccounts: [`${namespace}/reporter`],
+      allowedUsers: [],
+      allowedGroups: [],
+      operatorServiceAccount: `${namespace}/operator`,
+      requireNodeBinding: true,
+    };
+    webhook = await installTestWebhook({
+      namespace,
       admin,
-      `/apis/admissionregistration.k8s.io/v1/validatingwebhookconfigurations/${configuration.metadata.name}`,
-      configuration,
-    );
+      config,
+      clients: {} as ClusterFixture['clients'],
+    });
     // Configurations are picked up asynchronously: wait until a dry run for the wrong node is denied.
     const reporterA = await loadTransport(kubeconfigs['node-a'] as string);
     await waitFor('the webhook to intercept', async () => {
@@ -249,12 +233,7 @@ describe('harouterctl report against the real API server', () => {
   });
 
   afterAll(async () => {
-    await kubeRequest(
-      adminKubeConfig(),
-      'DELETE',
-      `/apis/admissionregistration.k8s.io/v1/validatingwebhookconfigurations/harouterctl-test-${namespace}`,
-    );
-    await webhook?.close();
+    await webhook?.uninstall();
     await rm(dir, { recursive: true, force: true });
   });
 
