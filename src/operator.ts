@@ -61,11 +61,13 @@ export interface InformerFactoryOptions {
   log: Logger;
   resyncPeriodMs?: number;
   watchTimeoutSeconds?: number;
+  /** Counts watches in `rest_client_requests_total`. */
+  metrics?: Metrics;
 }
 
 /** The operator's informers (not started). */
 export function createInformers(options: InformerFactoryOptions): Informers {
-  const { kc, raw, namespace, log, resyncPeriodMs, watchTimeoutSeconds } = options;
+  const { kc, raw, namespace, log, resyncPeriodMs, watchTimeoutSeconds, metrics } = options;
   const make = <T extends KubeObject>(
     name: string,
     path: string,
@@ -79,6 +81,7 @@ export function createInformers(options: InformerFactoryOptions): Informers {
       log,
       ...(resyncPeriodMs !== undefined ? { resyncPeriodMs } : {}),
       ...(watchTimeoutSeconds !== undefined ? { watchTimeoutSeconds } : {}),
+      ...(metrics ? { metrics } : {}),
       ...extra,
     });
   return {
@@ -183,6 +186,7 @@ export class Operator {
       namespace: config.namespace,
       log: this.#log.child({ component: 'informer' }),
       resyncPeriodMs: config.resyncPeriodMs,
+      metrics: this.metrics,
     });
     this.queue = new WorkQueue({ name: CONTROLLER_NAME, metrics: this.metrics });
     const caches = this.informers as unknown as Caches;

@@ -20,6 +20,7 @@ import { type KubeConfig, Watch } from '@kubernetes/client-node';
 import { Backoff, type BackoffOptions, sleep } from '../controller/backoff.ts';
 import type { EventHandlers, Store } from '../controller/types.ts';
 import type { Logger } from '../log.ts';
+import type { Metrics } from '../metrics.ts';
 import type { RawRequester } from './client.ts';
 import { apiErrorFacts, describeError } from './errors.ts';
 
@@ -71,6 +72,12 @@ export interface InformerOptions<T extends KubeObject> {
   backoff?: BackoffOptions;
   /** Page size of lists (default 500). */
   pageSize?: number;
+  /**
+   * Counts each watch in `rest_client_requests_total` (method GET): code 200 once it
+   * streamed or closed cleanly, the HTTP status when refused, `<error>` otherwise.
+   * (Lists are counted by the requester.)
+   */
+  metrics?: Metrics;
   /** Override the watch (tests). */
   watch?: WatchFn;
 }
@@ -350,6 +357,7 @@ export class Informer<T extends KubeObject> implements Store<T> {
         }
       };
       const onDone = (err: unknown) => {
+        this.#countWatch(err, events);
         if (gone) return finish({ kind: 'gone' });
         if (!err) return finish({ kind: 'closed', events });
         if (apiErrorFacts(err).status === 410) return finish({ kind: 'gone' });
@@ -366,6 +374,20 @@ export class Informer<T extends KubeObject> implements Store<T> {
         (err) => finish({ kind: 'error', err }),
       );
     });
+  }
+
+  #countWatch(err: unknown, events: number): void {
+    const metrics = this.#options.metrics;
+    if (!metrics) return;
+    const status = (err as { statusCode?: unknown } | null)?.statusCode;
+    const code = !err || events > 0 ? '200' : typeof status === 'number' ? String(status) : '<error>';
+    let host = '';
+    try {
+      host = new URL(this.#options.kc.getCurrentCluster()?.server ?? '').host;
+    } catch {
+      host = '';
+    }
+    metrics.restClientRequests.inc({ code, method: 'GET', host });
   }
 
   /** Applies one watch event to the store; returns an outcome when this watch must end. */

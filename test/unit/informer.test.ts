@@ -269,3 +269,27 @@ describe('Informer', () => {
     ).toThrow(RangeError);
   });
 });
+
+describe('Informer watch metrics', () => {
+  it('counts each watch in rest_client_requests_total by outcome', async () => {
+    const { createMetrics } = await import('../../src/metrics.ts');
+    const metrics = createMetrics({ processMetrics: false });
+    const h = harness([[]], ['1']);
+    const inf = h.informer({ metrics, backoff: fastBackoff });
+    inf.start();
+    await until(() => h.watches.length === 1);
+    h.watches[0]?.emit('ADDED', cm('a', '2'));
+    h.watches[0]?.done(null);
+    await until(() => h.watches.length === 2);
+    h.watches[1]?.done(Object.assign(new Error('Forbidden'), { statusCode: 403 }));
+    await until(() => h.watches.length === 3);
+    h.watches[2]?.done(new Error('socket hang up'));
+    await until(() => h.watches.length === 4);
+    await inf.stop();
+    const values =
+      (await metrics.registry.getSingleMetric('rest_client_requests_total')?.get())?.values ?? [];
+    const byCode = Object.fromEntries(values.map((v) => [String(v.labels.code), v.value]));
+    expect(byCode).toMatchObject({ '200': 1, '403': 1, '<error>': 1 });
+    expect(values.every((v) => v.labels.method === 'GET' && v.labels.host === '127.0.0.1:1')).toBe(true);
+  });
+});
