@@ -4,13 +4,13 @@
  * rules, and finding the metric names a PromQL expression selects.
  */
 import { execFile, execFileSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
 import { parser } from '@prometheus-io/lezer-promql';
 import { parseAllDocuments, parse as parseYaml } from 'yaml';
-import { binaryPaths, KUBERNETES_VERSION } from '../../src/local/controlplane/binaries.ts';
+import { binaryCacheDir, binaryPaths, KUBERNETES_VERSION } from '../../src/local/controlplane/binaries.ts';
 import { createMetrics } from '../../src/metrics.ts';
 
 export const repoRoot = resolve(import.meta.dirname, '../..');
@@ -36,6 +36,47 @@ export function helmBinary(): string {
       stdio: ['ignore', 'inherit', 'inherit'],
     });
   }
+  return path;
+}
+
+/** promtool's module version (Prometheus 3.x modules are versioned v0.3xx.y). */
+export const PROMTOOL_VERSION = 'v0.316.0';
+
+/**
+ * promtool, built with `go install github.com/prometheus/prometheus/cmd/promtool@PROMTOOL_VERSION`
+ * (a module without replace directives) into the per-machine cache when missing: several minutes
+ * once per machine (it compiles every service-discovery client), nothing afterwards.
+ */
+export async function promtoolBinary(): Promise<string> {
+  const dir = join(binaryCacheDir(), `promtool-${PROMTOOL_VERSION}`);
+  const path = join(dir, 'bin', 'promtool');
+  if (existsSync(path)) return path;
+  mkdirSync(binaryCacheDir(), { recursive: true });
+  const tmp = mkdtempSync(join(dir.replace(/[^/]+$/, ''), `.promtool-${PROMTOOL_VERSION}-`));
+  try {
+    await promisify(execFile)(
+      'go',
+      [
+        'install',
+        '-trimpath',
+        '-ldflags',
+        '-s -w',
+        `github.com/prometheus/prometheus/cmd/promtool@${PROMTOOL_VERSION}`,
+      ],
+      {
+        env: { ...process.env, GOBIN: tmp, GOTOOLCHAIN: 'local', GOWORK: 'off', CGO_ENABLED: '0' },
+        maxBuffer: 64 * 1024 * 1024,
+      },
+    );
+  } catch (error) {
+    const failure = error as { stderr?: string; message: string };
+    throw new Error(`building promtool failed: ${failure.stderr ?? failure.message}`);
+  }
+  if (!existsSync(path)) {
+    mkdirSync(join(dir, 'bin'), { recursive: true });
+    renameSync(join(tmp, 'promtool'), path);
+  }
+  rmSync(tmp, { recursive: true, force: true });
   return path;
 }
 

@@ -563,6 +563,27 @@ describe('helm template with other values', () => {
     expect(configMap.metadata.annotations).toEqual({ grafana_folder: 'Networking' });
   });
 
+  it('the leader alert follows the Lease name, and is left out without leader election', async () => {
+    const renamed = await renderChart({
+      set: ['metrics.prometheusRule.enabled=true', 'operator.leaderElection.id=edge-lease'],
+    });
+    const rules = findObject(renamed, 'PrometheusRule').spec.groups.flatMap(
+      (g: { rules: unknown[] }) => g.rules,
+    );
+    const noLeader = rules.find((r: { alert: string }) => r.alert === 'HARouterOperatorNoLeader');
+    expect(noLeader.expr).toContain('leader_election_master_status{name="edge-lease"}');
+    expect(noLeader.expr).not.toContain('harouter-operator');
+    expect(flags(operatorContainer(renamed).args).get('leader-election-id')).toBe('edge-lease');
+    const single = await renderChart({
+      set: ['metrics.prometheusRule.enabled=true', 'operator.leaderElection.enabled=false', 'replicaCount=1'],
+    });
+    const alerts = findObject(single, 'PrometheusRule').spec.groups.flatMap(
+      (g: { rules: { alert: string }[] }) => g.rules.map((r) => r.alert),
+    );
+    expect(alerts).not.toContain('HARouterOperatorNoLeader');
+    expect(alerts).toContain('HARouterSplitBrain');
+  });
+
   it('PrometheusRule with default values equals the rules file', async () => {
     const objects = await renderChart({ set: ['metrics.prometheusRule.enabled=true'] });
     expect(findObject(objects, 'PrometheusRule').spec.groups).toEqual(alertRuleGroups());
