@@ -111,7 +111,7 @@ async function runSize(kc: KubeConfig, kubeconfigPath: string, n: number): Promi
   for (const [i, name] of agents.entries()) await cluster.setNode(name, true, ips[i] as string);
   const ids = Array.from({ length: n }, (_, i) => `00000000-0000-4000-8000-${String(i).padStart(12, '0')}`);
   await pool(ids, concurrency, async (id, i) => {
-    await cluster.createService(`svc-${i}`);
+    await cluster.createService(`svc-${i}`, 80, true);
     await cluster.createRouter(id, {
       agents: agents.map((name) => ({ name })),
       endpoint: { serviceName: `svc-${i}`, ports: [{ port: 80 }] },

@@ -140,10 +140,17 @@ export class Cluster {
     await this.core.deleteNode({ name }).catch(() => undefined);
   }
 
-  async createService(name: string, port = 80): Promise<void> {
+  /** A selector-less Service (headless ones use no cluster IP: the test range has only 254). */
+  async createService(name: string, port = 80, headless = false): Promise<void> {
     await this.core.createNamespacedService({
       namespace: this.namespace,
-      body: { metadata: { name }, spec: { ports: [{ name: 'http', port, protocol: 'TCP' }] } },
+      body: {
+        metadata: { name },
+        spec: {
+          ...(headless ? { clusterIP: 'None' } : {}),
+          ports: [{ name: 'http', port, protocol: 'TCP' }],
+        },
+      },
     });
   }
 
