@@ -56,6 +56,8 @@ export interface LocalEnvironment {
   ports: OperatorPorts;
   adminKubeconfig: string;
   reporterKubeconfigs: Record<string, string>;
+  /** Resolves if the operator exits on its own (how it exited). */
+  operatorExit: Promise<string>;
   /** Seconds each phase took, for the docs' cold and warm start times. */
   timings: { controlPlane: number; install: number; operator: number; total: number };
   stop(): Promise<void>;
@@ -320,6 +322,7 @@ export async function startLocal(options: LocalOptions): Promise<LocalEnvironmen
       ports,
       adminKubeconfig: paths.admin,
       reporterKubeconfigs: paths.reporters,
+      operatorExit: runningOperator.done,
       timings: {
         controlPlane: controlPlaneSeconds,
         install: installSeconds,

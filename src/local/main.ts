@@ -159,9 +159,19 @@ async function main(): Promise<number> {
     return 0;
   }
   print(summary(env));
-  // Runs until a signal arrives; the handlers above stop everything and exit.
-  await new Promise<never>(() => setInterval(() => {}, 1 << 30));
-  return 0;
+  // Runs until a signal arrives (the handlers above stop everything and exit) or the operator dies.
+  const keepAlive = setInterval(() => {}, 1 << 30);
+  const exit = await env.operatorExit;
+  clearInterval(keepAlive);
+  if (stopping) return await new Promise<number>(() => {});
+  stopping = true;
+  process.stderr.write(
+    `local: the operator exited (${exit}); see ${resolve(env.dir, 'logs', 'operator.log')}; stopping\n`,
+  );
+  await env.stop();
+  await release();
+  print('local: stopped');
+  return 1;
 }
 
 if (import.meta.main) process.exitCode = await main();

@@ -43,6 +43,8 @@ export async function choosePorts(preferred: OperatorPorts = DEFAULT_PORTS): Pro
 export interface OperatorProcess {
   /** Set once it has exited. */
   exited(): string | undefined;
+  /** Resolves with how it exited (exit code or signal). */
+  readonly done: Promise<string>;
   stop(graceMs?: number): Promise<void>;
 }
 
@@ -92,18 +94,19 @@ export function startOperator(options: OperatorOptions): OperatorProcess {
     createInterface({ input: stream }).on('line', (line) => options.print(formatLogLine(line)));
   }
   let exit: string | undefined;
-  const done = new Promise<void>((resolveDone) => {
+  const done = new Promise<string>((resolveDone) => {
     child.on('exit', (code, signal) => {
       exit = signal ? `signal ${signal}` : `exit code ${code}`;
-      resolveDone();
+      resolveDone(exit);
     });
     child.on('error', (error) => {
       exit = `failed to start: ${error.message}`;
-      resolveDone();
+      resolveDone(exit);
     });
   });
   return {
     exited: () => exit,
+    done,
     async stop(graceMs = 15_000) {
       if (exit === undefined) {
         child.kill('SIGTERM');

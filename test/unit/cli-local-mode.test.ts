@@ -142,6 +142,7 @@ describe('summary', () => {
           'node-b': '/work/main/.local/reporter-node-b.kubeconfig',
           'node-c': '/work/main/.local/reporter-node-c.kubeconfig',
         },
+        operatorExit: new Promise<string>(() => {}),
         timings: { controlPlane: 5, install: 3, operator: 2, total: 10 },
         stop: async () => {},
       },
