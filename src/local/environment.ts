@@ -11,6 +11,7 @@ import {
   type ControlPlane,
   issueServingCert,
   startControlPlane,
+  waitUntil,
   writeKubeconfig,
 } from './controlplane/index.ts';
 import { applyManifests, type Kubectl, kubectl } from './kubectl.ts';
@@ -73,30 +74,6 @@ export function kubeconfigPaths(dir: string) {
   };
 }
 
-/** Polls `check` every 250 ms until it returns true; throws with the last error after `timeoutMs`. */
-export async function waitUntil(
-  what: string,
-  timeoutMs: number,
-  check: () => Promise<boolean>,
-  abort?: () => string | undefined,
-): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  let last = '';
-  while (Date.now() < deadline) {
-    const aborted = abort?.();
-    if (aborted) throw new Error(`${what}: ${aborted}`);
-    try {
-      if (await check()) return;
-    } catch (error) {
-      last = (error as Error).message;
-    }
-    await sleep(250);
-  }
-  throw new Error(
-    `timed out after ${timeoutMs / 1000} s waiting for ${what}${last ? ` (last error: ${last})` : ''}`,
-  );
-}
-
 /** Applies one report as a reporter, retrying transient failures for up to `deadlineMs`. */
 async function report(
   transport: Transport,
@@ -141,7 +118,7 @@ export async function startLocal(options: LocalOptions): Promise<LocalEnvironmen
   let plane: ControlPlane | undefined;
   let operator: OperatorProcess | undefined;
   const stop = async () => {
-    await operator?.stop();
+    await operator?.stop(15_000);
     await plane?.stop();
     await Promise.all([paths.admin, ...Object.values(paths.reporters)].map((p) => rm(p, { force: true })));
   };

@@ -1,9 +1,6 @@
-import { type ChildProcess, spawn } from 'node:child_process';
-import { createWriteStream } from 'node:fs';
 import { createServer } from 'node:net';
 import { resolve } from 'node:path';
-import { createInterface } from 'node:readline';
-import { freePort } from './controlplane/index.ts';
+import { freePort, type ManagedProcess, startProcess } from './controlplane/index.ts';
 import { formatLogLine } from './pretty.ts';
 
 const repoRoot = resolve(import.meta.dirname, '../..');
@@ -40,13 +37,7 @@ export async function choosePorts(preferred: OperatorPorts = DEFAULT_PORTS): Pro
 }
 
 /** A running operator process. */
-export interface OperatorProcess {
-  /** Set once it has exited. */
-  exited(): string | undefined;
-  /** Resolves with how it exited (exit code or signal). */
-  readonly done: Promise<string>;
-  stop(graceMs?: number): Promise<void>;
-}
+export type OperatorProcess = ManagedProcess;
 
 /** Options of {@link startOperator}. */
 export interface OperatorOptions {
@@ -83,38 +74,8 @@ export function operatorArgs(
  * logs go raw to `logPath` and, made readable, to `print`.
  */
 export function startOperator(options: OperatorOptions): OperatorProcess {
-  const log = createWriteStream(options.logPath, { flags: 'a', mode: 0o600 });
-  const child: ChildProcess = spawn(process.execPath, operatorArgs(options), {
-    stdio: ['ignore', 'pipe', 'pipe'],
+  return startProcess('harouter-operator', process.execPath, operatorArgs(options), options.logPath, {
     env: { ...process.env, POD_NAMESPACE: 'harouter-system' },
+    onLine: (line) => options.print(formatLogLine(line)),
   });
-  for (const stream of [child.stdout, child.stderr]) {
-    if (!stream) continue;
-    stream.pipe(log, { end: false });
-    createInterface({ input: stream }).on('line', (line) => options.print(formatLogLine(line)));
-  }
-  let exit: string | undefined;
-  const done = new Promise<string>((resolveDone) => {
-    child.on('exit', (code, signal) => {
-      exit = signal ? `signal ${signal}` : `exit code ${code}`;
-      resolveDone(exit);
-    });
-    child.on('error', (error) => {
-      exit = `failed to start: ${error.message}`;
-      resolveDone(exit);
-    });
-  });
-  return {
-    exited: () => exit,
-    done,
-    async stop(graceMs = 15_000) {
-      if (exit === undefined) {
-        child.kill('SIGTERM');
-        const timer = setTimeout(() => child.kill('SIGKILL'), graceMs);
-        await done;
-        clearTimeout(timer);
-      }
-      await new Promise<void>((resolveEnd) => log.end(resolveEnd));
-    },
-  };
 }

@@ -1,10 +1,9 @@
 import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { request } from 'node:https';
 import { join, resolve } from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { type Binaries, ensureBinaries } from './binaries.ts';
 import { base64File, createPki, type KeyPair, type Pki } from './pki.ts';
-import { freePort, type ManagedProcess, startProcess, tailLog } from './process.ts';
+import { freePort, type ManagedProcess, startProcess, tailLog, waitUntil } from './process.ts';
 
 /** A running local control plane: real etcd, kube-apiserver and kube-controller-manager. */
 export interface ControlPlane {
@@ -116,27 +115,12 @@ function httpsGet(url: string, ca: Buffer, client?: { cert: Buffer; key: Buffer 
   });
 }
 
-async function waitFor(
-  what: string,
-  processes: ManagedProcess[],
-  timeoutMs: number,
-  ready: () => Promise<boolean>,
-): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  let lastError = '';
-  while (Date.now() < deadline) {
+/** Names the first of `processes` that has exited, for {@link waitUntil}'s `abort`. */
+function firstExited(processes: ManagedProcess[]): () => string | undefined {
+  return () => {
     const dead = processes.find((p) => p.exited() !== undefined);
-    if (dead) throw new Error(`${dead.name} exited (${dead.exited()}) while waiting for ${what}`);
-    try {
-      if (await ready()) return;
-    } catch (error) {
-      lastError = (error as Error).message;
-    }
-    await sleep(250);
-  }
-  throw new Error(
-    `timed out after ${timeoutMs} ms waiting for ${what}${lastError ? ` (last error: ${lastError})` : ''}`,
-  );
+    return dead ? `${dead.name} exited (${dead.exited()})` : undefined;
+  };
 }
 
 /**
@@ -188,10 +172,15 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
         join(dir, 'logs', 'etcd.log'),
       ),
     );
-    await waitFor('etcd /health', processes, timeout, async () => {
-      const res = await fetch(`${etcdUrl}/health`);
-      return res.ok && ((await res.json()) as { health?: string }).health === 'true';
-    });
+    await waitUntil(
+      'etcd /health',
+      timeout,
+      async () => {
+        const res = await fetch(`${etcdUrl}/health`);
+        return res.ok && ((await res.json()) as { health?: string }).health === 'true';
+      },
+      firstExited(processes),
+    );
 
     processes.push(
       startProcess(
@@ -223,13 +212,23 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
     );
     const ca = await readFile(pki.ca.certPath);
     const admin = { cert: await readFile(pki.admin.certPath), key: await readFile(pki.admin.keyPath) };
-    await waitFor('kube-apiserver /readyz', processes, timeout, async () => {
-      const probe = await httpsGet(`${server}/readyz`, ca);
-      return probe.status === 200 && probe.body.trim() === 'ok';
-    });
-    await waitFor('the default namespace', processes, timeout, async () => {
-      return (await httpsGet(`${server}/api/v1/namespaces/default`, ca, admin)).status === 200;
-    });
+    await waitUntil(
+      'kube-apiserver /readyz',
+      timeout,
+      async () => {
+        const probe = await httpsGet(`${server}/readyz`, ca);
+        return probe.status === 200 && probe.body.trim() === 'ok';
+      },
+      firstExited(processes),
+    );
+    await waitUntil(
+      'the default namespace',
+      timeout,
+      async () => {
+        return (await httpsGet(`${server}/api/v1/namespaces/default`, ca, admin)).status === 200;
+      },
+      firstExited(processes),
+    );
     await writeKubeconfig({ path: kubeconfigPath, server, caCertPath: pki.ca.certPath, user: pki.admin });
 
     if (options.controllerManager ?? true) {
@@ -252,12 +251,17 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
           join(dir, 'logs', 'kube-controller-manager.log'),
         ),
       );
-      await waitFor('the default ServiceAccount (kube-controller-manager)', processes, timeout, async () => {
-        return (
-          (await httpsGet(`${server}/api/v1/namespaces/default/serviceaccounts/default`, ca, admin))
-            .status === 200
-        );
-      });
+      await waitUntil(
+        'the default ServiceAccount (kube-controller-manager)',
+        timeout,
+        async () => {
+          return (
+            (await httpsGet(`${server}/api/v1/namespaces/default/serviceaccounts/default`, ca, admin))
+              .status === 200
+          );
+        },
+        firstExited(processes),
+      );
     }
   } catch (error) {
     await stop();

@@ -2,4 +2,4 @@
 export * from './binaries.ts';
 export * from './control-plane.ts';
 export { base64File, issueServingCert, type KeyPair, type Pki } from './pki.ts';
-export { freePort } from './process.ts';
+export { freePort, type ManagedProcess, startProcess, waitUntil } from './process.ts';

@@ -2,6 +2,8 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { createWriteStream } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
+import { createInterface } from 'node:readline';
+import { setTimeout as sleep } from 'node:timers/promises';
 
 /** A child process whose output goes to a log file, stopped with SIGTERM then SIGKILL. */
 export interface ManagedProcess {
@@ -9,29 +11,53 @@ export interface ManagedProcess {
   readonly logPath: string;
   /** Set once the process has exited, with its code or signal. */
   exited(): string | undefined;
+  /** Resolves with how the process exited (exit code, signal, or failure to start). */
+  readonly done: Promise<string>;
   stop(graceMs?: number): Promise<void>;
 }
 
+/** Options of {@link startProcess}. */
+export interface ProcessOptions {
+  /** Environment of the child (default: this process's). */
+  env?: NodeJS.ProcessEnv;
+  /** Receives each line the child prints, on stdout or stderr, as well as the log file. */
+  onLine?: (line: string) => void;
+}
+
 /** Starts `binary args` with stdout and stderr appended to `logPath`. */
-export function startProcess(name: string, binary: string, args: string[], logPath: string): ManagedProcess {
+export function startProcess(
+  name: string,
+  binary: string,
+  args: string[],
+  logPath: string,
+  options: ProcessOptions = {},
+): ManagedProcess {
   const log = createWriteStream(logPath, { flags: 'a', mode: 0o600 });
-  const child: ChildProcess = spawn(binary, args, { stdio: ['ignore', 'pipe', 'pipe'] });
-  child.stdout?.pipe(log, { end: false });
-  child.stderr?.pipe(log, { end: false });
+  const child: ChildProcess = spawn(binary, args, {
+    stdio: ['ignore', 'pipe', 'pipe'],
+    ...(options.env ? { env: options.env } : {}),
+  });
+  for (const stream of [child.stdout, child.stderr]) {
+    if (!stream) continue;
+    stream.pipe(log, { end: false });
+    const onLine = options.onLine;
+    if (onLine) createInterface({ input: stream }).on('line', onLine);
+  }
   let exit: string | undefined;
-  const done = new Promise<void>((resolve) => {
+  const done = new Promise<string>((resolve) => {
     child.on('exit', (code, signal) => {
       exit = signal ? `signal ${signal}` : `exit code ${code}`;
-      resolve();
+      resolve(exit);
     });
     child.on('error', (error) => {
       exit = `failed to start: ${error.message}`;
-      resolve();
+      resolve(exit);
     });
   });
   return {
     name,
     logPath,
+    done,
     exited: () => exit,
     async stop(graceMs = 10_000) {
       if (exit === undefined) {
@@ -43,6 +69,34 @@ export function startProcess(name: string, binary: string, args: string[], logPa
       await new Promise<void>((resolve) => log.end(resolve));
     },
   };
+}
+
+/**
+ * Polls `check` every 250 ms until it returns true. Throws with the last error
+ * seen after `timeoutMs`, or at once when `abort` returns a reason (a process
+ * that died, say), so that a caller never waits out a timeout for nothing.
+ */
+export async function waitUntil(
+  what: string,
+  timeoutMs: number,
+  check: () => Promise<boolean>,
+  abort?: () => string | undefined,
+): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  let last = '';
+  while (Date.now() < deadline) {
+    const aborted = abort?.();
+    if (aborted) throw new Error(`${what}: ${aborted}`);
+    try {
+      if (await check()) return;
+    } catch (error) {
+      last = (error as Error).message;
+    }
+    await sleep(250);
+  }
+  throw new Error(
+    `timed out after ${timeoutMs / 1000} s waiting for ${what}${last ? ` (last error: ${last})` : ''}`,
+  );
 }
 
 /** The last `lines` lines of a log file, for error messages when start-up fails. */
