@@ -31,6 +31,11 @@ export interface DecideInput {
   readonly nodes: ReadonlyMap<string, NodeView>;
   /** Whether the Service named by `spec.endpoint.serviceName` exists (ignored without an endpoint). */
   readonly serviceExists: boolean;
+  /**
+   * The EndpointSlice `<serviceName>-harouter` exists and another controller owns it (another
+   * HARouter naming the same Service, say): the operator will not take it over.
+   */
+  readonly sliceHeldByOther?: boolean;
 }
 
 /** The verdict on one report: its desired `Accepted` condition. */
@@ -86,6 +91,7 @@ export const REASONS = {
   noPrimary: 'NoPrimary',
   serviceNotFound: 'ServiceNotFound',
   noNodeAddress: 'NodeAddressNotFound',
+  sliceConflict: 'EndpointSliceConflict',
   multiplePrimaries: 'MultiplePrimaries',
   singlePrimary: 'SinglePrimary',
   noRedundancy: 'NoRedundancy',
@@ -167,15 +173,23 @@ function readyCondition(
   active: string | undefined,
   address: string | undefined,
   endpoint: HARouterEndpoint | undefined,
-  serviceExists: boolean,
+  input: DecideInput,
 ): ConditionFacts {
   const base = { type: CONDITION_READY } as const;
-  if (endpoint && !serviceExists) {
+  if (endpoint && !input.serviceExists) {
     return {
       ...base,
       status: 'False',
       reason: REASONS.serviceNotFound,
       message: `Service ${endpoint.serviceName} named by spec.endpoint does not exist`,
+    };
+  }
+  if (endpoint && input.sliceHeldByOther) {
+    return {
+      ...base,
+      status: 'False',
+      reason: REASONS.sliceConflict,
+      message: `EndpointSlice ${endpoint.serviceName}-harouter is owned by another controller`,
     };
   }
   if (active === undefined) {
@@ -245,7 +259,7 @@ export function decide(input: DecideInput): Decision {
   const endpoint = router.spec.endpoint;
 
   const conditions: ConditionFacts[] = [
-    readyCondition(activeAgent, activeAddress, endpoint, input.serviceExists),
+    readyCondition(activeAgent, activeAddress, endpoint, input),
     splitBrain
       ? {
           type: CONDITION_SPLIT_BRAIN,

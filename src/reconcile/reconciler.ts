@@ -31,7 +31,15 @@ import { describeError, isConflict, isNotFound } from '../kube/errors.ts';
 import type { Logger } from '../log.ts';
 import type { Metrics } from '../metrics.ts';
 import { decide, decideOrphanReports, isDeleting, type NodeView, type RouteDecision } from './decide.ts';
-import { type EndpointSliceObject, isOwnedSlice, plan, planReports, sliceName, type Write } from './plan.ts';
+import {
+  type EndpointSliceObject,
+  isOwnedSlice,
+  plan,
+  planReports,
+  sliceHeldByOther,
+  sliceName,
+  type Write,
+} from './plan.ts';
 
 /** `reportingController` of the Events the operator records. */
 export const REPORTING_CONTROLLER = 'harouter.dev/harouter-operator';
@@ -209,9 +217,6 @@ export class HARouterReconciler implements Reconciler {
     const serviceExists = endpoint
       ? caches.services.get(`${namespace}/${endpoint.serviceName}`) !== undefined
       : true;
-    const decision = decide({ router, reports, nodes, serviceExists });
-    if (decision.kind !== 'route') return;
-
     const slices: EndpointSliceObject[] = [];
     const wanted = endpoint ? sliceName(endpoint.serviceName) : undefined;
     const names = new Set<string>();
@@ -226,6 +231,14 @@ export class HARouterReconciler implements Reconciler {
       const slice = this.#slices.read(`${namespace}/${name}`, cached);
       if (slice && (name === wanted || isOwnedSlice(slice, router))) slices.push(slice);
     }
+
+    const held = sliceHeldByOther(
+      slices.find((x) => x.metadata.name === wanted),
+      router,
+    );
+    if (held) log.warn({ slice: wanted }, 'the EndpointSlice for this router is owned by another controller');
+    const decision = decide({ router, reports, nodes, serviceExists, sliceHeldByOther: held });
+    if (decision.kind !== 'route') return;
 
     const writes = plan(decision, { router, slices, reports }, this.#now());
     if (writes.length > 0) log.debug({ writes: writes.map((w) => w.kind) }, 'applying writes');

@@ -274,6 +274,28 @@ describe('reconcile on a real API server', () => {
     await waitFor(async () => (await cluster.sliceAddresses('web7')) === undefined);
   });
 
+  it('two routers naming the same Service: the second never takes the slice over and is not Ready', async () => {
+    const first = randomUUID();
+    const second = randomUUID();
+    await cluster.createService('shared');
+    await cluster.createRouter(first, {
+      agents: [{ name: a }],
+      endpoint: { serviceName: 'shared', ports: [{ port: 80 }] },
+    });
+    await cluster.report(first, a, 'Primary', at(90));
+    await waitFor(async () => (await cluster.sliceAddresses('shared'))?.join() === ip[a]);
+    await cluster.createRouter(second, {
+      agents: [{ name: b }],
+      endpoint: { serviceName: 'shared', ports: [{ port: 80 }] },
+    });
+    await cluster.report(second, b, 'Primary', at(90));
+    const r = await routerWhere(second, (x) => x.status?.activeAgent === b);
+    expect(conditionOf(r, 'Ready')).toEqual({ status: 'False', reason: 'EndpointSliceConflict' });
+    await quiescent();
+    expect(await cluster.sliceAddresses('shared')).toEqual([ip[a]]);
+    expect(conditionOf(await cluster.getRouter(first), 'Ready')?.status).toBe('True');
+  });
+
   it('a router being deleted is left alone and never resurrected; its reports then become UnknownRouter', async () => {
     const id = randomUUID();
     const ref = { group: GROUP, version: VERSION, namespace: ns, plural: HAROUTER.plural, name: id };

@@ -213,6 +213,16 @@ describe('decide: the contract rules', () => {
     expect(condition(d, 'Ready')).toMatchObject({ status: 'False', reason: 'ServiceNotFound' });
   });
 
+  it('Ready=False EndpointSliceConflict when another controller owns the slice at the desired name', () => {
+    const d = route({
+      router: router({ endpoint: { serviceName: 'web', ports: [{ port: 80 }] } }),
+      reports: [report('node-a', 'Primary', T0)],
+      sliceHeldByOther: true,
+    });
+    expect(d.activeAgent).toBe('node-a');
+    expect(condition(d, 'Ready')).toMatchObject({ status: 'False', reason: 'EndpointSliceConflict' });
+  });
+
   it('a missing Service is irrelevant without spec.endpoint', () => {
     const d = route({ reports: [report('node-a', 'Primary', T0)], serviceExists: false });
     expect(condition(d, 'Ready').status).toBe('True');
