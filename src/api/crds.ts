@@ -377,7 +377,7 @@ function crd(
         plural: names.plural,
         singular: names.kind.toLowerCase(),
         shortNames: [names.shortName],
-        categories: ['harouter'],
+        categories: ['harouter-all'],
       },
       versions: [
         {

@@ -76,8 +76,10 @@ describe('what people see', () => {
     const header = stdout.split('\n')[0]?.split(/\s{2,}/);
     expect(header).toEqual(['NAME', 'ROUTER', 'AGENT', 'STATE', 'OBSERVED', 'ACCEPTED', 'AGE']);
     expect(stdout).toContain(routerId);
-    const all = await kubectl('get', 'harouter', '-n', namespace);
+    const all = await kubectl('get', 'harouter-all', '-n', namespace);
     expect(all.stdout).toContain(`harouterstate.harouter.dev/${routerId}.${NODE_A}`);
+    const bySingular = await kubectl('get', 'harouterstate', '-n', namespace, `${routerId}.${NODE_A}`);
+    expect(bySingular.stdout).toContain(routerId);
     const routers = await kubectl('get', 'har', '-n', namespace, '-o', 'json');
     expect(JSON.parse(routers.stdout).items).toEqual([]);
   });

@@ -32,12 +32,12 @@ describe.each(allCrds())('CRD $file', ({ crd }) => {
   const version = crd.spec.versions[0];
   const schema = version.schema.openAPIV3Schema as JSONSchemaProps;
 
-  it('is namespaced, v1alpha1, with the status subresource and the harouter category', () => {
+  it('is namespaced, v1alpha1, with the status subresource and the harouter-all category', () => {
     expect(crd.spec.group).toBe('harouter.dev');
     expect(crd.spec.scope).toBe('Namespaced');
     expect(version.name).toBe('v1alpha1');
     expect(version.subresources).toEqual({ status: {} });
-    expect(crd.spec.names.categories).toEqual(['harouter']);
+    expect(crd.spec.names.categories).toEqual(['harouter-all']);
   });
 
   it('describes every field (kubectl explain)', () => {
