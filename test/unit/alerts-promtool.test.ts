@@ -260,6 +260,19 @@ async function promtoolRun(args: string[]): Promise<{ code: number; output: stri
   }
 }
 
+/** Runs one test group with `promtool test rules` against the rule file without its annotations. */
+async function ruleTest(test: TestGroup, tag: string): Promise<{ code: number; output: string }> {
+  const groups = alertRuleGroups().map((g) => ({
+    ...g,
+    rules: g.rules.map(({ annotations: _annotations, ...rule }) => rule),
+  }));
+  const rules = join(dir, `rules-${tag}.yaml`);
+  const tests = join(dir, `tests-${tag}.yaml`);
+  await writeFile(rules, stringify({ groups }));
+  await writeFile(tests, stringify({ rule_files: [rules], evaluation_interval: '1m', tests: [test] }));
+  return promtoolRun(['test', 'rules', tests]);
+}
+
 describe('promtool', () => {
   it('check rules accepts the rule file (expressions and annotation templates)', async () => {
     const result = await promtoolRun(['check', 'rules', alertRulesPath]);
@@ -276,35 +289,19 @@ describe('promtool', () => {
   });
 
   it.each(TESTS.map((t) => [t.name, t] as const))('test rules: %s', async (_name, test) => {
-    const groups = alertRuleGroups().map((g) => ({
-      ...g,
-      rules: g.rules.map(({ annotations: _annotations, ...rule }) => rule),
-    }));
-    const rules = join(dir, `rules-${TESTS.indexOf(test)}.yaml`);
-    const tests = join(dir, `tests-${TESTS.indexOf(test)}.yaml`);
-    await writeFile(rules, stringify({ groups }));
-    await writeFile(tests, stringify({ rule_files: [rules], evaluation_interval: '1m', tests: [test] }));
-    const result = await promtoolRun(['test', 'rules', tests]);
+    const result = await ruleTest(test, String(TESTS.indexOf(test)));
     expect(result.output).toMatch(/SUCCESS/);
     expect(result.code).toBe(0);
   });
 
   it('test rules does catch a wrong expectation (the harness is not vacuous)', async () => {
-    const groups = alertRuleGroups().map((g) => ({
-      ...g,
-      rules: g.rules.map(({ annotations: _a, ...r }) => r),
-    }));
-    const rules = join(dir, 'rules-wrong.yaml');
-    const tests = join(dir, 'tests-wrong.yaml');
-    await writeFile(rules, stringify({ groups }));
     const wrong: TestGroup = {
       name: 'a degraded count that should not fire after 1m',
       interval: '1m',
       input_series: [{ series: 'harouter_routers{condition="degraded",instance="a"}', values: '2x20' }],
       alert_rule_test: [fires('HARouterDegraded', '1m', { severity: 'warning' })],
     };
-    await writeFile(tests, stringify({ rule_files: [rules], evaluation_interval: '1m', tests: [wrong] }));
-    const result = await promtoolRun(['test', 'rules', tests]);
+    const result = await ruleTest(wrong, 'wrong');
     expect(result.code).not.toBe(0);
     expect(result.output).toMatch(/FAILED/);
   });
