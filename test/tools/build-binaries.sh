@@ -3,12 +3,13 @@
 # from the Go module proxy only (no release downloads), into a per-machine cache:
 #   ~/.cache/harouter/<tool>-<version>/bin/<binary>
 # A tool whose binaries are all present is skipped, so a second run costs nothing.
-# Usage: build-binaries.sh [kubernetes|etcd|helm ...]   (default: all three)
+# Usage: build-binaries.sh [kubernetes|etcd|helm|promtool ...]   (default: all four)
 set -euo pipefail
 
 KUBERNETES_VERSION=v1.36.3
 ETCD_VERSION=v3.6.14
 HELM_VERSION=v3.21.4
+PROMTOOL_VERSION=v0.316.0   # Prometheus 3.x modules are versioned v0.3xx.y
 
 here=$(cd "$(dirname "$0")" && pwd)
 cache=${HAROUTER_CACHE:-$HOME/.cache/harouter}
@@ -55,10 +56,19 @@ build_helm() {
   rm -rf "$out" && mv "$out.tmp" "$out"
 }
 
-tools=("$@"); [ ${#tools[@]} -gt 0 ] || tools=(etcd kubernetes helm)
+build_promtool() {
+  local out="$cache/promtool-$PROMTOOL_VERSION/bin"
+  have "$out" promtool && return 0
+  echo "build-binaries: building promtool $PROMTOOL_VERSION (for the alert-rule tests)" >&2
+  mkdir -p "$out.tmp"
+  GOBIN="$out.tmp" go install -trimpath -ldflags "-s -w" "github.com/prometheus/prometheus/cmd/promtool@$PROMTOOL_VERSION"
+  rm -rf "$out" && mv "$out.tmp" "$out"
+}
+
+tools=("$@"); [ ${#tools[@]} -gt 0 ] || tools=(etcd kubernetes helm promtool)
 for t in "${tools[@]}"; do
   case $t in
-    kubernetes|etcd|helm) "build_$t" ;;
-    *) echo "build-binaries: unknown tool $t (kubernetes, etcd, helm)" >&2; exit 2 ;;
+    kubernetes|etcd|helm|promtool) "build_$t" ;;
+    *) echo "build-binaries: unknown tool $t (kubernetes, etcd, helm, promtool)" >&2; exit 2 ;;
   esac
 done

@@ -43,40 +43,17 @@ export function helmBinary(): string {
 export const PROMTOOL_VERSION = 'v0.316.0';
 
 /**
- * promtool, built with `go install github.com/prometheus/prometheus/cmd/promtool@PROMTOOL_VERSION`
- * (a module without replace directives) into the per-machine cache when missing: several minutes
- * once per machine (it compiles every service-discovery client), nothing afterwards.
+ * promtool, built by `test/tools/build-binaries.sh promtool` (`go install` of
+ * `github.com/prometheus/prometheus/cmd/promtool`, a module without replace directives) into the
+ * per-machine cache when missing: several minutes once per machine, nothing afterwards.
  */
 export async function promtoolBinary(): Promise<string> {
-  const dir = join(binaryCacheDir(), `promtool-${PROMTOOL_VERSION}`);
-  const path = join(dir, 'bin', 'promtool');
-  if (existsSync(path)) return path;
-  mkdirSync(binaryCacheDir(), { recursive: true });
-  const tmp = mkdtempSync(join(dir.replace(/[^/]+$/, ''), `.promtool-${PROMTOOL_VERSION}-`));
-  try {
-    await promisify(execFile)(
-      'go',
-      [
-        'install',
-        '-trimpath',
-        '-ldflags',
-        '-s -w',
-        `github.com/prometheus/prometheus/cmd/promtool@${PROMTOOL_VERSION}`,
-      ],
-      {
-        env: { ...process.env, GOBIN: tmp, GOTOOLCHAIN: 'local', GOWORK: 'off', CGO_ENABLED: '0' },
-        maxBuffer: 64 * 1024 * 1024,
-      },
-    );
-  } catch (error) {
-    const failure = error as { stderr?: string; message: string };
-    throw new Error(`building promtool failed: ${failure.stderr ?? failure.message}`);
-  }
+  const path = join(binaryCacheDir(), `promtool-${PROMTOOL_VERSION}`, 'bin', 'promtool');
   if (!existsSync(path)) {
-    mkdirSync(join(dir, 'bin'), { recursive: true });
-    renameSync(join(tmp, 'promtool'), path);
+    await promisify(execFile)('bash', [join(repoRoot, 'test', 'tools', 'build-binaries.sh'), 'promtool'], {
+      maxBuffer: 64 * 1024 * 1024,
+    });
   }
-  rmSync(tmp, { recursive: true, force: true });
   return path;
 }
 
