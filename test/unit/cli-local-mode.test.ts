@@ -130,23 +130,24 @@ describe('formatLogLine', () => {
 
 describe('summary', () => {
   it('prints the kubectl commands with the absolute kubectl path and the metrics URL', () => {
+    const repo = resolve(import.meta.dirname, '../..');
     const text = summary(
       {
-        dir: '/work/main/.local',
+        dir: `${repo}/.local`,
         server: 'https://127.0.0.1:40000',
         kubectlPath: '/root/.cache/harouter/kubernetes-v1.36.3/bin/kubectl',
         ports: { metrics: 8080, probes: 8081, webhook: 9443 },
-        adminKubeconfig: '/work/main/.local/admin.kubeconfig',
+        adminKubeconfig: `${repo}/.local/admin.kubeconfig`,
         reporterKubeconfigs: {
-          'node-a': '/work/main/.local/reporter-node-a.kubeconfig',
-          'node-b': '/work/main/.local/reporter-node-b.kubeconfig',
-          'node-c': '/work/main/.local/reporter-node-c.kubeconfig',
+          'node-a': `${repo}/.local/reporter-node-a.kubeconfig`,
+          'node-b': `${repo}/.local/reporter-node-b.kubeconfig`,
+          'node-c': `${repo}/.local/reporter-node-c.kubeconfig`,
         },
         operatorExit: new Promise<string>(() => {}),
         timings: { controlPlane: 5, install: 3, operator: 2, total: 10 },
         stop: async () => {},
       },
-      '/work/main',
+      repo,
     );
     expect(text).toContain(
       '/root/.cache/harouter/kubernetes-v1.36.3/bin/kubectl --kubeconfig .local/reporter-node-b.kubeconfig apply -f examples/report-primary.yaml',

@@ -49,6 +49,19 @@ export const CONTROLLERS = [
 
 const SERVICE_ACCOUNT_ISSUER = 'https://kubernetes.default.svc.cluster.local';
 
+const LOCAL_ADDRESSES = '127.0.0.1,localhost,.svc,.cluster.local';
+
+/**
+ * The components' environment: a proxy set for the machine must never see the
+ * control plane's own traffic (webhook calls to 127.0.0.1 or to `*.svc`).
+ */
+function componentEnv(): NodeJS.ProcessEnv {
+  const env = { ...process.env };
+  for (const name of ['NO_PROXY', 'no_proxy'])
+    env[name] = [env[name], LOCAL_ADDRESSES].filter(Boolean).join(',');
+  return env;
+}
+
 /** A kubeconfig with its credentials embedded, for a user given by certificate or token. */
 export async function writeKubeconfig(options: {
   path: string;
@@ -170,6 +183,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
           '--log-level=warn',
         ],
         join(dir, 'logs', 'etcd.log'),
+        { env: componentEnv() },
       ),
     );
     await waitUntil(
@@ -208,6 +222,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
           '--v=1',
         ],
         join(dir, 'logs', 'kube-apiserver.log'),
+        { env: componentEnv() },
       ),
     );
     const ca = await readFile(pki.ca.certPath);
@@ -249,6 +264,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
             '--v=1',
           ],
           join(dir, 'logs', 'kube-controller-manager.log'),
+          { env: componentEnv() },
         ),
       );
       await waitUntil(
