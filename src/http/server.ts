@@ -8,6 +8,7 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { BindAddress } from '../config.ts';
+import { describeError } from '../kube/errors.ts';
 import type { Logger } from '../log.ts';
 import type { Metrics } from '../metrics.ts';
 
@@ -31,7 +32,12 @@ async function serve(
   log: Logger,
 ): Promise<HttpServerHandle> {
   const server: Server = createServer((req, res) => {
-    const url = new URL(req.url ?? '/', 'http://localhost');
+    // `new URL` throws on some request targets (`//[`): answer 400, never let it escape the listener.
+    const url = URL.parse(req.url ?? '/', 'http://localhost');
+    if (!url) {
+      res.writeHead(400, { 'content-type': 'text/plain; charset=utf-8' }).end('bad request\n');
+      return;
+    }
     const handler = routes[url.pathname];
     if (!handler) {
       res.writeHead(404, { 'content-type': 'text/plain; charset=utf-8' }).end('not found\n');
@@ -44,7 +50,7 @@ async function serve(
       return;
     }
     Promise.resolve(handler(req, res, url)).catch((err: unknown) => {
-      log.error({ err, path: url.pathname }, 'http handler failed');
+      log.error({ error: describeError(err), path: url.pathname }, 'http handler failed');
       if (!res.headersSent) res.writeHead(500, { 'content-type': 'text/plain; charset=utf-8' });
       res.end('internal error\n');
     });

@@ -1,3 +1,4 @@
+import { connect } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { BindAddress } from '../../src/config.ts';
 import { type HttpServerHandle, startMetricsServer, startProbeServer } from '../../src/http/server.ts';
@@ -45,6 +46,35 @@ describe('probe server', () => {
     expect((await get(server.port, '/readyz?verbose')).body).toBe('[+]informers ok\n[+]webhook ok\nok\n');
     expect((await get(server.port, '/other')).status).toBe(404);
     expect((await get(server.port, '/healthz', 'POST')).status).toBe(405);
+  });
+});
+
+/** Sends one raw request line and returns the status line of the answer. */
+function rawStatusLine(port: number, requestTarget: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const socket = connect(port, '127.0.0.1', () => {
+      socket.write(`GET ${requestTarget} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n`);
+    });
+    let answer = '';
+    socket.on('data', (chunk) => {
+      answer += String(chunk);
+    });
+    socket.on('end', () => resolve(answer.split('\r\n')[0] ?? ''));
+    socket.on('error', reject);
+  });
+}
+
+describe('request targets', () => {
+  it('answers 400 to a target URL cannot parse, and keeps serving', async () => {
+    const server = await startProbeServer({
+      bind,
+      log,
+      healthz: () => [{ name: 'ping', check: () => true }],
+      readyz: () => [],
+    });
+    open.push(server);
+    expect(await rawStatusLine(server.port, '//[')).toBe('HTTP/1.1 400 Bad Request');
+    expect(await get(server.port, '/healthz')).toMatchObject({ status: 200, body: 'ok\n' });
   });
 });
 
