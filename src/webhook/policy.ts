@@ -120,13 +120,13 @@ function classify(user: AdmissionRequest['userInfo'], config: AdmissionConfig): 
   };
 }
 
-/** The `spec.agent` of a raw object, when it is a string. */
-function rawAgent(object: unknown): string | undefined {
+/** A string field of a raw object's `spec`, when it is a string. */
+function rawSpecField(object: unknown, field: 'routerId' | 'agent' | 'observedAt'): string | undefined {
   if (typeof object !== 'object' || object === null) return undefined;
   const spec = (object as { spec?: unknown }).spec;
   if (typeof spec !== 'object' || spec === null) return undefined;
-  const agent = (spec as { agent?: unknown }).agent;
-  return typeof agent === 'string' ? agent : undefined;
+  const value = (spec as Record<string, unknown>)[field];
+  return typeof value === 'string' ? value : undefined;
 }
 
 const deny = (
@@ -175,7 +175,7 @@ export function admit(request: AdmissionRequest, config: AdmissionConfig, nowMs:
     if (id.operator) return { allowed: true, reason: 'Operator', message: 'operator' };
     if (!id.reporter && !id.allowedUser && !id.allowedGroup)
       return deny('Delete', 'DeleteForbidden', MESSAGES.delete);
-    if (nodeBinding(id, rawAgent(request.oldObject), config) !== undefined) {
+    if (nodeBinding(id, rawSpecField(request.oldObject, 'agent'), config) !== undefined) {
       return deny('Delete', 'DeleteForbidden', MESSAGES.delete);
     }
     return { allowed: true, reason: id.reporter ? 'Reporter' : 'AllowedIdentity', message: 'reporter' };
@@ -186,7 +186,7 @@ export function admit(request: AdmissionRequest, config: AdmissionConfig, nowMs:
     return deny('Identity', 'NotAReporter', MESSAGES.identity);
 
   // 2. Node binding.
-  const binding = nodeBinding(id, rawAgent(request.object), config);
+  const binding = nodeBinding(id, rawSpecField(request.object, 'agent'), config);
   if (binding === 'NodeMismatch') return deny('NodeBinding', binding, MESSAGES.nodeMismatch(id.node ?? ''));
   if (binding === 'NodeBindingRequired') return deny('NodeBinding', binding, MESSAGES.nodeBindingRequired);
 
@@ -195,17 +195,17 @@ export function admit(request: AdmissionRequest, config: AdmissionConfig, nowMs:
   if (!parsed.success) return deny('Shape', 'InvalidObject', shapeMessage(parsed.error));
   const spec = parsed.data.spec;
   if (request.operation === 'UPDATE') {
-    const old = harouterStateSchema.safeParse(request.oldObject);
-    if (old.success) {
-      if (old.data.spec.routerId !== spec.routerId)
-        return deny('Shape', 'ImmutableField', MESSAGES.immutable('routerId'));
-      if (old.data.spec.agent !== spec.agent)
-        return deny('Shape', 'ImmutableField', MESSAGES.immutable('agent'));
-      const was = parseObservedAt(old.data.spec.observedAt);
-      const now = parseObservedAt(spec.observedAt);
-      if (was !== undefined && now !== undefined && now < was)
-        return deny('Shape', 'StaleReport', STALE_REPORT_MESSAGE);
-    }
+    // The stored object's fields are read raw, not through the schema: an old object
+    // the schema no longer accepts must not switch these rules off (fail closed).
+    const old = request.oldObject;
+    if (rawSpecField(old, 'routerId') !== spec.routerId)
+      return deny('Shape', 'ImmutableField', MESSAGES.immutable('routerId'));
+    if (rawSpecField(old, 'agent') !== spec.agent)
+      return deny('Shape', 'ImmutableField', MESSAGES.immutable('agent'));
+    const was = parseObservedAt(rawSpecField(old, 'observedAt') ?? '');
+    const now = parseObservedAt(spec.observedAt);
+    if (was !== undefined && now !== undefined && now < was)
+      return deny('Shape', 'StaleReport', STALE_REPORT_MESSAGE);
   }
   const named = harouterStateObjectSchema.safeParse(parsed.data);
   if (!named.success) return deny('Shape', 'NameMismatch', shapeMessage(named.error));

@@ -102,6 +102,19 @@ describe('admit', () => {
     expect(admit(write(same, undefined, old), config, NOW).allowed).toBe(true);
   });
 
+  it('keeps the update rules when the stored object no longer passes the schema', () => {
+    // An old object the schema refuses (here: a control character in its message) must not switch off
+    // the immutable and stale rules: they read the stored fields as they are.
+    const old = { ...report(routerId, NODE_A), spec: { ...valid.spec, message: 'old\u0007' } };
+    const moved = report(routerId, 'node-b');
+    const cfg = { ...config, requireNodeBinding: false };
+    const unbound = userInfoFor('unboundReporter', NS);
+    expect(admit(write(moved, unbound, old), cfg, NOW)).toMatchObject({ reason: 'ImmutableField' });
+    const older = report(routerId, NODE_A, { observedAt: '2000-01-01T00:00:00Z' });
+    expect(admit(write(older, undefined, old), config, NOW)).toMatchObject({ reason: 'StaleReport' });
+    expect(admit(write(valid, undefined, old), config, NOW).allowed).toBe(true);
+  });
+
   it('the clock rule allows up to 5 minutes ahead, to the nanosecond', () => {
     const at = (ms: number, extra = '') =>
       report(routerId, NODE_A, { observedAt: new Date(ms).toISOString().replace('Z', `${extra}Z`) });
