@@ -20,6 +20,7 @@ import {
   VERSION,
 } from './api/index.ts';
 import type { OperatorConfig } from './config.ts';
+import { sleep } from './controller/backoff.ts';
 import { Controller } from './controller/controller.ts';
 import { keysForEvent } from './controller/event-keys.ts';
 import type {
@@ -277,12 +278,19 @@ export class Operator {
         onStartedLeading: () => this.#startWorkers(),
       });
       this.#election = this.#elector.run(this.#electionStop.signal);
-      this.#election.then((outcome) => {
-        if (outcome === 'lost') {
-          this.#log.error('leader election lost: exiting');
-          void this.#shutdown({ reason: 'lost-lease', code: 1 });
-        }
-      });
+      this.#election.then(
+        (outcome) => {
+          if (outcome === 'lost') {
+            this.#log.error('leader election lost: exiting');
+            void this.#shutdown({ reason: 'lost-lease', code: 1 });
+          }
+        },
+        (err: unknown) => {
+          // Without a running elector this replica can no longer tell whether it leads.
+          this.#log.error({ error: describeError(err) }, 'leader election failed: exiting');
+          void this.#shutdown({ reason: 'failed', code: 1 });
+        },
+      );
     } else {
       this.#startWorkers();
     }
@@ -349,13 +357,7 @@ export class Operator {
           );
           warned = true;
         }
-        await new Promise<void>((resolve) => {
-          const timer = setTimeout(resolve, retryMs);
-          this.#stopping.signal.addEventListener('abort', () => {
-            clearTimeout(timer);
-            resolve();
-          });
-        });
+        await sleep(retryMs, this.#stopping.signal);
       }
     }
   }
