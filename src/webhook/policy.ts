@@ -16,7 +16,7 @@ export type AdmissionRule = (typeof ADMISSION_RULES)[number];
 
 /** Why a request was allowed (bounded: the `reason` label of `harouter_admission_decisions_total`). */
 export const ALLOWED_REASONS = ['Reporter', 'AllowedIdentity', 'Operator', 'Cleanup', 'NotGuarded'] as const;
-/** Why a request was denied (bounded, as above). */
+/** Why a request was denied (bounded, as above). `MalformedRequest` is the server's: a body that is not an AdmissionReview. */
 export const DENIED_REASONS = [
   'NotAReporter',
   'NodeBindingRequired',
@@ -39,8 +39,8 @@ export type AdmissionDecision =
   | {
       allowed: false;
       reason: DeniedReason;
-      rule: AdmissionRule | 'Request';
-      code: 403 | 422 | 400;
+      rule: AdmissionRule;
+      code: 403 | 422;
       message: string;
     };
 

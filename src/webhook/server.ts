@@ -16,7 +16,7 @@ import type { Metrics } from '../metrics.ts';
 import { type AdmissionConfig, checkAdmissionConfig } from './config.ts';
 import { WEBHOOK_PATH } from './manifests.ts';
 import { type AdmissionDecision, ALLOWED_REASONS, admit, DENIED_REASONS } from './policy.ts';
-import { type AdmissionResponse, admissionReviewSchema } from './review.ts';
+import { type AdmissionResponse, admissionReviewSchema, NODE_NAME_EXTRA } from './review.ts';
 
 export interface WebhookServerOptions {
   /** `host:port`, `:port` (all interfaces) or `[::1]:port`; port 0 picks a free port. Default `:9443`. */
@@ -134,17 +134,20 @@ export async function startWebhookServer(options: WebhookServerOptions): Promise
     if (!contentType.startsWith('application/json'))
       return send(res, 415, { error: 'expected application/json' });
     const body = await readBody(req, maxBodyBytes);
+    // Without a well-formed request there is no uid to answer: HTTP 400, which the API server treats
+    // as a failure (fail closed); counted as denied, MalformedRequest.
+    const malformed = (message: string) => {
+      metrics.admissionDecisions.inc({ decision: 'denied', reason: 'MalformedRequest' });
+      return new RequestError(400, message);
+    };
     let json: unknown;
     try {
       json = JSON.parse(body.toString('utf8'));
     } catch {
-      throw new RequestError(400, 'request body is not JSON');
+      throw malformed('request body is not JSON');
     }
     const review = admissionReviewSchema.safeParse(json);
-    if (!review.success) {
-      // Without a well-formed request there is no uid to answer: the API server treats this as a failure (fail closed).
-      throw new RequestError(400, 'request body is not an admission.k8s.io/v1 AdmissionReview');
-    }
+    if (!review.success) throw malformed('request body is not an admission.k8s.io/v1 AdmissionReview');
     const request = review.data.request;
     const decision: AdmissionDecision = admit(request, config, clock());
     const response: AdmissionResponse = { uid: request.uid, allowed: decision.allowed };
@@ -165,7 +168,7 @@ export async function startWebhookServer(options: WebhookServerOptions): Promise
       namespace: request.namespace,
       name: request.name,
       user: request.userInfo.username,
-      node: request.userInfo.extra?.['authentication.kubernetes.io/node-name']?.[0],
+      node: request.userInfo.extra?.[NODE_NAME_EXTRA]?.[0],
       dryRun: request.dryRun ?? false,
       reason: decision.reason,
     };

@@ -140,6 +140,9 @@ describe('webhook server', () => {
     expect((await post('/validate', '', {}, 'GET')).status).toBe(405);
     expect((await post('/validate', '{}', { 'Content-Type': 'text/plain' })).status).toBe(415);
     expect((await post('/validate', Buffer.alloc(100 * 1024, 32))).status).toBe(413);
+    expect(await metrics.registry.metrics()).toMatch(
+      /harouter_admission_decisions_total\{decision="denied",reason="MalformedRequest"\} 2\n/,
+    );
   });
 
   it('reloads a changed certificate and keeps the old one when the new one is bad', async () => {
