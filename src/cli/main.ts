@@ -63,9 +63,7 @@ function usageFailure(
   log = createLogger('info', streams.stderr).child({ component: 'harouterctl' }),
 ): number {
   if (!(error instanceof UsageError)) throw error;
-  log
-    .child({ component: 'harouterctl' })
-    .error({ problem: error.message }, 'bad arguments; nothing was sent');
+  log.error({ problem: error.message }, 'bad arguments; nothing was sent');
   return EXIT.badArguments;
 }
 

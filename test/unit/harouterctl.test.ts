@@ -72,6 +72,7 @@ describe('harouterctl main', () => {
     const lines = stderr.trim().split('\n');
     expect(lines).toHaveLength(1);
     expect(JSON.parse(lines[0] ?? '')).toMatchObject({ level: 50, msg: 'bad arguments; nothing was sent' });
+    expect(lines[0]?.match(/"component"/g)).toHaveLength(1);
   });
 
   it('exits 2 when the kubeconfig cannot be read', async () => {
