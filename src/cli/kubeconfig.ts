@@ -191,8 +191,9 @@ export async function loadTransport(
       }
     }
     const chosen = file || join(homedir(), '.kube', 'config');
-    if (chosen.includes(':')) {
-      // Several files to merge: client-node's merge rules.
+    if (path === undefined && chosen.includes(':')) {
+      // Several files in $KUBECONFIG to merge: client-node's merge rules. `--kubeconfig`
+      // names one file, as kubectl's does (never a fallback to other sources).
       transport = await clientNodeTransport((kc) => kc.loadFromDefault());
     } else {
       const simple = simpleConfig(parse(readFileSync(chosen, 'utf8')), dirname(chosen));

@@ -126,6 +126,8 @@ describe('loadTransport', () => {
     await writeFile(path, JSON.stringify(doc({ server: 'https://h' }, { tokenFile: 'missing-token' })));
     await expect(loadTransport(path, {})).rejects.toThrow(UsageError);
     await expect(loadTransport(join(dir, 'absent'), {})).rejects.toThrow(UsageError);
+    // --kubeconfig is one file: a list is not handed to client-node's defaults.
+    await expect(loadTransport(`${join(dir, 'absent')}:${path}`, {})).rejects.toThrow(UsageError);
   });
 
   it('hands what it does not handle (basic auth) to client-node, keeping server and namespace', async () => {
