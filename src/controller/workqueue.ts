@@ -65,10 +65,6 @@ export class WorkQueue implements KeyQueue {
     return this.#queue.length;
   }
 
-  isShuttingDown(): boolean {
-    return this.#shuttingDown;
-  }
-
   /** Keys currently handed out and not yet `done`. */
   processingCount(): number {
     return this.#processing.size;

@@ -11,12 +11,8 @@ import { existsSync } from 'node:fs';
 import {
   type ApiType,
   type ConfigurationOptions,
-  CoordinationV1Api,
   CoreV1Api,
-  CustomObjectsApi,
   createConfiguration,
-  DiscoveryV1Api,
-  EventsV1Api,
   type HttpLibrary,
   HttpMethod,
   IsomorphicFetchHttpLibrary,
@@ -177,27 +173,24 @@ export function makeRawRequester(kc: KubeConfig, httpApi: InstrumentedHttpLibrar
   };
 }
 
-/** Every client the operator uses, sharing one KubeConfig and one HTTP library. */
+/**
+ * The operator's clients, sharing one KubeConfig and one HTTP library (timeout
+ * and `rest_client_requests_total`). The operator itself only needs `raw`;
+ * `core` serves tests and tools that want typed objects.
+ */
 export interface KubeClients {
   kc: KubeConfig;
   core: CoreV1Api;
-  discovery: DiscoveryV1Api;
-  custom: CustomObjectsApi;
-  coordination: CoordinationV1Api;
-  events: EventsV1Api;
   /** Raw JSON requests (see `makeRawRequester`). */
   raw: RawRequester;
 }
 
+/** Builds `KubeClients` on one instrumented HTTP library. */
 export function createKubeClients(kc: KubeConfig, options: ClientOptions = {}): KubeClients {
   const httpApi = new InstrumentedHttpLibrary(options);
   return {
     kc,
     core: makeApiClient(kc, CoreV1Api, httpApi),
-    discovery: makeApiClient(kc, DiscoveryV1Api, httpApi),
-    custom: makeApiClient(kc, CustomObjectsApi, httpApi),
-    coordination: makeApiClient(kc, CoordinationV1Api, httpApi),
-    events: makeApiClient(kc, EventsV1Api, httpApi),
     raw: makeRawRequester(kc, httpApi),
   };
 }
@@ -218,38 +211,4 @@ export function patchOptions(
         ? PatchStrategy.ServerSideApply
         : PatchStrategy.JsonPatch;
   return setHeaderOptions('Content-Type', contentType, options);
-}
-
-export interface CustomObjectRef {
-  group: string;
-  version: string;
-  plural: string;
-  namespace: string;
-  name: string;
-}
-
-/**
- * Patches the status subresource of a namespaced custom object (the only way to
- * reach `/status`: `KubernetesObjectApi.patch` cannot). `apply` is server-side
- * apply with `fieldManager` (required then) and `force`; `merge` is a JSON merge
- * patch. Returns the raw object the server answered.
- */
-export async function patchCustomObjectStatus(
-  custom: CustomObjectsApi,
-  ref: CustomObjectRef,
-  body: unknown,
-  options: { strategy: 'merge' | 'apply'; fieldManager?: string; force?: boolean },
-): Promise<unknown> {
-  if (options.strategy === 'apply' && !options.fieldManager) {
-    throw new Error('server-side apply needs a field manager');
-  }
-  return custom.patchNamespacedCustomObjectStatus(
-    {
-      ...ref,
-      body,
-      fieldManager: options.fieldManager,
-      force: options.strategy === 'apply' ? (options.force ?? true) : undefined,
-    },
-    patchOptions(options.strategy),
-  );
 }

@@ -116,11 +116,6 @@ export function errorStatus(err: unknown): number {
 
 export const isNotFound = (err: unknown): boolean => errorStatus(err) === 404;
 export const isConflict = (err: unknown): boolean => errorStatus(err) === 409;
-export const isGone = (err: unknown): boolean => errorStatus(err) === 410;
-export const isAlreadyExists = (err: unknown): boolean => {
-  const facts = apiErrorFacts(err);
-  return facts.status === 409 && facts.reason === 'AlreadyExists';
-};
 /** Whether an error is worth retrying (no response, throttling, server-side or timeout). */
 export function isTransient(err: unknown): boolean {
   const status = errorStatus(err);

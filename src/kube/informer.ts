@@ -39,9 +39,6 @@ export type WatchFn = (
   onDone: (err: unknown) => void,
 ) => Promise<AbortController>;
 
-/** Result of a parser: the typed object, or a list of `path: code` problems to log. */
-export type ParseResult<T> = { ok: true; value: T } | { ok: false; issues: string[] };
-
 /** A zod-compatible schema (`safeParse`). */
 export interface SafeParser<T> {
   safeParse(value: unknown):
