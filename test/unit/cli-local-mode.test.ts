@@ -115,6 +115,12 @@ describe('formatLogLine', () => {
     expect(formatLogLine(JSON.stringify({ level: 40, msg: 'x', agent: 'a\nb' }))).toBe(
       'WARN  x agent="a\\nb"',
     );
+    // No whitespace but terminal escapes (ESC, CSI, bidi override): quoted and escaped, never raw.
+    expect(
+      formatLogLine(
+        JSON.stringify({ level: 30, msg: 'm\u001b', user: '\u001b]0;x\u0007', name: 'a\u009bb\u202e' }),
+      ),
+    ).toBe('INFO  m\\u001b user="\\u001b]0;x\\u0007" name="a\\u009bb\\u202e"');
     expect(formatLogLine('plain text')).toBe('plain text');
     expect(formatLogLine('[1,2]')).toBe('[1,2]');
   });
