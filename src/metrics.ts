@@ -1,9 +1,8 @@
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
+import { REPORTED_STATES } from './api/index.ts';
 
 /** Reasons a router is counted under in `harouter_routers`. */
 export const ROUTER_CONDITIONS = ['ready', 'split_brain', 'degraded', 'no_primary'] as const;
-/** Report states counted in `harouter_reports_total`. */
-export const REPORT_STATES = ['Primary', 'Backup', 'Fault', 'Stopped'] as const;
 
 /**
  * Every metric the operator exports, on one registry per process (not prom-client's
@@ -171,7 +170,7 @@ export function createMetrics(options: { processMetrics?: boolean } = {}): Metri
       registers,
     }),
   };
-  for (const state of REPORT_STATES) metrics.reports.inc({ state }, 0);
+  for (const state of REPORTED_STATES) metrics.reports.inc({ state }, 0);
   for (const condition of ROUTER_CONDITIONS) metrics.routers.set({ condition }, 0);
   metrics.activeChanges.inc(0);
   metrics.reportToRoute.zero({});
