@@ -28,8 +28,9 @@ import { nodeFacts, parseRouterKey, routerKey } from '../controller/event-keys.t
 import type { Caches, ReconcileResult, Reconciler } from '../controller/types.ts';
 import type { RawRequester } from '../kube/client.ts';
 import { describeError, isConflict, isNotFound } from '../kube/errors.ts';
+import { formatMicroTime } from '../kube/leader-election.ts';
 import type { Logger } from '../log.ts';
-import type { Metrics } from '../metrics.ts';
+import { type Metrics, ROUTER_CONDITIONS } from '../metrics.ts';
 import { decide, decideOrphanReports, isDeleting, type NodeView, type RouteDecision } from './decide.ts';
 import {
   type EndpointSliceObject,
@@ -94,7 +95,7 @@ function versionOf(obj: Versioned | undefined): string {
   return obj ? `rv:${obj.metadata.resourceVersion ?? ''}` : 'absent';
 }
 
-type Flags = Record<'ready' | 'split_brain' | 'degraded' | 'no_primary', boolean>;
+type Flags = Record<(typeof ROUTER_CONDITIONS)[number], boolean>;
 
 /** A report the reconciler can reason about (the CRD already refuses others; this is defence in depth). */
 function usableReport(report: HARouterState | undefined): report is HARouterState {
@@ -107,10 +108,6 @@ function usableReport(report: HARouterState | undefined): report is HARouterStat
     typeof spec.observedAt === 'string' &&
     parseObservedAt(spec.observedAt) !== undefined
   );
-}
-
-function microTime(now: Date): string {
-  return `${now.toISOString().slice(0, 23)}000Z`;
 }
 
 export class HARouterReconciler implements Reconciler {
@@ -330,7 +327,7 @@ export class HARouterReconciler implements Reconciler {
               () => undefined,
               (err: unknown) => {
                 log.warn(
-                  { err: describeError(err), reason: write.event.reason },
+                  { error: describeError(err), reason: write.event.reason },
                   'could not record an Event',
                 );
               },
@@ -340,7 +337,10 @@ export class HARouterReconciler implements Reconciler {
         case 'reportStatus':
           trailing.push(
             this.#setAccepted(write).catch((err: unknown) => {
-              log.warn({ err: describeError(err), report: write.name }, 'could not set Accepted on a report');
+              log.warn(
+                { error: describeError(err), report: write.name },
+                'could not set Accepted on a report',
+              );
               reportError ??= err;
             }),
           );
@@ -384,7 +384,7 @@ export class HARouterReconciler implements Reconciler {
         name: `${write.router.name}.${now.getTime().toString(16)}${randomBytes(3).toString('hex')}`,
         namespace: write.namespace,
       },
-      eventTime: microTime(now),
+      eventTime: formatMicroTime(now.getTime()),
       reportingController: REPORTING_CONTROLLER,
       reportingInstance: this.#options.identity,
       action: write.event.action,
@@ -427,7 +427,7 @@ export class HARouterReconciler implements Reconciler {
     if (decision.transitions < previousTransitions) metrics.routerTransitions.remove(labels);
     const base = decision.transitions < previousTransitions ? 0 : previousTransitions;
     metrics.routerTransitions.inc(labels, decision.transitions - base);
-    for (const condition of Object.keys(flags) as (keyof Flags)[]) {
+    for (const condition of ROUTER_CONDITIONS) {
       const was = before?.flags[condition] ?? false;
       if (was !== flags[condition]) metrics.routers.inc({ condition }, flags[condition] ? 1 : -1);
     }
@@ -442,7 +442,7 @@ export class HARouterReconciler implements Reconciler {
     const labels = { namespace: parsed.namespace, router: parsed.routerId };
     metrics.routerInfo.remove({ ...labels, active_agent: before.active });
     metrics.routerTransitions.remove(labels);
-    for (const condition of Object.keys(before.flags) as (keyof Flags)[]) {
+    for (const condition of ROUTER_CONDITIONS) {
       if (before.flags[condition]) metrics.routers.dec({ condition });
     }
     this.#exported.delete(key);
