@@ -1,8 +1,11 @@
 import { readFileSync } from 'node:fs';
+import { mkdtemp, stat, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { parseAllDocuments } from 'yaml';
 import { compareObservedAt, harouterSchema, harouterStateSchema } from '../../src/api/index.ts';
+import { writeKubeconfig } from '../../src/local/controlplane/index.ts';
 import { parseLocalArgs, summary } from '../../src/local/main.ts';
 import { operatorArgs } from '../../src/local/operator.ts';
 import { formatLogLine } from '../../src/local/pretty.ts';
@@ -160,5 +163,17 @@ describe('summary', () => {
     );
     expect(text).toContain('--kubeconfig .local/admin.kubeconfig get har -w');
     expect(text).toContain('http://127.0.0.1:8080/metrics');
+  });
+});
+
+describe('writeKubeconfig', () => {
+  it('leaves the file private (0600), even when an earlier file had another mode', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'local-kubeconfig-'));
+    const ca = join(dir, 'ca.crt');
+    const path = join(dir, 'reporter.kubeconfig');
+    await writeFile(ca, 'not read as a certificate here');
+    await writeFile(path, 'old', { mode: 0o644 });
+    await writeKubeconfig({ path, server: 'https://127.0.0.1:1', caCertPath: ca, user: { token: 't' } });
+    expect((await stat(path)).mode & 0o777).toBe(0o600);
   });
 });

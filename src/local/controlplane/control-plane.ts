@@ -1,4 +1,4 @@
-import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { request } from 'node:https';
 import { join, resolve } from 'node:path';
 import { type Binaries, ensureBinaries } from './binaries.ts';
@@ -105,6 +105,8 @@ export async function writeKubeconfig(options: {
     'current-context': 'local',
   };
   await writeFile(options.path, `${JSON.stringify(config, null, 2)}\n`, { mode: 0o600 });
+  // `mode` applies only when the file is created: a file left by an earlier run keeps its own.
+  await chmod(options.path, 0o600);
 }
 
 interface HttpsProbe {
