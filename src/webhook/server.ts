@@ -127,8 +127,9 @@ export async function startWebhookServer(options: WebhookServerOptions): Promise
   };
 
   const handle = async (req: IncomingMessage, res: ServerResponse) => {
-    const url = new URL(req.url ?? '/', 'https://webhook');
-    if (url.pathname !== WEBHOOK_PATH) return send(res, 404, { error: 'not found' });
+    // The path as sent (a query is ignored); not through `new URL`, which throws on some request targets.
+    const path = (req.url ?? '/').split('?')[0];
+    if (path !== WEBHOOK_PATH) return send(res, 404, { error: 'not found' });
     if (req.method !== 'POST') return send(res, 405, { error: 'method not allowed' });
     const contentType = req.headers['content-type'] ?? '';
     if (!contentType.startsWith('application/json'))

@@ -137,6 +137,9 @@ describe('webhook server', () => {
     expect((await post('/validate', '{not json')).status).toBe(400);
     expect((await post('/validate', JSON.stringify({ kind: 'AdmissionReview' }))).status).toBe(400);
     expect((await post('/other', '{}')).status).toBe(404);
+    // Request targets that URL parsing refuses or reads as another host: 404, never a server error.
+    expect((await post('//', '{}')).status).toBe(404);
+    expect((await post('//host/validate', '{}')).status).toBe(404);
     expect((await post('/validate', '', {}, 'GET')).status).toBe(405);
     expect((await post('/validate', '{}', { 'Content-Type': 'text/plain' })).status).toBe(415);
     expect((await post('/validate', Buffer.alloc(100 * 1024, 32))).status).toBe(413);
