@@ -177,6 +177,7 @@ export class Informer<T extends KubeObject> implements Store<T> {
       this.#stop.signal.addEventListener('abort', onAbort, { once: true });
       this.#syncWaiters.push(() => {
         signal?.removeEventListener('abort', onAbort);
+        this.#stop.signal.removeEventListener('abort', onAbort);
         resolve(true);
       });
     });
@@ -244,9 +245,9 @@ export class Informer<T extends KubeObject> implements Store<T> {
       } catch (err) {
         if (this.#stopped) return;
         this.stats.errors++;
+        // Only the list throws here, and a failed list leaves `#needList` or the relist deadline as
+        // they were: the next round lists again (a 410 on an expired continue token included).
         const delay = this.#backoff.next();
-        const facts = apiErrorFacts(err);
-        if (facts.status === 410) this.#needList = true;
         this.#log.warn({ error: describeError(err), retryInMs: delay }, 'list failed, retrying');
         await sleep(delay, this.#stop.signal);
       }
