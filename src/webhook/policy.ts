@@ -211,11 +211,11 @@ export function admit(request: AdmissionRequest, config: AdmissionConfig, nowMs:
   if (!named.success) return deny('Shape', 'NameMismatch', shapeMessage(named.error));
 
   // 4. Clock.
+  // A clock reading that is not a number cannot bound anything: the rule fails closed.
   const observed = parseObservedAt(spec.observedAt);
-  const limitMs = Number.isFinite(nowMs) ? Math.trunc(nowMs) + CLOCK_SKEW_LIMIT_MS : Number.MAX_SAFE_INTEGER;
-  if (observed !== undefined && observed > BigInt(limitMs) * 1_000_000n) {
-    return deny('Clock', 'ClockSkew', MESSAGES.clock);
-  }
+  if (!Number.isFinite(nowMs)) return deny('Clock', 'ClockSkew', MESSAGES.clock);
+  const limitNs = BigInt(Math.trunc(nowMs) + CLOCK_SKEW_LIMIT_MS) * 1_000_000n;
+  if (observed !== undefined && observed > limitNs) return deny('Clock', 'ClockSkew', MESSAGES.clock);
 
   return id.reporter
     ? { allowed: true, reason: 'Reporter', message: 'reporter on its node' }

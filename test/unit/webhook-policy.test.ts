@@ -124,6 +124,10 @@ describe('admit', () => {
     });
   });
 
+  it('the clock rule fails closed when the clock reading is not a number', () => {
+    expect(admit(write(valid), config, Number.NaN)).toMatchObject({ allowed: false, reason: 'ClockSkew' });
+  });
+
   it('lets cleanup identities and the operator delete', () => {
     const del = (username: string): AdmissionRequest => ({
       ...write(undefined, { username }),
