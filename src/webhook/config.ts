@@ -1,3 +1,5 @@
+import { DNS_LABEL_PATTERN, DNS_SUBDOMAIN_PATTERN } from '../api/index.ts';
+
 /**
  * Who may write HARouterStates. The operator process builds this from its flags
  * (`--reporter-service-accounts`, `--allowed-users`, `--allowed-groups`,
@@ -37,8 +39,8 @@ export const CLEANUP_USERNAMES = [
   'system:kube-controller-manager',
 ] as const;
 
-const DNS_LABEL = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
-const DNS_SUBDOMAIN = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
+const DNS_LABEL = new RegExp(DNS_LABEL_PATTERN);
+const DNS_SUBDOMAIN = new RegExp(DNS_SUBDOMAIN_PATTERN);
 
 /** `namespace/name` -> `system:serviceaccount:namespace:name`. Throws RangeError when malformed. */
 export function serviceAccountUsername(ref: string): string {
