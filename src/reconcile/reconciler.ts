@@ -95,6 +95,11 @@ function versionOf(obj: Versioned | undefined): string {
   return obj ? `rv:${obj.metadata.resourceVersion ?? ''}` : 'absent';
 }
 
+/** Whether a write of this reconcile has already routed its change (`harouter_report_to_route_seconds` counts it once). */
+interface Progress {
+  routed: boolean;
+}
+
 type Flags = Record<(typeof ROUTER_CONDITIONS)[number], boolean>;
 
 /** A report the reconciler can reason about (the CRD already refuses others; this is defence in depth). */
@@ -137,13 +142,15 @@ export class HARouterReconciler implements Reconciler {
     this.#countReports(key, reports);
 
     let fresh: HARouter | undefined;
+    // Shared by the attempts: a slice applied before a status conflict has routed the change already.
+    const progress: Progress = { routed: false };
     for (let attempt = 1; attempt <= CONFLICT_ATTEMPTS; attempt++) {
       const cached = this.#options.caches.harouters.get(key);
       const router = fresh ?? this.#routers.read(key, cached);
       if (!router) return this.#routerGone(key, namespace, reports, log);
       if (isDeleting(router)) return undefined;
       try {
-        await this.#reconcileRouter(key, router, reports, log);
+        await this.#reconcileRouter(key, router, reports, progress, log);
         return undefined;
       } catch (err) {
         if (!isConflict(err) || attempt === CONFLICT_ATTEMPTS) throw err;
@@ -192,7 +199,7 @@ export class HARouterReconciler implements Reconciler {
     this.#dropRouterMetrics(key);
     this.#routers.forget(key);
     const writes = planReports(namespace, decideOrphanReports(reports), reports, this.#now());
-    await this.#apply(writes, undefined, undefined, log);
+    await this.#apply(writes, undefined, undefined, { routed: false }, log);
     if (reports.length === 0) this.#countedReports.delete(key);
     return undefined;
   }
@@ -201,6 +208,7 @@ export class HARouterReconciler implements Reconciler {
     key: string,
     router: HARouter,
     reports: HARouterState[],
+    progress: Progress,
     log: Logger,
   ): Promise<void> {
     const { caches } = this.#options;
@@ -239,7 +247,7 @@ export class HARouterReconciler implements Reconciler {
 
     const writes = plan(decision, { router, slices, reports }, this.#now());
     if (writes.length > 0) log.debug({ writes: writes.map((w) => w.kind) }, 'applying writes');
-    await this.#apply(writes, router, decision, log);
+    await this.#apply(writes, router, decision, progress, log);
     this.#exportRouter(key, decision);
   }
 
@@ -254,10 +262,10 @@ export class HARouterReconciler implements Reconciler {
     writes: readonly Write[],
     router: HARouter | undefined,
     decision: RouteDecision | undefined,
+    progress: Progress,
     log: Logger,
   ): Promise<void> {
     const { raw, metrics } = this.#options;
-    let routed = false;
     let reportError: unknown;
     /** Events and `Accepted` writes: independent of each other, sent together after the routing and status writes. */
     const trailing: Promise<void>[] = [];
@@ -275,8 +283,8 @@ export class HARouterReconciler implements Reconciler {
             contentType: 'application/apply-patch+yaml',
           })) as EndpointSliceObject;
           this.#slices.wrote(key, before, result);
-          if (decision?.activeChanged && !routed) this.#observeRoute(decision);
-          routed = true;
+          if (decision?.activeChanged && !progress.routed) this.#observeRoute(decision);
+          progress.routed = true;
           break;
         }
         case 'deleteSlice': {
@@ -312,8 +320,8 @@ export class HARouterReconciler implements Reconciler {
           this.#routers.wrote(routerKey(write.namespace, write.name), router, result);
           if (decision?.activeChanged) {
             metrics.activeChanges.inc();
-            if (!routed) this.#observeRoute(decision);
-            routed = true;
+            if (!progress.routed) this.#observeRoute(decision);
+            progress.routed = true;
           }
           break;
         }

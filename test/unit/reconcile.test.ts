@@ -212,6 +212,35 @@ describe('HARouterReconciler', () => {
     ]);
   });
 
+  it('a status conflict after the slice was applied observes report-to-route once', async () => {
+    const t = setup();
+    const stale = router({
+      agents: ['node-a', 'node-b'],
+      endpoint: { serviceName: 'web', ports: [{ port: 80 }] },
+    });
+    t.stores.harouters.put(stale);
+    t.stores.harouterStates.put(report('node-a', 'Primary', '2026-11-25T12:00:01Z'));
+    // The status moved on the server (same decision inputs), so the first status patch conflicts.
+    t.server.router = { ...stale, metadata: { ...stale.metadata, resourceVersion: '150' } };
+    t.failures.push((r) =>
+      r.method === 'PATCH' &&
+      (r.body as { metadata?: { resourceVersion?: string } }).metadata?.resourceVersion === '100'
+        ? new KubeRequestError(409, { kind: 'Status', code: 409, reason: 'Conflict', message: 'conflict' })
+        : undefined,
+    );
+    await t.reconciler.reconcile(KEY, log);
+    expect(t.writes().filter((w) => w.endsWith(`${ROUTER_ID}/status`))).toHaveLength(2);
+    expect(t.writes().filter((w) => w.includes('endpointslices/'))).toHaveLength(1);
+    expect(await metric(t.metrics, 'harouter_active_changes_total')).toEqual([
+      expect.objectContaining({ value: 1 }),
+    ]);
+    const hist = await metric(t.metrics, 'harouter_report_to_route_seconds');
+    expect(
+      hist.find((v) => (v as { metricName?: string }).metricName === 'harouter_report_to_route_seconds_count')
+        ?.value,
+    ).toBe(1);
+  });
+
   it('a malformed report is ignored; it never stops the router from being decided', async () => {
     const t = setup();
     t.stores.harouters.put(router({ agents: ['node-a', 'node-b'] }));
