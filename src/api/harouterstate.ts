@@ -21,6 +21,7 @@ export type ReportedState = (typeof REPORTED_STATES)[number];
 export const NOT_ACCEPTED_REASONS = ['UnknownRouter', 'NotAMember'] as const;
 export type NotAcceptedReason = (typeof NOT_ACCEPTED_REASONS)[number];
 
+/** `HARouterState.spec`: the report, with the CRD's field rules (same constants, same messages). */
 export const harouterStateSpecSchema = z.object({
   routerId: z.string().regex(new RegExp(UUID_PATTERN), {
     message: 'router id rule: routerId must be a lower-case canonical UUID',
@@ -47,6 +48,7 @@ export const harouterStateSpecSchema = z.object({
     .optional(),
 });
 
+/** `HARouterState.status`, written by the operator only. */
 export const harouterStateStatusSchema = z.object({
   conditions: z.array(conditionSchema).optional(),
   observedGeneration: z.number().int().optional(),

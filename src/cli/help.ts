@@ -2,6 +2,7 @@ import { DEFAULTS } from './args.ts';
 
 const seconds = (ms: number) => `${ms / 1000}s`;
 
+/** `harouterctl --help`, on stdout. */
 export const MAIN_HELP = `harouterctl: report keepalived's VRRP transitions to the harouter-operator.
 
 Usage:
@@ -14,6 +15,7 @@ Commands:
            notify script runs). See "harouterctl report --help".
 `;
 
+/** `harouterctl report --help`, on stdout: flags, exit codes and a keepalived.conf example. */
 export const REPORT_HELP = `harouterctl report: apply one agent's HARouterState (router id x node) by
 server-side apply (field manager "harouterctl", force), with the pod's
 service-account token, bounded retries and an overall deadline.

@@ -86,6 +86,7 @@ export interface BackoffPolicy {
   factor: number;
 }
 
+/** 200 ms doubling to 2 s, as `harouterctl report --help` and docs/harouterctl.md say. */
 export const DEFAULT_BACKOFF: BackoffPolicy = { initialMs: 200, maxMs: 2000, factor: 2 };
 
 /** The delay before retry number `retry` (0 for the first retry); `random` in [0, 1). */

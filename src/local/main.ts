@@ -8,6 +8,7 @@ import { LOG_LEVELS } from '../log.ts';
 import { type LocalEnvironment, startLocal, takeDirectoryLock } from './environment.ts';
 import { SAMPLE_NAMESPACE, SAMPLE_ROUTER_ID } from './sample.ts';
 
+/** `npm run local -- --help`. */
 export const LOCAL_HELP = `npm run local -- [--dir DIR] [--log-level LEVEL]
 
 Starts a local Kubernetes control plane (etcd, kube-apiserver, kube-controller-manager),

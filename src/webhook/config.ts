@@ -19,6 +19,7 @@ export interface AdmissionConfig {
   requireNodeBinding: boolean;
 }
 
+/** The operator's defaults (API.md): the contract's reporter and operator service accounts, node binding on. */
 export const DEFAULT_ADMISSION_CONFIG: Readonly<AdmissionConfig> = Object.freeze({
   reporterServiceAccounts: ['harouter-system/harouter-reporter'],
   allowedUsers: [],

@@ -44,11 +44,13 @@ const RULE = {
   scope: 'Namespaced',
 };
 
+/** A `metav1.LabelSelector`, as the webhook's and the binding's `namespaceSelector`. */
 export interface LabelSelector {
   matchLabels?: Record<string, string>;
   matchExpressions?: { key: string; operator: string; values?: string[] }[];
 }
 
+/** Options of {@link webhookConfiguration}: exactly one of `url` and `service`. */
 export interface WebhookConfigurationOptions {
   /** Object name (default `harouter-operator`). */
   name?: string;
@@ -261,6 +263,7 @@ export function validatingAdmissionPolicy(name = POLICY_NAME) {
   };
 }
 
+/** Options of {@link validatingAdmissionPolicyBinding}. */
 export interface PolicyBindingOptions {
   /** Binding name (default {@link POLICY_NAME}). */
   name?: string;

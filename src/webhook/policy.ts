@@ -47,6 +47,10 @@ export type AdmissionDecision =
 /** How far ahead of the webhook's clock an `observedAt` may be. */
 export const CLOCK_SKEW_LIMIT_MS = 5 * 60 * 1000;
 
+/**
+ * The denial messages, shared with the ValidatingAdmissionPolicy so that both modes answer in the
+ * same words. Each begins with its rule's name; none carries request content.
+ */
 export const MESSAGES = {
   identity:
     'Identity: only the configured reporter service accounts (and allowed users or groups) may create or update ' +

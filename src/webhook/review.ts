@@ -16,8 +16,10 @@ export type UserInfo = z.infer<typeof userInfoSchema>;
 
 const groupVersionResource = z.object({ group: z.string(), version: z.string(), resource: z.string() });
 
+/** The operations an AdmissionReview may carry. */
 export const ADMISSION_OPERATIONS = ['CREATE', 'UPDATE', 'DELETE', 'CONNECT'] as const;
 
+/** The `request` of an AdmissionReview: the fields the policy reads, typed (the objects stay unknown). */
 export const admissionRequestSchema = z.object({
   uid: z.string().min(1).max(128),
   kind: z.object({ group: z.string(), version: z.string(), kind: z.string() }).optional(),
@@ -35,6 +37,7 @@ export const admissionRequestSchema = z.object({
 });
 export type AdmissionRequest = z.infer<typeof admissionRequestSchema>;
 
+/** A whole `admission.k8s.io/v1` AdmissionReview; anything else is a malformed request (HTTP 400). */
 export const admissionReviewSchema = z.object({
   apiVersion: z.literal('admission.k8s.io/v1'),
   kind: z.literal('AdmissionReview'),

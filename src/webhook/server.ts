@@ -18,6 +18,7 @@ import { WEBHOOK_PATH } from './manifests.ts';
 import { type AdmissionDecision, ALLOWED_REASONS, admit, DENIED_REASONS } from './policy.ts';
 import { type AdmissionResponse, admissionReviewSchema, NODE_NAME_EXTRA } from './review.ts';
 
+/** Options of {@link startWebhookServer}. */
 export interface WebhookServerOptions {
   /** `host:port`, `:port` (all interfaces) or `[::1]:port`; port 0 picks a free port. Default `:9443`. */
   bindAddress?: string;
@@ -34,6 +35,7 @@ export interface WebhookServerOptions {
   maxBodyBytes?: number;
 }
 
+/** A running webhook server. */
 export interface WebhookServer {
   /** The port actually bound (useful with port 0). */
   readonly port: number;
