@@ -124,6 +124,22 @@ function mergeStatus(current: HARouter, body: Record<string, unknown>) {
   return status;
 }
 
+/** A failure that answers 409 Conflict to a PATCH carrying `resourceVersion` (a status computed from it). */
+function conflictOnVersion(resourceVersion: string) {
+  return (r: RawRequest): Error | undefined =>
+    r.method === 'PATCH' &&
+    (r.body as { metadata?: { resourceVersion?: string } }).metadata?.resourceVersion === resourceVersion
+      ? new KubeRequestError(409, { kind: 'Status', code: 409, reason: 'Conflict', message: 'conflict' })
+      : undefined;
+}
+
+/** `harouter_report_to_route_seconds_<part>`. */
+async function reportToRoute(metrics: ReturnType<typeof createMetrics>, part: 'sum' | 'count') {
+  const hist = await metric(metrics, 'harouter_report_to_route_seconds');
+  const name = `harouter_report_to_route_seconds_${part}`;
+  return hist.find((v) => (v as { metricName?: string }).metricName === name)?.value;
+}
+
 async function metric(metrics: ReturnType<typeof createMetrics>, name: string) {
   const m = (await metrics.registry.getMetricsAsJSON()).find((x) => x.name === name);
   return m?.values ?? [];
@@ -190,12 +206,7 @@ describe('HARouterReconciler', () => {
       metadata: { ...stale.metadata, resourceVersion: '150' },
       status: { activeAgent: 'node-a', transitions: 1 },
     };
-    t.failures.push((r) =>
-      r.method === 'PATCH' &&
-      (r.body as { metadata?: { resourceVersion?: string } }).metadata?.resourceVersion === '100'
-        ? new KubeRequestError(409, { kind: 'Status', code: 409, reason: 'Conflict', message: 'conflict' })
-        : undefined,
-    );
+    t.failures.push(conflictOnVersion('100'));
     await t.reconciler.reconcile(KEY, log);
     const statusPatches = t.requests.filter((r) => r.path.endsWith(`${ROUTER_ID}/status`));
     expect(
@@ -222,23 +233,14 @@ describe('HARouterReconciler', () => {
     t.stores.harouterStates.put(report('node-a', 'Primary', '2026-11-25T12:00:01Z'));
     // The status moved on the server (same decision inputs), so the first status patch conflicts.
     t.server.router = { ...stale, metadata: { ...stale.metadata, resourceVersion: '150' } };
-    t.failures.push((r) =>
-      r.method === 'PATCH' &&
-      (r.body as { metadata?: { resourceVersion?: string } }).metadata?.resourceVersion === '100'
-        ? new KubeRequestError(409, { kind: 'Status', code: 409, reason: 'Conflict', message: 'conflict' })
-        : undefined,
-    );
+    t.failures.push(conflictOnVersion('100'));
     await t.reconciler.reconcile(KEY, log);
     expect(t.writes().filter((w) => w.endsWith(`${ROUTER_ID}/status`))).toHaveLength(2);
     expect(t.writes().filter((w) => w.includes('endpointslices/'))).toHaveLength(1);
     expect(await metric(t.metrics, 'harouter_active_changes_total')).toEqual([
       expect.objectContaining({ value: 1 }),
     ]);
-    const hist = await metric(t.metrics, 'harouter_report_to_route_seconds');
-    expect(
-      hist.find((v) => (v as { metricName?: string }).metricName === 'harouter_report_to_route_seconds_count')
-        ?.value,
-    ).toBe(1);
+    expect(await reportToRoute(t.metrics, 'count')).toBe(1);
   });
 
   it('a malformed report is ignored; it never stops the router from being decided', async () => {
@@ -304,15 +306,8 @@ describe('HARouterReconciler', () => {
       degraded: 0,
       no_primary: 0,
     });
-    const hist = await metric(t.metrics, 'harouter_report_to_route_seconds');
-    expect(
-      hist.find((v) => (v as { metricName?: string }).metricName === 'harouter_report_to_route_seconds_sum')
-        ?.value,
-    ).toBe(2);
-    expect(
-      hist.find((v) => (v as { metricName?: string }).metricName === 'harouter_report_to_route_seconds_count')
-        ?.value,
-    ).toBe(1);
+    expect(await reportToRoute(t.metrics, 'sum')).toBe(2);
+    expect(await reportToRoute(t.metrics, 'count')).toBe(1);
 
     // The same reports seen again are not counted again.
     await t.reconciler.reconcile(KEY, log);
@@ -333,15 +328,8 @@ describe('HARouterReconciler', () => {
     t.stores.harouters.put(router({ agents: ['node-a'] }));
     t.stores.harouterStates.put(report('node-a', 'Primary', '2026-11-25T12:01:00Z'));
     await t.reconciler.reconcile(KEY, log);
-    const hist = await metric(t.metrics, 'harouter_report_to_route_seconds');
-    expect(
-      hist.find((v) => (v as { metricName?: string }).metricName === 'harouter_report_to_route_seconds_sum')
-        ?.value,
-    ).toBe(0);
-    expect(
-      hist.find((v) => (v as { metricName?: string }).metricName === 'harouter_report_to_route_seconds_count')
-        ?.value,
-    ).toBe(1);
+    expect(await reportToRoute(t.metrics, 'sum')).toBe(0);
+    expect(await reportToRoute(t.metrics, 'count')).toBe(1);
   });
 
   it('an Event that cannot be recorded does not fail the reconcile; an Accepted failure does, after routing', async () => {
