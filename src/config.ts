@@ -17,6 +17,7 @@ export interface BindAddress {
   text: string;
 }
 
+/** The parsed flags, one field per flag (see `FLAGS` for defaults and meaning). */
 export interface OperatorConfig {
   kubeconfig: string | undefined;
   /** Watched namespace for HARouters, reports, Services and EndpointSlices; undefined: all. */
@@ -307,6 +308,7 @@ export function envName(flag: string): string {
   return `HAROUTER_${flag.toUpperCase().replaceAll('-', '_')}`;
 }
 
+/** The `--help` text: every flag with its environment variable and default. */
 export function usage(env: NodeJS.ProcessEnv = process.env): string {
   const lines = [
     'Usage: harouter-operator [flags]',
@@ -327,6 +329,7 @@ export function usage(env: NodeJS.ProcessEnv = process.env): string {
   return lines.join('\n');
 }
 
+/** `--help` was asked for, or the validated configuration. */
 export type ParseResult = { help: true } | { help: false; config: OperatorConfig };
 
 /**

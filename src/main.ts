@@ -6,16 +6,19 @@
 import { ConfigError, parseConfig, usage } from './config.ts';
 import { createLogger } from './log.ts';
 
+/** The process exit codes (see the module comment). */
 export const EXIT = { ok: 0, failed: 1, badArguments: 2 } as const;
 
 /** Longest wait for a graceful shutdown before the process exits anyway. */
 const SHUTDOWN_GRACE_MS = 25_000;
 
+/** Where `main` writes (tests pass their own). */
 export interface Streams {
   stdout: NodeJS.WritableStream;
   stderr: NodeJS.WritableStream;
 }
 
+/** Runs the operator with these arguments and environment; resolves the exit code. */
 export async function main(
   argv: readonly string[],
   env: NodeJS.ProcessEnv,

@@ -54,6 +54,7 @@ export type Informers = {
   services: Informer<V1Service>;
 };
 
+/** What `createInformers` needs: client, namespace scope, logger and tuning. */
 export interface InformerFactoryOptions {
   kc: KubeConfig;
   raw: RawRequester;
@@ -126,6 +127,7 @@ export function connectInformers(
   }
 }
 
+/** The configuration, plus seams for tests (kubeconfig, metrics, reconciler, webhook). */
 export interface OperatorOptions {
   config: OperatorConfig;
   log: Logger;
@@ -148,6 +150,7 @@ export interface OperatorOptions {
 /** Why the operator ended, and the process exit code that goes with it. */
 export type OperatorExit = { reason: 'stopped'; code: 0 } | { reason: 'lost-lease' | 'failed'; code: 1 };
 
+/** One operator process (see the module comment): `start`, then `done` says how and why it ended. */
 export class Operator {
   readonly metrics: Metrics;
   readonly clients: KubeClients;

@@ -3,6 +3,7 @@
  * the informers (watch and list retries) and leader election.
  */
 
+/** Shape of an exponential backoff: first delay, cap, growth and jitter. */
 export interface BackoffOptions {
   /** Delay of the first retry, before jitter. */
   baseMs: number;

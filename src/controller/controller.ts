@@ -12,9 +12,11 @@ import type { Metrics } from '../metrics.ts';
 import type { Reconciler } from './types.ts';
 import type { WorkQueue } from './workqueue.ts';
 
+/** The `result` label values of `controller_runtime_reconcile_total`, all exported from zero. */
 export const RECONCILE_RESULTS = ['success', 'error', 'requeue'] as const;
 export type ReconcileOutcome = (typeof RECONCILE_RESULTS)[number];
 
+/** The queue to drain, the reconciler to call, how many workers, and where to log and count. */
 export interface ControllerOptions {
   /** The `controller` label (CONTROLLER_NAME). */
   name: string;
@@ -26,6 +28,7 @@ export interface ControllerOptions {
   metrics?: Metrics;
 }
 
+/** The worker pool (see the module comment): `start` runs the workers, `stop` drains them. */
 export class Controller {
   readonly #options: ControllerOptions;
   #running: Promise<void> | undefined;

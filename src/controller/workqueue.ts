@@ -19,6 +19,7 @@ import type { Metrics } from '../metrics.ts';
 import { type BackoffOptions, KeyedBackoff } from './backoff.ts';
 import type { KeyQueue } from './types.ts';
 
+/** The queue's metric name, per-key backoff and clock. */
 export interface WorkQueueOptions {
   /** The `name` label of the workqueue_* metrics. */
   name: string;
@@ -29,10 +30,13 @@ export interface WorkQueueOptions {
   now?: () => number;
 }
 
+/** A key to process, or the signal that the queue is shut down and the worker should return. */
 export type GetResult = { key: string; shutdown: false } | { key: undefined; shutdown: true };
 
+/** Per-key retry delays: 5 ms doubling to 5 min, 20% jitter (client-go's default limiter, jittered). */
 export const DEFAULT_QUEUE_BACKOFF: BackoffOptions = { baseMs: 5, maxMs: 300_000, jitter: 0.2 };
 
+/** The reconcile queue (see the module comment): each key at most once waiting and once processing. */
 export class WorkQueue implements KeyQueue {
   readonly name: string;
   readonly #metrics: Metrics | undefined;

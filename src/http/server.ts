@@ -12,6 +12,7 @@ import { describeError } from '../kube/errors.ts';
 import type { Logger } from '../log.ts';
 import type { Metrics } from '../metrics.ts';
 
+/** A listening server: its bound port, and `close` (waits for requests in flight). */
 export interface HttpServerHandle {
   /** The port actually bound (useful with port 0). */
   readonly port: number;

@@ -31,6 +31,7 @@ import { KubeRequestError } from './errors.ts';
 
 /** Default timeout of one API request (not of watches). */
 export const DEFAULT_REQUEST_TIMEOUT_MS = 30_000;
+/** The User-Agent of every request, so API server audit logs name the operator. */
 export const USER_AGENT = 'harouter-operator';
 
 const SERVICE_ACCOUNT_TOKEN = '/var/run/secrets/kubernetes.io/serviceaccount/token';
@@ -59,6 +60,7 @@ export function loadKubeConfig(
   return kc;
 }
 
+/** Options shared by every client `createKubeClients` builds. */
 export interface ClientOptions {
   /** Timeout of each request in ms (default 30 s). */
   requestTimeoutMs?: number;
@@ -122,6 +124,7 @@ export function makeApiClient<T extends ApiType>(
   return new apiClientType(config);
 }
 
+/** One raw JSON request: method, absolute API path, query and body. */
 export interface RawRequest {
   method?: 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
   /** Absolute API path, e.g. `/api/v1/nodes`. */

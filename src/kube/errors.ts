@@ -5,6 +5,7 @@
  */
 import { ApiException } from '@kubernetes/client-node';
 
+/** What an API error says, safe to log as fields (no headers, no token, no raw body). */
 export interface ApiErrorFacts {
   /** HTTP status code, 0 for errors without a response (network, timeout). */
   status: number;
@@ -114,7 +115,9 @@ export function errorStatus(err: unknown): number {
   return apiErrorFacts(err).status;
 }
 
+/** The object (or its namespace) does not exist: 404. */
 export const isNotFound = (err: unknown): boolean => errorStatus(err) === 404;
+/** 409: a stale resourceVersion, a failed precondition, or AlreadyExists. */
 export const isConflict = (err: unknown): boolean => errorStatus(err) === 409;
 /** Whether an error is worth retrying (no response, throttling, server-side or timeout). */
 export function isTransient(err: unknown): boolean {

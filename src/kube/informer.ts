@@ -49,6 +49,7 @@ export interface SafeParser<T> {
       };
 }
 
+/** What an informer lists and watches, and how it validates, retries and counts. */
 export interface InformerOptions<T extends KubeObject> {
   /** Name used in logs (e.g. `harouters`). */
   name: string;
@@ -79,6 +80,7 @@ export interface InformerOptions<T extends KubeObject> {
   watch?: WatchFn;
 }
 
+/** Retry delays of failed lists and watches: 250 ms doubling to 30 s, 20% jitter. */
 export const DEFAULT_INFORMER_BACKOFF: BackoffOptions = { baseMs: 250, maxMs: 30_000, jitter: 0.2 };
 
 /** Counters of what the informer did (for tests and debugging). */
@@ -113,6 +115,7 @@ export function collectionPath(resource: {
 
 type WatchOutcome = { kind: 'closed'; events: number } | { kind: 'gone' } | { kind: 'error'; err: unknown };
 
+/** One kind's cache, kept current by list and watch (see the module comment); a `Store` for the reconciler. */
 export class Informer<T extends KubeObject> implements Store<T> {
   readonly name: string;
   readonly stats: InformerStats = { lists: 0, watches: 0, gone: 0, errors: 0, skipped: 0 };

@@ -24,18 +24,23 @@ import type { Metrics } from '../metrics.ts';
 import type { RawRequester } from './client.ts';
 import { describeError, isConflict, isNotFound } from './errors.ts';
 
+/** client-go's defaults (the contract): how long a Lease is valid after the last renewal seen. */
 export const LEASE_DURATION_MS = 15_000;
+/** How long the leader keeps trying to renew before it gives up leading. */
 export const RENEW_DEADLINE_MS = 10_000;
+/** Interval between acquire and renew attempts. */
 export const RETRY_PERIOD_MS = 2_000;
 /** client-go's JitterFactor for the acquire loop. */
 const JITTER_FACTOR = 1.2;
 
+/** The three timings of leader election, in ms (checked by `validateTimings`). */
 export interface LeaderElectionTimings {
   leaseDurationMs: number;
   renewDeadlineMs: number;
   retryPeriodMs: number;
 }
 
+/** The Lease to campaign for, the candidate, and its callbacks (defaults: client-go's timings). */
 export interface LeaderElectorOptions extends Partial<LeaderElectionTimings> {
   raw: RawRequester;
   namespace: string;
@@ -90,6 +95,7 @@ function recordKey(spec: LeaseSpec): string {
   ]);
 }
 
+/** Throws a RangeError unless leaseDuration > renewDeadline > 1.2 x retryPeriod > 0 (client-go's rules). */
 export function validateTimings(t: LeaderElectionTimings): void {
   if (!(t.leaseDurationMs > t.renewDeadlineMs)) {
     throw new RangeError('leaseDuration must be greater than renewDeadline');
@@ -100,6 +106,7 @@ export function validateTimings(t: LeaderElectionTimings): void {
   if (!(t.retryPeriodMs > 0)) throw new RangeError('retryPeriod must be positive');
 }
 
+/** One candidate for one Lease (see the module comment); `run` campaigns, renews and releases. */
 export class LeaderElector {
   readonly #o: LeaderElectorOptions;
   readonly #t: LeaderElectionTimings;

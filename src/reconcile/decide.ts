@@ -22,6 +22,7 @@ export interface NodeView {
   readonly internalIP?: string | undefined;
 }
 
+/** Everything `decide` needs, read from the caches by the reconciler. */
 export interface DecideInput {
   /** The HARouter, spec and current status (the status gives the sticky active agent and transitions). */
   readonly router: HARouter;
@@ -50,6 +51,7 @@ export interface SkipDecision {
   readonly reason: 'Deleting';
 }
 
+/** A router's decided state: active agent, agents' states, conditions and report verdicts. */
 export interface RouteDecision {
   readonly kind: 'route';
   readonly namespace: string;
@@ -78,8 +80,10 @@ export interface RouteDecision {
   readonly reports: readonly ReportVerdict[];
 }
 
+/** What `decide` returns: a router to drive, or one to leave alone. */
 export type Decision = SkipDecision | RouteDecision;
 
+/** Condition types of the contract: `Ready`, `SplitBrain`, `Degraded` on HARouter, `Accepted` on HARouterState. */
 export const CONDITION_READY = 'Ready';
 export const CONDITION_SPLIT_BRAIN = 'SplitBrain';
 export const CONDITION_DEGRADED = 'Degraded';

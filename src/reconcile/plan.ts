@@ -15,6 +15,7 @@ import {
 } from '../api/index.ts';
 import { CONDITION_ACCEPTED, type ReportVerdict, type RouteDecision } from './decide.ts';
 
+/** The contract's EndpointSlice labels and name suffix (`<serviceName>-harouter`). */
 export const LABEL_SERVICE_NAME = 'kubernetes.io/service-name';
 export const LABEL_MANAGED_BY = 'endpointslice.kubernetes.io/managed-by';
 export const SLICE_SUFFIX = '-harouter';
@@ -37,6 +38,7 @@ export interface EndpointSliceObject {
   ports?: { name?: string | null; port?: number | null; protocol?: string | null }[] | null;
 }
 
+/** A `metav1.OwnerReference`, as raw JSON. */
 export interface OwnerReference {
   apiVersion: string;
   kind: string;
@@ -46,6 +48,7 @@ export interface OwnerReference {
   blockOwnerDeletion?: boolean;
 }
 
+/** One endpoint of an EndpointSlice, as raw JSON. */
 export interface EndpointObject {
   addresses: string[];
   conditions?: { ready?: boolean; serving?: boolean; terminating?: boolean };
@@ -60,6 +63,7 @@ export interface EventSpec {
   readonly note: string;
 }
 
+/** One write the reconciler applies; `plan` returns them in the order to apply. */
 export type Write =
   | {
       readonly kind: 'routerStatus';
@@ -168,6 +172,7 @@ export function mergePatch(
   return patch;
 }
 
+/** The name of the EndpointSlice the operator keeps for a Service. */
 export function sliceName(serviceName: string): string {
   return `${serviceName}${SLICE_SUFFIX}`;
 }

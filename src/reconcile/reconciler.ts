@@ -47,6 +47,7 @@ export const REPORTING_CONTROLLER = 'harouter.dev/harouter-operator';
 /** How many times a reconcile re-reads the router after a status conflict before giving up (retry later). */
 const CONFLICT_ATTEMPTS = 3;
 
+/** The caches to read, the requester to write with, the metrics to keep. */
 export interface ReconcilerOptions {
   caches: Caches;
   /** Raw JSON requests (authentication, timeout and `rest_client_requests_total` included). */
@@ -115,6 +116,7 @@ function usableReport(report: HARouterState | undefined): report is HARouterStat
   );
 }
 
+/** The reconciler of `namespace/routerId` keys (see the module comment). */
 export class HARouterReconciler implements Reconciler {
   readonly #options: ReconcilerOptions;
   readonly #now: () => Date;
