@@ -64,6 +64,8 @@ async function serve(
       resolve();
     });
   });
+  // Once listening, a server error (EMFILE on accept, say) is logged: without a listener it would end the process.
+  server.on('error', (err: unknown) => log.error({ error: describeError(err) }, 'http server error'));
   const port = (server.address() as AddressInfo).port;
   log.info({ address: bind.text, port }, 'serving');
   return {
