@@ -1,8 +1,16 @@
 import http from 'node:http';
 import https from 'node:https';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { GROUP, HAROUTER_STATE, type HARouterState, VERSION } from '../api/index.ts';
 import type { Transport } from './kubeconfig.ts';
-import type { AttemptResult } from './retry.ts';
+import {
+  type AttemptResult,
+  classifyAttempt,
+  type Outcome,
+  type RetryLimits,
+  type RetryResult,
+  retryUntilFinal,
+} from './retry.ts';
 
 /** The field manager of every report. */
 export const CLI_FIELD_MANAGER = 'harouterctl';
@@ -93,4 +101,23 @@ export async function sendApply(
     );
     request.end(body);
   });
+}
+
+/**
+ * Applies `object` with {@link sendApply} until the outcome is final or the
+ * limits run out ({@link retryUntilFinal} on the real clock); `onRetry` hears
+ * each transient outcome before its wait. harouterctl and local mode both report this way.
+ */
+export function applyWithRetries(
+  transport: Transport,
+  object: HARouterState,
+  limits: RetryLimits,
+  options: { dryRun?: boolean; onRetry?: (outcome: Outcome, attempt: number, delayMs: number) => void } = {},
+): Promise<RetryResult> {
+  return retryUntilFinal(
+    async (timeoutMs) => classifyAttempt(await sendApply(transport, object, timeoutMs, options.dryRun)),
+    limits,
+    { now: () => performance.now(), sleep: (ms) => sleep(ms), random: Math.random },
+    options.onRetry,
+  );
 }

@@ -1,12 +1,11 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
 import type { HARouterState } from '../api/index.ts';
 import type { Logger } from '../log.ts';
-import { sendApply } from './apply.ts';
+import { applyWithRetries } from './apply.ts';
 import { buildReport, type ReportCommand, resolveNamespace } from './args.ts';
 import { loadTransport, SERVICE_ACCOUNT_DIR, type Transport } from './kubeconfig.ts';
-import { classifyAttempt, exitCodeFor, type Outcome, retryUntilFinal } from './retry.ts';
+import { exitCodeFor, type Outcome } from './retry.ts';
 
 /** Where the in-cluster service account's namespace is mounted. */
 export const SERVICE_ACCOUNT_NAMESPACE_FILE = join(SERVICE_ACCOUNT_DIR, 'namespace');
@@ -64,19 +63,21 @@ export async function runReport(command: ReportCommand, observedAt: string, log:
     state: object.spec.state,
     observedAt,
   };
-  const result = await retryUntilFinal(
-    async (timeoutMs) => classifyAttempt(await sendApply(transport, object, timeoutMs)),
+  const result = await applyWithRetries(
+    transport,
+    object,
     {
       requestTimeoutMs: command.requestTimeoutMs,
       deadlineMs: command.deadlineMs,
       maxAttempts: command.maxAttempts,
     },
-    { now: () => performance.now(), sleep: (ms) => sleep(ms), random: Math.random },
-    (outcome, attempt, delayMs) =>
-      log.warn(
-        { ...fields, attempt, delayMs, ...outcomeFields(outcome) },
-        'report not delivered yet; retrying',
-      ),
+    {
+      onRetry: (outcome, attempt, delayMs) =>
+        log.warn(
+          { ...fields, attempt, delayMs, ...outcomeFields(outcome) },
+          'report not delivered yet; retrying',
+        ),
+    },
   );
   const { outcome, attempts } = result;
   const [level, message] = FINAL_LOG[outcome.kind];

@@ -1,10 +1,9 @@
 import { copyFile, mkdir, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
 import type { HARouterState } from '../api/index.ts';
-import { sendApply } from '../cli/apply.ts';
+import { applyWithRetries } from '../cli/apply.ts';
 import { loadTransport, type Transport } from '../cli/kubeconfig.ts';
-import { classifyAttempt, type Outcome, retryUntilFinal } from '../cli/retry.ts';
+import type { Outcome } from '../cli/retry.ts';
 import { webhookConfiguration } from '../webhook/manifests.ts';
 import {
   base64File,
@@ -81,12 +80,8 @@ async function report(
   deadlineMs: number,
   dryRun = false,
 ): Promise<Outcome> {
-  const result = await retryUntilFinal(
-    async (timeoutMs) => classifyAttempt(await sendApply(transport, object, timeoutMs, dryRun)),
-    { requestTimeoutMs: 5000, deadlineMs, maxAttempts: 100 },
-    { now: () => performance.now(), sleep: (ms) => sleep(ms), random: Math.random },
-  );
-  return result.outcome;
+  const limits = { requestTimeoutMs: 5000, deadlineMs, maxAttempts: 100 };
+  return (await applyWithRetries(transport, object, limits, { dryRun })).outcome;
 }
 
 async function writeAtomically(path: string, write: (tmp: string) => Promise<void>): Promise<void> {
