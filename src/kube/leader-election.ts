@@ -184,6 +184,8 @@ export class LeaderElector {
         method: 'PUT',
         path: `${this.#path}/${encodeURIComponent(this.#o.name)}`,
         body: lease,
+        // Bounded like a renewal, so that a shutdown never waits on an unreachable API server for long.
+        signal: AbortSignal.timeout(this.#t.renewDeadlineMs),
       })) as Lease;
       this.#setObserved(updated);
       this.#log.info('released the lease');
