@@ -57,10 +57,14 @@ export async function ensureBinaries(): Promise<Binaries> {
   const missing = (await Promise.all(Object.values(paths).map(isExecutable))).some((ok) => !ok);
   if (missing) {
     try {
-      await promisify(execFile)('bash', [join(repoRoot, 'test', 'tools', 'build-binaries.sh')], {
-        maxBuffer: 64 * 1024 * 1024,
-        env: { ...process.env, HAROUTER_CACHE: binaryCacheDir() },
-      });
+      await promisify(execFile)(
+        'bash',
+        [join(repoRoot, 'test', 'tools', 'build-binaries.sh'), 'etcd', 'kubernetes', 'helm'],
+        {
+          maxBuffer: 64 * 1024 * 1024,
+          env: { ...process.env, HAROUTER_CACHE: binaryCacheDir() },
+        },
+      );
     } catch (error) {
       const failure = error as { stderr?: string; stdout?: string; message: string };
       throw new Error(
