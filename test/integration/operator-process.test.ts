@@ -197,15 +197,23 @@ describe('harouter-operator process', () => {
     ]);
     await waitFor(() => leading(op), 30_000);
     const leases = adminKubeConfig().makeApiClient(CoordinationV1Api);
-    const lease = await leases.readNamespacedLease({ namespace: ns, name: 'stolen-lease' });
     // Another holder writes the Lease (as a split network could let happen): to the leader the
     // record is now someone else's and valid, so its renewals fail until the renew deadline.
-    const stolenAt = Date.now();
-    await leases.replaceNamespacedLease({
-      namespace: ns,
-      name: 'stolen-lease',
-      body: { ...lease, spec: { ...lease.spec, holderIdentity: 'intruder', leaseDurationSeconds: 60 } },
-    });
+    // The leader renews every 500 ms, so the read-and-replace retries when a renewal lands between.
+    let stolenAt = 0;
+    for (let attempt = 1; stolenAt === 0; attempt++) {
+      const lease = await leases.readNamespacedLease({ namespace: ns, name: 'stolen-lease' });
+      try {
+        await leases.replaceNamespacedLease({
+          namespace: ns,
+          name: 'stolen-lease',
+          body: { ...lease, spec: { ...lease.spec, holderIdentity: 'intruder', leaseDurationSeconds: 60 } },
+        });
+        stolenAt = Date.now();
+      } catch (error) {
+        if ((error as { code?: number }).code !== 409 || attempt >= 10) throw error;
+      }
+    }
     const exit = await op.exit;
     expect(exit.code).toBe(1);
     expect(Date.now() - stolenAt).toBeLessThan(2000 + 500 + 3000);
