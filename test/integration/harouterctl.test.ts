@@ -156,6 +156,10 @@ describe('harouterctl report against the real API server', () => {
   const tokens: Record<string, string> = {};
   const kubeconfigs: Record<string, string> = {};
 
+  /** A kubeconfig file with `node`'s reporter token that talks to 127.0.0.1:`port` (a proxy or nothing). */
+  const kubeconfigVia = (name: string, node: string, port: number) =>
+    kubeconfigFile(dir, name, tokens[node] as string, namespace, `https://127.0.0.1:${port}`);
+
   beforeAll(async () => {
     namespace = await createTestNamespace('harouterctl');
     dir = await mkdtemp(join(tmpdir(), 'harouterctl-it-'));
@@ -297,13 +301,7 @@ describe('harouterctl report against the real API server', () => {
     const proxyPort = await freePort();
     const proxy = await startProxy(proxyPort, server, { hold: true });
     try {
-      const slowConfig = await kubeconfigFile(
-        dir,
-        'node-b-slow',
-        tokens['node-b'] as string,
-        namespace,
-        `https://127.0.0.1:${proxyPort}`,
-      );
+      const slowConfig = await kubeconfigVia('node-b-slow', 'node-b', proxyPort);
       // The older report (FAULT) starts first, stamps its time, and is held at the proxy.
       const older = runCli(
         [
@@ -406,13 +404,7 @@ describe('harouterctl report against the real API server', () => {
 
   it('delivers when the API server is unreachable for a few seconds inside the deadline', async () => {
     const proxyPort = await freePort();
-    const config = await kubeconfigFile(
-      dir,
-      'node-a-outage',
-      tokens['node-a'] as string,
-      namespace,
-      `https://127.0.0.1:${proxyPort}`,
-    );
+    const config = await kubeconfigVia('node-a-outage', 'node-a', proxyPort);
     const before = await readState(namespace, 'node-a');
     const outageMs = 3000;
     const started = performance.now();
@@ -454,13 +446,7 @@ describe('harouterctl report against the real API server', () => {
 
   it('exits 4 when the API server stays unreachable past the deadline', async () => {
     const deadPort = await freePort();
-    const config = await kubeconfigFile(
-      dir,
-      'dead',
-      tokens['node-a'] as string,
-      namespace,
-      `https://127.0.0.1:${deadPort}`,
-    );
+    const config = await kubeconfigVia('dead', 'node-a', deadPort);
     const run = await runCli(
       [
         'report',
@@ -492,13 +478,7 @@ describe('harouterctl report against the real API server', () => {
     const listenPort = await freePort();
     const counter = await startProxy(listenPort, server, { hold: true });
     try {
-      const config = await kubeconfigFile(
-        dir,
-        'counted',
-        tokens['node-a'] as string,
-        namespace,
-        `https://127.0.0.1:${listenPort}`,
-      );
+      const config = await kubeconfigVia('counted', 'node-a', listenPort);
       const bad: [string[], Record<string, string>][] = [
         [
           ['report', '--kubeconfig', config, '--router', 'not-a-uuid', 'INSTANCE', 'VI_1', 'MASTER', '1'],
