@@ -202,7 +202,11 @@ export class HARouterReconciler implements Reconciler {
     this.#routers.forget(key);
     const writes = planReports(namespace, decideOrphanReports(reports), reports, this.#now());
     await this.#apply(writes, undefined, undefined, { routed: false }, log);
-    if (reports.length === 0) this.#countedReports.delete(key);
+    if (reports.length === 0) {
+      // Router and reports are gone: nothing will read their remembered writes again.
+      this.#countedReports.delete(key);
+      this.#reports.forget(`${key}.`);
+    }
     return undefined;
   }
 
