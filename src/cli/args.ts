@@ -10,7 +10,8 @@ import {
   stateObjectName,
 } from '../api/index.ts';
 import { LOG_LEVELS, type LogLevel } from '../log.ts';
-import { parseKeepalivedArgs } from './keepalived.ts';
+import { parseKeepalivedArgs } from '../report/keepalived.ts';
+import { UsageError } from '../report/usage-error.ts';
 
 /** Defaults of the report's timing flags, in milliseconds. */
 export const DEFAULTS = {
@@ -42,11 +43,6 @@ export interface ReportCommand {
 }
 
 export type Command = ReportCommand | { command: 'help'; topic: 'main' | 'report' } | { command: 'version' };
-
-/** A usage error: exit code 2, never any network. */
-export class UsageError extends Error {
-  override name = 'UsageError';
-}
 
 /**
  * Reads a duration: `250ms`, `5s`, `1m`, `1m30s` or a bare number of seconds

@@ -1,9 +1,10 @@
 import packageJson from '../../package.json' with { type: 'json' };
 import { createLogger } from '../log.ts';
-import { type Command, parseCommandLine, UsageError } from './args.ts';
-import { processClock } from './clock.ts';
+import { processClock } from '../report/clock.ts';
+import { EXIT } from '../report/retry.ts';
+import { UsageError } from '../report/usage-error.ts';
+import { type Command, parseCommandLine } from './args.ts';
 import { MAIN_HELP, REPORT_HELP } from './help.ts';
-import { EXIT } from './retry.ts';
 
 /** The package version, printed by `--version`. */
 export const VERSION: string = packageJson.version;

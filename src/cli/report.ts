@@ -2,10 +2,10 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { HARouterState } from '../api/index.ts';
 import type { Logger } from '../log.ts';
-import { applyWithRetries } from './apply.ts';
+import { applyWithRetries } from '../report/apply.ts';
+import { loadTransport, SERVICE_ACCOUNT_DIR, type Transport } from '../report/kubeconfig.ts';
+import { exitCodeFor, type Outcome } from '../report/retry.ts';
 import { buildReport, type ReportCommand, resolveNamespace } from './args.ts';
-import { loadTransport, SERVICE_ACCOUNT_DIR, type Transport } from './kubeconfig.ts';
-import { exitCodeFor, type Outcome } from './retry.ts';
 
 /** Where the in-cluster service account's namespace is mounted. */
 export const SERVICE_ACCOUNT_NAMESPACE_FILE = join(SERVICE_ACCOUNT_DIR, 'namespace');

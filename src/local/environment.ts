@@ -1,9 +1,9 @@
 import { copyFile, mkdir, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import type { HARouterState } from '../api/index.ts';
-import { applyWithRetries } from '../cli/apply.ts';
-import { loadTransport, type Transport } from '../cli/kubeconfig.ts';
-import type { Outcome } from '../cli/retry.ts';
+import { applyWithRetries } from '../report/apply.ts';
+import { loadTransport, type Transport } from '../report/kubeconfig.ts';
+import type { Outcome } from '../report/retry.ts';
 import { webhookConfiguration } from '../webhook/manifests.ts';
 import {
   base64File,

@@ -20,9 +20,9 @@ import {
   type HARouterState,
   VERSION,
 } from '../../src/api/index.ts';
-import { sendApply } from '../../src/cli/apply.ts';
-import { loadTransport } from '../../src/cli/kubeconfig.ts';
 import { freePort } from '../../src/local/controlplane/index.ts';
+import { sendApply } from '../../src/report/apply.ts';
+import { loadTransport } from '../../src/report/kubeconfig.ts';
 import {
   type ClusterFixture,
   installCrds,

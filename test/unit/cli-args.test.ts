@@ -6,8 +6,8 @@ import {
   parseDuration,
   type ReportCommand,
   resolveNamespace,
-  UsageError,
 } from '../../src/cli/args.ts';
+import { UsageError } from '../../src/report/usage-error.ts';
 
 const ROUTER = '6f1c2a3e-8d4b-4c21-9a57-0e3b5d7f9a12';
 const env = { NODE_NAME: 'node-a' };

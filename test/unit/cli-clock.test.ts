@@ -1,7 +1,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { compareObservedAt, parseObservedAt, RFC3339_PATTERN } from '../../src/api/index.ts';
-import { createObservedAtClock, processClock } from '../../src/cli/clock.ts';
+import { createObservedAtClock, processClock } from '../../src/report/clock.ts';
 
 describe('createObservedAtClock', () => {
   it('adds the monotonic reading to the wall-clock origin at nanosecond resolution', () => {

@@ -2,8 +2,13 @@ import { mkdtemp, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { UsageError } from '../../src/cli/args.ts';
-import { inClusterConfig, loadTransport, simpleConfig, simpleTransport } from '../../src/cli/kubeconfig.ts';
+import {
+  inClusterConfig,
+  loadTransport,
+  simpleConfig,
+  simpleTransport,
+} from '../../src/report/kubeconfig.ts';
+import { UsageError } from '../../src/report/usage-error.ts';
 
 const doc = (cluster: Record<string, unknown>, user: Record<string, unknown>, namespace?: string) => ({
   apiVersion: 'v1',

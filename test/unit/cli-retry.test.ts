@@ -9,7 +9,7 @@ import {
   exitCodeFor,
   type Outcome,
   retryUntilFinal,
-} from '../../src/cli/retry.ts';
+} from '../../src/report/retry.ts';
 
 const status = (code: number, body: object): AttemptResult => ({
   kind: 'response',

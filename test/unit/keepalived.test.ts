@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { parseKeepalivedArgs, stateFromKeepalived } from '../../src/cli/keepalived.ts';
+import { parseKeepalivedArgs, stateFromKeepalived } from '../../src/report/keepalived.ts';
 
 describe('stateFromKeepalived', () => {
   it.each([
