@@ -12,7 +12,7 @@ import type https from 'node:https';
 import { homedir } from 'node:os';
 import { dirname, isAbsolute, join } from 'node:path';
 import type { KubeConfig } from '@kubernetes/client-node';
-import { parse } from 'yaml';
+import { parseDocument } from 'yaml';
 import { UsageError } from './usage-error.ts';
 
 /** Where the in-cluster service account is mounted. */
@@ -196,7 +196,7 @@ export async function loadTransport(
       // names one file, as kubectl's does (never a fallback to other sources).
       transport = await clientNodeTransport((kc) => kc.loadFromDefault());
     } else {
-      const simple = simpleConfig(parse(readFileSync(chosen, 'utf8')), dirname(chosen));
+      const simple = simpleConfig(parseKubeconfig(readFileSync(chosen, 'utf8')), dirname(chosen));
       transport =
         simple === 'fallback'
           ? await clientNodeTransport((kc) => kc.loadFromFile(chosen))
@@ -206,6 +206,40 @@ export async function loadTransport(
     return transport;
   } catch (error) {
     if (error instanceof UsageError) throw error;
-    throw new UsageError(`cannot use the kubeconfig: ${(error as Error).message}`);
+    throw new UsageError(`cannot use the kubeconfig: ${describeLoadError(error)}`);
   }
+}
+
+/**
+ * Parses kubeconfig text as YAML (JSON included). A syntax error becomes a
+ * {@link UsageError} that names the parser's code and position only: the
+ * parser's own message quotes the offending line, which may hold a token.
+ * Warnings (an unknown tag, say) are not printed for the same reason.
+ */
+export function parseKubeconfig(text: string): unknown {
+  const doc = parseDocument(text, { logLevel: 'silent' });
+  const [first] = doc.errors;
+  if (first) throw new UsageError(`the kubeconfig is not valid YAML: ${yamlErrorWhere(first)}`);
+  return doc.toJS();
+}
+
+function yamlErrorWhere(error: { code: string; linePos?: readonly { line: number; col: number }[] }): string {
+  const at = error.linePos?.[0];
+  return at ? `${error.code} at line ${at.line}, column ${at.col}` : error.code;
+}
+
+/**
+ * A load failure as text safe to print: file errors by their message (code
+ * and the user's own path), YAML errors from client-node's parser (js-yaml,
+ * whose message and reason may quote the file) by position only, anything
+ * else by its message.
+ */
+function describeLoadError(error: unknown): string {
+  const e = error as { name?: unknown; code?: unknown; mark?: { line?: unknown; column?: unknown } };
+  if (e?.name === 'YAMLException') {
+    const line = typeof e.mark?.line === 'number' ? e.mark.line + 1 : '?';
+    const column = typeof e.mark?.column === 'number' ? e.mark.column + 1 : '?';
+    return `the kubeconfig is not valid YAML: syntax error at line ${line}, column ${column}`;
+  }
+  return error instanceof Error ? error.message : String(error);
 }
