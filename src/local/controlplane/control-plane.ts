@@ -15,9 +15,26 @@ export interface ControlPlane {
   readonly ca: KeyPair;
   readonly pki: Pki;
   readonly binaries: Binaries;
+  /** etcd's client URL (`http://127.0.0.1:<port>`), for compaction in the chaos run. */
+  readonly etcdUrl: string;
+  /**
+   * Fault injection, for the chaos run (`test/chaos/`) only: sends `signal` to a
+   * running component (SIGSTOP and SIGCONT freeze and thaw it).
+   */
+  signal(component: Component, signal: NodeJS.Signals): void;
+  /**
+   * Fault injection, for the chaos run only: SIGKILLs the component (when still
+   * running) and starts it again with the same flags, data directory and ports;
+   * resolves once it answers its health check again (etcd `/health`,
+   * kube-apiserver `/readyz`).
+   */
+  restart(component: 'etcd' | 'kube-apiserver'): Promise<void>;
   /** Stops kube-controller-manager, kube-apiserver and etcd, in that order. */
   stop(): Promise<void>;
 }
+
+/** The processes of a local control plane. */
+export type Component = 'etcd' | 'kube-apiserver' | 'kube-controller-manager';
 
 /** Options of {@link startControlPlane}. */
 export interface ControlPlaneOptions {
@@ -165,30 +182,28 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
   const stop = async () => {
     for (const p of [...processes].reverse()) await p.stop();
   };
-
-  try {
-    const etcdUrl = `http://127.0.0.1:${etcdPort}`;
-    const peerUrl = `http://127.0.0.1:${peerPort}`;
-    processes.push(
-      startProcess(
-        'etcd',
-        binaries.etcd,
-        [
-          '--name=default',
-          `--data-dir=${join(dir, 'etcd')}`,
-          `--listen-client-urls=${etcdUrl}`,
-          `--advertise-client-urls=${etcdUrl}`,
-          `--listen-peer-urls=${peerUrl}`,
-          `--initial-advertise-peer-urls=${peerUrl}`,
-          `--initial-cluster=default=${peerUrl}`,
-          '--unsafe-no-fsync=true',
-          '--log-level=warn',
-        ],
-        join(dir, 'logs', 'etcd.log'),
-        { env: componentEnv() },
-      ),
+  const etcdUrl = `http://127.0.0.1:${etcdPort}`;
+  const peerUrl = `http://127.0.0.1:${peerPort}`;
+  const startEtcd = () =>
+    startProcess(
+      'etcd',
+      binaries.etcd,
+      [
+        '--name=default',
+        `--data-dir=${join(dir, 'etcd')}`,
+        `--listen-client-urls=${etcdUrl}`,
+        `--advertise-client-urls=${etcdUrl}`,
+        `--listen-peer-urls=${peerUrl}`,
+        `--initial-advertise-peer-urls=${peerUrl}`,
+        `--initial-cluster=default=${peerUrl}`,
+        '--unsafe-no-fsync=true',
+        '--log-level=warn',
+      ],
+      join(dir, 'logs', 'etcd.log'),
+      { env: componentEnv() },
     );
-    await waitUntil(
+  const etcdHealthy = () =>
+    waitUntil(
       'etcd /health',
       timeout,
       async () => {
@@ -197,39 +212,38 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
       },
       firstExited(processes),
     );
-
-    processes.push(
-      startProcess(
-        'kube-apiserver',
-        binaries.kubeApiserver,
-        [
-          `--etcd-servers=${etcdUrl}`,
-          '--bind-address=127.0.0.1',
-          '--advertise-address=127.0.0.1',
-          `--secure-port=${apiPort}`,
-          `--cert-dir=${join(dir, 'apiserver-certs')}`,
-          `--tls-cert-file=${pki.apiserver.certPath}`,
-          `--tls-private-key-file=${pki.apiserver.keyPath}`,
-          `--client-ca-file=${pki.ca.certPath}`,
-          '--authorization-mode=Node,RBAC',
-          `--service-account-issuer=${SERVICE_ACCOUNT_ISSUER}`,
-          `--service-account-key-file=${pki.serviceAccountKeyPath}`,
-          `--service-account-signing-key-file=${pki.serviceAccountKeyPath}`,
-          `--api-audiences=${SERVICE_ACCOUNT_ISSUER}`,
-          '--service-cluster-ip-range=10.0.0.0/24',
-          '--allow-privileged=true',
-          '--disable-admission-plugins=ServiceAccount',
-          '--endpoint-reconciler-type=none',
-          '--profiling=false',
-          '--v=1',
-        ],
-        join(dir, 'logs', 'kube-apiserver.log'),
-        { env: componentEnv() },
-      ),
+  const startApiServer = () =>
+    startProcess(
+      'kube-apiserver',
+      binaries.kubeApiserver,
+      [
+        `--etcd-servers=${etcdUrl}`,
+        '--bind-address=127.0.0.1',
+        '--advertise-address=127.0.0.1',
+        `--secure-port=${apiPort}`,
+        `--cert-dir=${join(dir, 'apiserver-certs')}`,
+        `--tls-cert-file=${pki.apiserver.certPath}`,
+        `--tls-private-key-file=${pki.apiserver.keyPath}`,
+        `--client-ca-file=${pki.ca.certPath}`,
+        '--authorization-mode=Node,RBAC',
+        `--service-account-issuer=${SERVICE_ACCOUNT_ISSUER}`,
+        `--service-account-key-file=${pki.serviceAccountKeyPath}`,
+        `--service-account-signing-key-file=${pki.serviceAccountKeyPath}`,
+        `--api-audiences=${SERVICE_ACCOUNT_ISSUER}`,
+        '--service-cluster-ip-range=10.0.0.0/24',
+        '--allow-privileged=true',
+        '--disable-admission-plugins=ServiceAccount',
+        '--endpoint-reconciler-type=none',
+        '--profiling=false',
+        '--v=1',
+      ],
+      join(dir, 'logs', 'kube-apiserver.log'),
+      { env: componentEnv() },
     );
-    const ca = await readFile(pki.ca.certPath);
-    const admin = { cert: await readFile(pki.admin.certPath), key: await readFile(pki.admin.keyPath) };
-    await waitUntil(
+  const ca = await readFile(pki.ca.certPath);
+  const admin = { cert: await readFile(pki.admin.certPath), key: await readFile(pki.admin.keyPath) };
+  const apiServerReady = () =>
+    waitUntil(
       'kube-apiserver /readyz',
       timeout,
       async () => {
@@ -238,6 +252,13 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
       },
       firstExited(processes),
     );
+
+  try {
+    processes.push(startEtcd());
+    await etcdHealthy();
+
+    processes.push(startApiServer());
+    await apiServerReady();
     await waitUntil(
       'the default namespace',
       timeout,
@@ -289,5 +310,30 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
     throw new Error(`the local control plane did not start: ${(error as Error).message}\n${logs.join('\n')}`);
   }
 
-  return { dir, server, kubeconfigPath, ca: pki.ca, pki, binaries, stop };
+  const find = (component: Component) => {
+    const found = processes.find((p) => p.name === component);
+    if (!found) throw new Error(`${component} is not part of this control plane`);
+    return found;
+  };
+  const restart = async (component: 'etcd' | 'kube-apiserver') => {
+    const old = find(component);
+    old.signal('SIGKILL');
+    await old.done;
+    await old.stop();
+    const next = component === 'etcd' ? startEtcd() : startApiServer();
+    processes[processes.indexOf(old)] = next;
+    await (component === 'etcd' ? etcdHealthy() : apiServerReady());
+  };
+  return {
+    dir,
+    server,
+    kubeconfigPath,
+    ca: pki.ca,
+    pki,
+    binaries,
+    etcdUrl,
+    signal: (component, signal) => find(component).signal(signal),
+    restart,
+    stop,
+  };
 }

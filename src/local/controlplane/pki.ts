@@ -100,6 +100,27 @@ export async function issueServingCert(options: {
 }
 
 /**
+ * Creates a self-signed CA in `dir` (`<name>.crt`, `<name>.key`): the control
+ * plane's own, or a second one when the chaos run rotates the webhook's CA.
+ */
+export async function createCa(
+  dir: string,
+  name = 'ca',
+  subject = '/CN=harouter-local-ca',
+): Promise<KeyPair> {
+  await mkdir(dir, { recursive: true, mode: 0o700 });
+  const ca = { certPath: join(dir, `${name}.crt`), keyPath: join(dir, `${name}.key`) };
+  await newKey(ca.keyPath, dir);
+  await openssl(
+    ['req', '-x509', '-new', '-key', ca.keyPath, '-days', '3650', '-subj', subject]
+      .concat(['-addext', 'basicConstraints=critical,CA:TRUE'])
+      .concat(['-addext', 'keyUsage=critical,keyCertSign,cRLSign,digitalSignature', '-out', ca.certPath]),
+    dir,
+  );
+  return ca;
+}
+
+/**
  * Creates a fresh PKI in `dir`: a CA, the API server's serving certificate
  * (127.0.0.1, localhost and the in-cluster names), an admin client certificate
  * in `system:masters` (which bypasses RBAC, as envtest's admin does), and the
@@ -107,14 +128,7 @@ export async function issueServingCert(options: {
  */
 export async function createPki(dir: string): Promise<Pki> {
   await mkdir(dir, { recursive: true, mode: 0o700 });
-  const ca = { certPath: join(dir, 'ca.crt'), keyPath: join(dir, 'ca.key') };
-  await newKey(ca.keyPath, dir);
-  await openssl(
-    ['req', '-x509', '-new', '-key', ca.keyPath, '-days', '3650', '-subj', '/CN=harouter-local-ca']
-      .concat(['-addext', 'basicConstraints=critical,CA:TRUE'])
-      .concat(['-addext', 'keyUsage=critical,keyCertSign,cRLSign,digitalSignature', '-out', ca.certPath]),
-    dir,
-  );
+  const ca = await createCa(dir);
   const apiserver = await issueServingCert({
     ca,
     dir,

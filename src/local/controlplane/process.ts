@@ -13,6 +13,10 @@ export interface ManagedProcess {
   exited(): string | undefined;
   /** Resolves with how the process exited (exit code, signal, or failure to start). */
   readonly done: Promise<string>;
+  /** The child's process id (undefined when it failed to start). */
+  readonly pid: number | undefined;
+  /** Sends a signal to the running child (no-op once it has exited): fault injection for the chaos run. */
+  signal(signal: NodeJS.Signals): void;
   stop(graceMs?: number): Promise<void>;
 }
 
@@ -58,7 +62,11 @@ export function startProcess(
     name,
     logPath,
     done,
+    pid: child.pid,
     exited: () => exit,
+    signal(signal) {
+      if (exit === undefined) child.kill(signal);
+    },
     async stop(graceMs = 10_000) {
       if (exit === undefined) {
         child.kill('SIGTERM');
