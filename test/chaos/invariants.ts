@@ -1,0 +1,307 @@
+/**
+ * What the chaos run checks, against the truth it kept:
+ *
+ * - `reportsLost`: stored HARouterStates whose state is not the newest one the
+ *   node's agent was given (after the stream pauses and delivery had time);
+ * - `wrongRoutes`: HARouters whose status or EndpointSlice is not what `decide`
+ *   gives for the stored reports and Nodes (what `plan` would still write);
+ * - `notReadyRoutes`: from a watch on Nodes and EndpointSlices, slice versions
+ *   that pointed a Service at a node that was NotReady at that revision (the
+ *   slice newly pointed there, not a slice left from before the node went
+ *   NotReady: those are measured as the withdrawal time).
+ */
+import type { V1Node } from '@kubernetes/client-node';
+import type { HARouter, HARouterState } from '../../src/api/index.ts';
+import { nodeFacts } from '../../src/controller/event-keys.ts';
+import { decide, type NodeView } from '../../src/reconcile/decide.ts';
+import { type EndpointSliceObject, isOwnedSlice, plan, sliceName } from '../../src/reconcile/plan.ts';
+import type { KubeHttp } from './http.ts';
+import type { Truth } from './storm.ts';
+
+/** The outcome of one check. */
+export interface CheckResult {
+  reportsLost: number;
+  wrongRoutes: number;
+  /** Reports whose `Accepted` condition is not the one decided (informational). */
+  acceptedPending: number;
+  /** Time until both counts were 0, or until the check gave up. */
+  ms: number;
+  examples: string[];
+}
+
+const API = '/apis/harouter.dev/v1alpha1';
+
+async function list<T>(admin: KubeHttp, path: string): Promise<T[]> {
+  const answer = await admin.request('GET', path);
+  if (answer.status !== 200)
+    throw new Error(`list ${path}: HTTP ${answer.status} ${answer.body.message ?? ''}`);
+  return (answer.body.items as T[]) ?? [];
+}
+
+/** One pass: counts what differs now. */
+export async function checkOnce(
+  admin: KubeHttp,
+  namespace: string,
+  truth: Truth,
+): Promise<Omit<CheckResult, 'ms'>> {
+  const [reports, routers, slices, nodes, services] = await Promise.all([
+    list<HARouterState>(admin, `${API}/namespaces/${namespace}/harouterstates`),
+    list<HARouter>(admin, `${API}/namespaces/${namespace}/harouters`),
+    list<EndpointSliceObject>(
+      admin,
+      `/apis/discovery.k8s.io/v1/namespaces/${namespace}/endpointslices?labelSelector=${encodeURIComponent('endpointslice.kubernetes.io/managed-by=harouter.dev')}`,
+    ),
+    list<V1Node>(admin, '/api/v1/nodes'),
+    list<{ metadata: { name: string } }>(admin, `/api/v1/namespaces/${namespace}/services`),
+  ]);
+  const examples: string[] = [];
+  const stored = new Map(reports.map((r) => [r.metadata.name, r]));
+  let reportsLost = 0;
+  for (const [name, state] of truth.entries()) {
+    const got = stored.get(name)?.spec.state;
+    if (got !== state) {
+      reportsLost++;
+      if (examples.length < 5) examples.push(`report ${name}: sent ${state}, stored ${got ?? 'nothing'}`);
+    }
+  }
+  const views = new Map<string, NodeView>(nodes.map((n) => [n.metadata?.name ?? '', nodeFacts(n)]));
+  const serviceNames = new Set(services.map((s) => s.metadata.name));
+  const byRouter = new Map<string, HARouterState[]>();
+  for (const r of reports) byRouter.set(r.spec.routerId, [...(byRouter.get(r.spec.routerId) ?? []), r]);
+  let wrongRoutes = 0;
+  let acceptedPending = 0;
+  const now = new Date();
+  for (const router of routers) {
+    const own = byRouter.get(router.metadata.name) ?? [];
+    const endpoint = router.spec.endpoint;
+    const decision = decide({
+      router,
+      reports: own,
+      nodes: new Map(
+        router.spec.agents.flatMap((a) =>
+          views.has(a.name) ? [[a.name, views.get(a.name) as NodeView]] : [],
+        ),
+      ),
+      serviceExists: endpoint ? serviceNames.has(endpoint.serviceName) : true,
+    });
+    if (decision.kind !== 'route') continue;
+    const wanted = endpoint ? sliceName(endpoint.serviceName) : undefined;
+    const mine = slices.filter((s) => s.metadata.name === wanted || isOwnedSlice(s, router));
+    const writes = plan(decision, { router, slices: mine, reports: own }, now);
+    const routing = writes.filter(
+      (w) => w.kind === 'applySlice' || w.kind === 'deleteSlice' || w.kind === 'routerStatus',
+    );
+    if (routing.length > 0 || decision.activeChanged) {
+      wrongRoutes++;
+      if (examples.length < 10)
+        examples.push(
+          `router ${router.metadata.name}: status active ${router.status?.activeAgent ?? 'none'}, decide gives ${decision.activeAgent ?? 'none'}; pending writes ${routing.map((w) => w.kind).join(',')}`,
+        );
+    }
+    acceptedPending += writes.filter((w) => w.kind === 'reportStatus').length;
+  }
+  return { reportsLost, wrongRoutes, acceptedPending, examples };
+}
+
+/**
+ * Checks until nothing is lost and nothing is wrong, or `timeoutMs` passes
+ * (then returns what is still wrong). The stream must be paused: the checker
+ * gives delivery and reconciliation time to finish, not a moving target.
+ */
+export async function checkInvariants(
+  admin: KubeHttp,
+  namespace: string,
+  truth: Truth,
+  timeoutMs: number,
+): Promise<CheckResult> {
+  const started = Date.now();
+  let last: Omit<CheckResult, 'ms'> | undefined;
+  let error = '';
+  while (Date.now() - started < timeoutMs) {
+    try {
+      last = await checkOnce(admin, namespace, truth);
+      if (last.reportsLost === 0 && last.wrongRoutes === 0) return { ...last, ms: Date.now() - started };
+    } catch (err) {
+      error = (err as Error).message;
+    }
+    await new Promise((r) => setTimeout(r, 1000));
+  }
+  if (!last)
+    throw new Error(`the invariant checker could not read the cluster for ${timeoutMs} ms: ${error}`);
+  return { ...last, ms: Date.now() - started };
+}
+
+// ---------------------------------------------------------------------------
+// The watch on Nodes and EndpointSlices.
+
+interface NodeEvent {
+  rv: bigint;
+  ready: boolean;
+  at: number;
+}
+
+interface SliceVersion {
+  rv: bigint;
+  node: string | undefined;
+  at: number;
+}
+
+interface WatchEvent {
+  type: string;
+  object: { metadata?: { name?: string; resourceVersion?: string }; code?: number };
+}
+
+/** A list-then-watch loop that survives restarts and relists on 410, calling `onObject` for each version. */
+class RawWatch {
+  gone = 0;
+  readonly #abort = new AbortController();
+
+  readonly admin: KubeHttp;
+  readonly path: string;
+  readonly onObject: (object: Record<string, unknown>, type: string) => void;
+
+  constructor(
+    admin: KubeHttp,
+    path: string,
+    onObject: (object: Record<string, unknown>, type: string) => void,
+  ) {
+    this.admin = admin;
+    this.path = path;
+    this.onObject = onObject;
+  }
+
+  async run(): Promise<void> {
+    let rv = '';
+    const signal = this.#abort.signal;
+    while (!signal.aborted) {
+      if (rv === '') {
+        const answer = await this.admin.request('GET', this.path);
+        if (answer.status !== 200) {
+          await new Promise((r) => setTimeout(r, 500));
+          continue;
+        }
+        for (const item of (answer.body.items as Record<string, unknown>[]) ?? [])
+          this.onObject(item, 'LIST');
+        rv = String((answer.body.metadata as { resourceVersion?: string })?.resourceVersion ?? '');
+      }
+      const sep = this.path.includes('?') ? '&' : '?';
+      let expired = false;
+      const status = await this.admin.watch(
+        `${this.path}${sep}watch=1&allowWatchBookmarks=true&timeoutSeconds=50&resourceVersion=${rv}`,
+        (line) => {
+          let event: WatchEvent;
+          try {
+            event = JSON.parse(line) as WatchEvent;
+          } catch {
+            return;
+          }
+          if (event.type === 'ERROR') {
+            if (event.object.code === 410) expired = true;
+            return;
+          }
+          rv = event.object.metadata?.resourceVersion ?? rv;
+          if (event.type !== 'BOOKMARK') this.onObject(event.object as Record<string, unknown>, event.type);
+        },
+        signal,
+      );
+      if (expired || status === 410) {
+        this.gone++;
+        rv = '';
+      } else if (status !== 200) {
+        await new Promise((r) => setTimeout(r, 500));
+      }
+    }
+  }
+
+  stop(): void {
+    this.#abort.abort();
+  }
+}
+
+/**
+ * Watches Nodes and the namespace's managed EndpointSlices for the whole run
+ * and judges every slice version against the Node readiness at its revision
+ * (etcd revisions order both resources).
+ */
+export class RoutingHistory {
+  readonly #nodes = new Map<string, NodeEvent[]>();
+  readonly #slices = new Map<string, SliceVersion[]>();
+  readonly #watches: RawWatch[];
+
+  constructor(admin: KubeHttp, namespace: string) {
+    this.#watches = [
+      new RawWatch(admin, '/api/v1/nodes', (object) => {
+        const node = object as unknown as V1Node;
+        const name = node.metadata?.name ?? '';
+        const events = this.#nodes.get(name) ?? [];
+        events.push({
+          rv: BigInt(node.metadata?.resourceVersion ?? '0'),
+          ready: nodeFacts(node).ready,
+          at: Date.now(),
+        });
+        this.#nodes.set(name, events);
+      }),
+      new RawWatch(
+        admin,
+        `/apis/discovery.k8s.io/v1/namespaces/${namespace}/endpointslices?labelSelector=${encodeURIComponent('endpointslice.kubernetes.io/managed-by=harouter.dev')}`,
+        (object, type) => {
+          const slice = object as unknown as EndpointSliceObject;
+          const versions = this.#slices.get(slice.metadata.name) ?? [];
+          const node = type === 'DELETED' ? undefined : (slice.endpoints ?? [])[0]?.nodeName;
+          versions.push({ rv: BigInt(slice.metadata.resourceVersion ?? '0'), node, at: Date.now() });
+          this.#slices.set(slice.metadata.name, versions);
+        },
+      ),
+    ];
+  }
+
+  start(): void {
+    for (const w of this.#watches) void w.run();
+  }
+
+  stop(): void {
+    for (const w of this.#watches) w.stop();
+  }
+
+  /** How many times a watch of the checker was answered 410 Gone (the watch-expiry fault shows here). */
+  gone(): number {
+    return this.#watches.reduce((n, w) => n + w.gone, 0);
+  }
+
+  #readyAt(node: string, rv: bigint): boolean {
+    let ready = true;
+    for (const e of this.#nodes.get(node) ?? []) if (e.rv <= rv) ready = e.ready;
+    return ready;
+  }
+
+  /** The judgement of every slice version seen so far. */
+  judge(): { notReadyRoutes: number; withdrawMaxMs: number; sliceVersions: number; examples: string[] } {
+    let notReadyRoutes = 0;
+    let sliceVersions = 0;
+    let withdrawMaxMs = 0;
+    const examples: string[] = [];
+    for (const [name, versions] of this.#slices) {
+      for (const [i, v] of versions.entries()) {
+        sliceVersions++;
+        if (v.node === undefined || this.#readyAt(v.node, v.rv)) continue;
+        const prev = versions[i - 1];
+        if (prev && prev.node === v.node) continue;
+        notReadyRoutes++;
+        if (examples.length < 5)
+          examples.push(`slice ${name} pointed at ${v.node} at revision ${v.rv}, while NotReady`);
+      }
+    }
+    for (const [node, events] of this.#nodes) {
+      for (const e of events) {
+        if (e.ready) continue;
+        for (const versions of this.#slices.values()) {
+          const before = versions.filter((v) => v.rv <= e.rv).at(-1);
+          if (before?.node !== node) continue;
+          const after = versions.find((v) => v.rv > e.rv && v.node !== node);
+          if (after) withdrawMaxMs = Math.max(withdrawMaxMs, after.at - e.at);
+        }
+      }
+    }
+    return { notReadyRoutes, withdrawMaxMs, sliceVersions, examples };
+  }
+}
