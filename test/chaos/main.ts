@@ -12,6 +12,7 @@
  *   npm run chaos -- [--routers 300] [--rate 20] [--fuzz-cases 10000] [--seed N]
  *                    [--faults a,b,...] [--dir DIR] [--keep]
  */
+import { spawnSync } from 'node:child_process';
 import { copyFile, mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -20,6 +21,7 @@ import { KubeConfig } from '@kubernetes/client-node';
 import { API_VERSION, HAROUTER, HAROUTER_STATE } from '../../src/api/index.ts';
 import { issueServingCert, startControlPlane } from '../../src/local/controlplane/index.ts';
 import { installCrds } from '../integration/reconcile-harness.ts';
+import { AgentReporter, killableAgents } from './agents.ts';
 import type { ActorName } from './arbitraries.ts';
 import { type Evidence, FAULT_NAMES, type FaultName, inject } from './faults.ts';
 import { type FuzzClients, type FuzzResult, prepareFuzzWorld, runFuzz } from './fuzz.ts';
@@ -56,6 +58,7 @@ const { values } = parseArgs({
     dir: { type: 'string' },
     keep: { type: 'boolean', default: false },
     'check-timeout': { type: 'string', default: '180' },
+    reporter: { type: 'string' },
   },
 });
 const ROUTERS = Number(values.routers);
@@ -63,6 +66,9 @@ const RATE = Number(values.rate);
 const FUZZ_CASES = Number(values['fuzz-cases']);
 const SEED = values.seed !== undefined ? Number(values.seed) : Math.floor(Math.random() * 2 ** 31);
 const CHECK_TIMEOUT_MS = Number(values['check-timeout']) * 1000;
+/** The node agent when this checkout has it (`harouterctl agent`), else the direct stand-in. */
+const REPORTER = values.reporter ?? (agentAvailable() ? 'agent' : 'direct');
+if (REPORTER !== 'agent' && REPORTER !== 'direct') throw new Error('--reporter must be agent or direct');
 const faultNames = (values.faults ?? '')
   .split(',')
   .filter(Boolean)
@@ -195,15 +201,23 @@ try {
   });
 
   const truth = new Truth();
-  const reporters = new Map<string, NodeReporter>(
-    NODES.map((node) => [
-      node,
-      new DirectReporter(node, client(reporterTokens.get(node) as string, 8), CHAOS_NAMESPACE),
-    ]),
-  );
+  const reporters = new Map<string, NodeReporter>();
+  const agents = new Map<string, AgentReporter>();
   cleanups.push(async () => {
     for (const r of reporters.values()) await r.stop();
   });
+  for (const node of NODES) {
+    const token = reporterTokens.get(node) as string;
+    if (REPORTER === 'agent') {
+      const agent = new AgentReporter(node, dir, CHAOS_NAMESPACE);
+      reporters.set(node, agent);
+      agents.set(node, agent);
+      await agent.start(plane.server, plane.ca.certPath, token);
+    } else {
+      reporters.set(node, new DirectReporter(node, client(token, 8), CHAOS_NAMESPACE));
+    }
+  }
+  log('reporters ready', { reporter: REPORTER });
   const storm = new Storm({ routers, reporters, truth, rate: RATE });
   const history = new RoutingHistory(admin, CHAOS_NAMESPACE);
   history.start();
@@ -289,7 +303,7 @@ try {
         dir,
         webhookUrl,
         webhookNamespaces,
-        agents: undefined,
+        agents: REPORTER === 'agent' ? killableAgents(agents) : undefined,
         nodes: NODES,
       });
     } catch (err) {
@@ -354,7 +368,8 @@ try {
     fuzzByMode: fuzz.byMode,
     webhookErrors,
     operatorStarts: operators.replicas.reduce((n, r) => n + r.starts, 0),
-    reporter: 'direct',
+    reporter: REPORTER,
+    agentStarts: [...agents.values()].reduce((n, a) => n + a.starts, 0),
     seed: SEED,
   };
   const failures = [
@@ -389,6 +404,11 @@ try {
   else console.error(`kept ${dir}`);
 }
 process.exit(exitCode);
+
+function agentAvailable(): boolean {
+  const bin = join(import.meta.dirname, '../../bin/harouterctl.js');
+  return spawnSync(process.execPath, [bin, 'agent', '--help'], { encoding: 'utf8' }).status === 0;
+}
 
 function sleep(ms: number) {
   return new Promise((r) => setTimeout(r, ms));

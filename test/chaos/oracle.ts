@@ -289,6 +289,9 @@ export function stateVerdict(mode: Mode, req: Request, world: World): Verdict {
 
   const object = isObject(req.object) ? req.object : {};
   const meta = isObject(object.metadata) ? object.metadata : {};
+  // An update naming another object's uid fails its storage precondition (409) before any validation.
+  if (req.operation === 'UPDATE' && typeof meta.uid === 'string' && meta.uid !== '')
+    return deny('Precondition', 'UID');
   // ObjectMeta, the schema and its CEL rules run before admission, for every identity, in one pass.
   const problems = [...metadataProblems(meta), ...stateShapeProblems(object)];
   const spec = prunedStateSpec(object.spec) ?? {};
