@@ -228,31 +228,43 @@ export class RoutingHistory {
   readonly #slices = new Map<string, SliceVersion[]>();
   readonly #watches: RawWatch[];
 
-  constructor(admin: KubeHttp, namespace: string) {
-    this.#watches = [
-      new RawWatch(admin, '/api/v1/nodes', (object) => {
-        const node = object as unknown as V1Node;
-        const name = node.metadata?.name ?? '';
-        const events = this.#nodes.get(name) ?? [];
-        events.push({
-          rv: BigInt(node.metadata?.resourceVersion ?? '0'),
-          ready: nodeFacts(node).ready,
-          at: Date.now(),
-        });
-        this.#nodes.set(name, events);
-      }),
-      new RawWatch(
-        admin,
-        `/apis/discovery.k8s.io/v1/namespaces/${namespace}/endpointslices?labelSelector=${encodeURIComponent('endpointslice.kubernetes.io/managed-by=harouter.dev')}`,
-        (object, type) => {
-          const slice = object as unknown as EndpointSliceObject;
-          const versions = this.#slices.get(slice.metadata.name) ?? [];
-          const node = type === 'DELETED' ? undefined : (slice.endpoints ?? [])[0]?.nodeName;
-          versions.push({ rv: BigInt(slice.metadata.resourceVersion ?? '0'), node, at: Date.now() });
-          this.#slices.set(slice.metadata.name, versions);
-        },
-      ),
-    ];
+  /** Without `admin`, nothing is watched: events come only through `recordNode` and `recordSlice`. */
+  constructor(admin?: KubeHttp, namespace = '') {
+    this.#watches = admin
+      ? [
+          new RawWatch(admin, '/api/v1/nodes', (object) => {
+            const node = object as unknown as V1Node;
+            this.recordNode(
+              node.metadata?.name ?? '',
+              BigInt(node.metadata?.resourceVersion ?? '0'),
+              nodeFacts(node).ready,
+            );
+          }),
+          new RawWatch(
+            admin,
+            `/apis/discovery.k8s.io/v1/namespaces/${namespace}/endpointslices?labelSelector=${encodeURIComponent('endpointslice.kubernetes.io/managed-by=harouter.dev')}`,
+            (object, type) => {
+              const slice = object as unknown as EndpointSliceObject;
+              const node = type === 'DELETED' ? undefined : (slice.endpoints ?? [])[0]?.nodeName;
+              this.recordSlice(slice.metadata.name, BigInt(slice.metadata.resourceVersion ?? '0'), node);
+            },
+          ),
+        ]
+      : [];
+  }
+
+  /** A version of a Node: its readiness at etcd revision `rv`. */
+  recordNode(name: string, rv: bigint, ready: boolean, at = Date.now()): void {
+    const events = this.#nodes.get(name) ?? [];
+    events.push({ rv, ready, at });
+    this.#nodes.set(name, events);
+  }
+
+  /** A version of a slice: the node its endpoint names at revision `rv` (undefined: none, or deleted). */
+  recordSlice(name: string, rv: bigint, node: string | undefined, at = Date.now()): void {
+    const versions = this.#slices.get(name) ?? [];
+    versions.push({ rv, node, at });
+    this.#slices.set(name, versions);
   }
 
   start(): void {

@@ -1,0 +1,40 @@
+/**
+ * The chaos run's NotReady invariant (test/chaos/invariants.ts): a slice version
+ * that newly points at a node NotReady at its revision is a violation; a slice
+ * left pointing there from before is the withdrawal, timed.
+ */
+import { describe, expect, it } from 'vitest';
+import { RoutingHistory } from '../chaos/invariants.ts';
+
+describe('RoutingHistory.judge', () => {
+  it('counts a slice newly pointed at a NotReady node, not one that still pointed there before', () => {
+    const h = new RoutingHistory();
+    h.recordNode('a', 10n, true, 0);
+    h.recordNode('b', 11n, true, 0);
+    h.recordSlice('s1', 12n, 'a', 0);
+    h.recordSlice('s2', 13n, 'b', 0);
+    h.recordNode('a', 20n, false, 1000);
+    // s1 still points at a (a version written for another reason), then is withdrawn 400 ms later.
+    h.recordSlice('s1', 21n, 'a', 1100);
+    h.recordSlice('s1', 22n, 'b', 1400);
+    // s2 is pointed at a while a is NotReady: wrong.
+    h.recordSlice('s2', 23n, 'a', 1500);
+    h.recordNode('a', 30n, true, 5000);
+    // Pointing at a once it is Ready again is right.
+    h.recordSlice('s1', 31n, 'a', 5100);
+    const judged = h.judge();
+    expect(judged.notReadyRoutes).toBe(1);
+    expect(judged.examples[0]).toContain('slice s2 pointed at a at revision 23');
+    expect(judged.withdrawMaxMs).toBe(400);
+    expect(judged.sliceVersions).toBe(6);
+  });
+
+  it('a slice version at a revision before the node went NotReady is not a violation', () => {
+    const h = new RoutingHistory();
+    h.recordNode('a', 5n, true);
+    h.recordSlice('s', 19n, 'a');
+    h.recordNode('a', 20n, false);
+    h.recordSlice('s', 21n, undefined);
+    expect(h.judge().notReadyRoutes).toBe(0);
+  });
+});
