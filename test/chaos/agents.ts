@@ -13,7 +13,7 @@ import { join, resolve } from 'node:path';
 import type { ReportedState } from '../../src/api/index.ts';
 import { freePort, writeKubeconfig } from '../../src/local/controlplane/index.ts';
 import type { KillableAgents } from './faults.ts';
-import { waitFor } from './http.ts';
+import { waitFor, within } from './http.ts';
 import type { NodeReporter } from './storm.ts';
 
 const REPO = resolve(import.meta.dirname, '../..');
@@ -197,7 +197,7 @@ export function killableAgents(agents: ReadonlyMap<string, AgentReporter>): Kill
         10,
       ).catch(() => undefined);
       agent.kill();
-      await agent.exited();
+      await within(`the agent of ${node} to exit after SIGKILL`, agent.exited(), 30_000);
       await waitFor(`the agent of ${node} to be restarted`, async () => agent.starts > starts, 30_000);
       await waitFor(`the restarted agent of ${node} to be ready`, () => agent.ready(), 60_000);
       return { pendingAtKill: pending };

@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { connect } from 'node:tls';
 import type { ControlPlane } from '../../src/local/controlplane/index.ts';
 import { createCa, issueServingCert } from '../../src/local/controlplane/index.ts';
-import { expectOk, type KubeHttp, waitFor } from './http.ts';
+import { expectOk, type KubeHttp, waitFor, within } from './http.ts';
 import type { RoutingHistory } from './invariants.ts';
 import { LEASE_NAME, type OperatorPair, type Replica } from './operators.ts';
 import { applyWebhookConfiguration, SYSTEM_NAMESPACE } from './setup.ts';
@@ -120,7 +120,7 @@ export async function inject(name: FaultName, ctx: FaultContext): Promise<Eviden
       burst(ctx);
       await sleep(300);
       leader.kill('SIGKILL');
-      await leader.exited();
+      await within(`${leader.identity} to exit after SIGKILL`, leader.exited(), 30_000);
       await waitFor(`${leader.identity} to be restarted`, async () => leader.starts > starts, 30_000);
       const next = await ctx.operators.leader(60_000);
       return { killed: leader.identity, newLeader: next.identity };
@@ -153,7 +153,7 @@ export async function inject(name: FaultName, ctx: FaultContext): Promise<Eviden
         30_000,
         100,
       );
-      await leader.exited();
+      await within(`${leader.identity} to give up leading and exit`, leader.exited(), 60_000);
       await waitFor(`${other.identity} to lead`, () => other.isLeader(), 60_000);
       return { from: leader.identity, to: other.identity };
     }

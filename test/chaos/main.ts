@@ -25,7 +25,7 @@ import { AgentReporter, killableAgents } from './agents.ts';
 import type { ActorName } from './arbitraries.ts';
 import { type Evidence, FAULT_NAMES, type FaultName, inject } from './faults.ts';
 import { type FuzzClients, type FuzzResult, prepareFuzzWorld, runFuzz } from './fuzz.ts';
-import { adminHttp, expectOk, KubeHttp, waitFor } from './http.ts';
+import { adminHttp, expectOk, KubeHttp, waitFor, within } from './http.ts';
 import { checkInvariants, RoutingHistory } from './invariants.ts';
 import { OperatorPair, startWebhookBalancer } from './operators.ts';
 import type { Actor, Mode } from './oracle.ts';
@@ -96,7 +96,7 @@ try {
   const admin = adminHttp(plane.kubeconfigPath, 32);
   const kc = new KubeConfig();
   kc.loadFromFile(plane.kubeconfigPath);
-  await installCrds(kc);
+  await within('the CRDs to be established and served', installCrds(kc), 120_000);
   for (const ns of [SYSTEM_NAMESPACE, CHAOS_NAMESPACE, ...Object.values(FUZZ_NAMESPACES)])
     await createNamespace(admin, ns);
   for (const [i, node] of NODES.entries()) await setNode(admin, node, true, IPS[i] as string);
@@ -313,7 +313,7 @@ try {
     await sleep(3000);
     storm.pause();
     flips.pause();
-    await flips.idle();
+    await within('the node flip in progress to finish', flips.idle(), 180_000);
     const check = await checkInvariants(admin, CHAOS_NAMESPACE, truth, CHECK_TIMEOUT_MS);
     faults.push({
       name,
@@ -330,7 +330,7 @@ try {
 
   storm.pause();
   flips.pause();
-  await flips.idle();
+  await within('the node flip in progress to finish', flips.idle(), 180_000);
   const final = await checkInvariants(admin, CHAOS_NAMESPACE, truth, CHECK_TIMEOUT_MS);
   log('final check', { ...final });
   const routing = history.judge();
