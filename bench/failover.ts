@@ -20,6 +20,7 @@ import { CoreV1Api, CustomObjectsApi, DiscoveryV1Api, KubeConfig } from '@kubern
 import { formatObservedAt, GROUP, HAROUTER, type HARouter, VERSION } from '../src/api/index.ts';
 import { startControlPlane } from '../src/local/controlplane/index.ts';
 import { Cluster, installCrds } from '../test/integration/reconcile-harness.ts';
+import { pool } from '../test/support/pool.ts';
 
 const { values } = parseArgs({
   options: {
@@ -60,22 +61,6 @@ function nowObservedAt(): string {
   if (nanos <= lastNanos) nanos = lastNanos + 1n;
   lastNanos = nanos;
   return formatObservedAt(nanos);
-}
-
-async function pool<T>(
-  items: readonly T[],
-  limit: number,
-  fn: (item: T, i: number) => Promise<void>,
-): Promise<void> {
-  let next = 0;
-  await Promise.all(
-    Array.from({ length: Math.min(limit, items.length) }, async () => {
-      while (next < items.length) {
-        const i = next++;
-        await fn(items[i] as T, i);
-      }
-    }),
-  );
 }
 
 function ask(child: ChildProcess, gc = false): Promise<Stats> {

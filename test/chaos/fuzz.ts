@@ -7,6 +7,7 @@
  * with the contract's verdict (oracle.ts).
  */
 import { API_VERSION, HAROUTER, HAROUTER_STATE } from '../../src/api/index.ts';
+import { pool } from '../support/pool.ts';
 import { type ActorName, type FuzzCase, type FuzzWorld, generateCases } from './arbitraries.ts';
 import { type Answer, expectOk, type KubeHttp } from './http.ts';
 import {
@@ -19,7 +20,6 @@ import {
   stateVerdict,
   type Verdict,
 } from './oracle.ts';
-import { pool } from './pool.ts';
 
 /** A real client per identity, and what the oracle knows of it. */
 export type FuzzClients = Record<ActorName, { http: KubeHttp; actor: Actor }>;

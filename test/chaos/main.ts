@@ -21,6 +21,7 @@ import { KubeConfig } from '@kubernetes/client-node';
 import { API_VERSION, HAROUTER, HAROUTER_STATE } from '../../src/api/index.ts';
 import { issueServingCert, startControlPlane } from '../../src/local/controlplane/index.ts';
 import { installCrds } from '../integration/reconcile-harness.ts';
+import { pool } from '../support/pool.ts';
 import { AgentReporter, killableAgents } from './agents.ts';
 import type { ActorName } from './arbitraries.ts';
 import { type Evidence, FAULT_NAMES, type FaultName, inject } from './faults.ts';
@@ -29,7 +30,6 @@ import { adminHttp, expectOk, KubeHttp, waitFor, within } from './http.ts';
 import { checkInvariants, RoutingHistory } from './invariants.ts';
 import { OperatorPair, startWebhookBalancer } from './operators.ts';
 import type { Actor, Mode } from './oracle.ts';
-import { pool } from './pool.ts';
 import {
   applyWebhookConfiguration,
   CHAOS_NAMESPACE,
