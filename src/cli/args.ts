@@ -1,16 +1,15 @@
 import { parseArgs } from 'node:util';
 import {
-  API_VERSION,
-  HAROUTER_STATE,
   type HARouterState,
   harouterStateSchema,
   isPrintable,
   REPORTED_STATES,
   type ReportedState,
-  stateObjectName,
 } from '../api/index.ts';
 import { LOG_LEVELS, type LogLevel } from '../log.ts';
 import { parseKeepalivedArgs } from '../report/keepalived.ts';
+import { NAMESPACE_PATTERN } from '../report/namespace.ts';
+import { reportObject } from '../report/object.ts';
 import { UsageError } from '../report/usage-error.ts';
 
 /** Defaults of the report's timing flags, in milliseconds. */
@@ -19,9 +18,6 @@ export const DEFAULTS = {
   deadlineMs: 15_000,
   maxAttempts: 10,
 } as const;
-
-/** A DNS-1123 label: the shape of a namespace name. */
-const NAMESPACE_PATTERN = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
 
 /** Everything `harouterctl report` needs, checked. */
 export interface ReportCommand {
@@ -204,42 +200,11 @@ function parseReport(
 }
 
 /**
- * The namespace to report in: `--namespace`, then `POD_NAMESPACE` (both already
- * in `explicit`), then the kubeconfig context's namespace, then the service
- * account's namespace file, then `default`.
- */
-export function resolveNamespace(
-  explicit: string | undefined,
-  contextNamespace: string | undefined,
-  serviceAccountNamespace: string | undefined,
-): string {
-  const candidates = [explicit, contextNamespace, serviceAccountNamespace?.trim()];
-  const namespace = candidates.find((value) => value !== undefined && value !== '') ?? 'default';
-  if (!NAMESPACE_PATTERN.test(namespace)) {
-    throw new UsageError('the namespace from the kubeconfig or service account is not a namespace name');
-  }
-  return namespace;
-}
-
-/**
  * The HARouterState to apply, checked with the contract's zod schema.
  * Throws {@link UsageError} naming the first bad field.
  */
 export function buildReport(command: ReportCommand, namespace: string, observedAt: string): HARouterState {
-  const spec: Record<string, unknown> = {
-    routerId: command.router,
-    agent: command.agent,
-    state: command.state,
-    observedAt,
-  };
-  if (command.priority !== undefined) spec.priority = command.priority;
-  if (command.message !== undefined) spec.message = command.message;
-  const object = {
-    apiVersion: API_VERSION,
-    kind: HAROUTER_STATE.kind,
-    metadata: { name: stateObjectName(command.router, command.agent), namespace },
-    spec,
-  };
+  const object = reportObject(command, namespace, observedAt);
   const result = harouterStateSchema.safeParse(object);
   if (!result.success) {
     const issue = result.error.issues[0];

@@ -1,22 +1,10 @@
-import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
 import type { HARouterState } from '../api/index.ts';
 import type { Logger } from '../log.ts';
 import { applyWithRetries } from '../report/apply.ts';
-import { loadTransport, SERVICE_ACCOUNT_DIR, type Transport } from '../report/kubeconfig.ts';
+import { loadTransport, type Transport } from '../report/kubeconfig.ts';
+import { resolveNamespace, serviceAccountNamespace } from '../report/namespace.ts';
 import { exitCodeFor, type Outcome } from '../report/retry.ts';
-import { buildReport, type ReportCommand, resolveNamespace } from './args.ts';
-
-/** Where the in-cluster service account's namespace is mounted. */
-export const SERVICE_ACCOUNT_NAMESPACE_FILE = join(SERVICE_ACCOUNT_DIR, 'namespace');
-
-function readOptional(path: string): string | undefined {
-  try {
-    return readFileSync(path, 'utf8');
-  } catch {
-    return undefined;
-  }
-}
+import { buildReport, type ReportCommand } from './args.ts';
 
 /**
  * Everything local before the first request: the kubeconfig, the namespace and
@@ -29,7 +17,7 @@ export async function prepareReport(
   const transport = await loadTransport(command.kubeconfig);
   const namespace = command.namespace
     ? command.namespace
-    : resolveNamespace(undefined, transport.namespace, readOptional(SERVICE_ACCOUNT_NAMESPACE_FILE));
+    : resolveNamespace(undefined, transport.namespace, serviceAccountNamespace());
   return { transport, object: buildReport(command, namespace, observedAt) };
 }
 

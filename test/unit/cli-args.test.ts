@@ -5,8 +5,8 @@ import {
   parseCommandLine,
   parseDuration,
   type ReportCommand,
-  resolveNamespace,
 } from '../../src/cli/args.ts';
+import { resolveNamespace } from '../../src/report/namespace.ts';
 import { UsageError } from '../../src/report/usage-error.ts';
 
 const ROUTER = '6f1c2a3e-8d4b-4c21-9a57-0e3b5d7f9a12';
