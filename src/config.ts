@@ -59,7 +59,8 @@ const bool = z
   .enum(['true', 'false', '1', '0', 'yes', 'no'])
   .transform((v) => v === 'true' || v === '1' || v === 'yes');
 
-function parseBind(value: string, allowDisable: boolean): BindAddress | null {
+/** Reads a listen address (`host:port`, `:port`, `[v6]:port`; `0` disables when allowed). Throws with the rule. */
+export function parseBind(value: string, allowDisable: boolean): BindAddress | null {
   if (allowDisable && value === '0') return null;
   const match = /^(?:\[([^\]]+)\]|([^:[\]]*)):(\d{1,5})$/.exec(value);
   const port = Number(match?.[3]);

@@ -11,6 +11,7 @@ import { parseKeepalivedArgs } from '../report/keepalived.ts';
 import { NAMESPACE_PATTERN } from '../report/namespace.ts';
 import { reportObject } from '../report/object.ts';
 import { UsageError } from '../report/usage-error.ts';
+import type { AgentCommand } from './agent-args.ts';
 
 /** Defaults of the report's timing flags, in milliseconds. */
 export const DEFAULTS = {
@@ -38,7 +39,11 @@ export interface ReportCommand {
   dryRun: boolean;
 }
 
-export type Command = ReportCommand | { command: 'help'; topic: 'main' | 'report' } | { command: 'version' };
+export type Command =
+  | ReportCommand
+  | AgentCommand
+  | { command: 'help'; topic: 'main' | 'report' | 'agent' }
+  | { command: 'version' };
 
 /**
  * Reads a duration: `250ms`, `5s`, `1m`, `1m30s` or a bare number of seconds
@@ -94,9 +99,14 @@ export function parseCommandLine(
     if (values.help) return { command: 'help', topic: 'main' };
     throw new UsageError('missing command: try "harouterctl report --help"');
   }
-  if (command === 'help') return { command: 'help', topic: rest[0] === 'report' ? 'report' : 'main' };
-  if (command !== 'report')
-    throw new UsageError(`unknown command "${printable(command)}": the only command is "report"`);
+  if (command === 'help') {
+    return { command: 'help', topic: rest[0] === 'report' || rest[0] === 'agent' ? rest[0] : 'main' };
+  }
+  if (command === 'agent')
+    throw new UsageError('"agent" must be the first argument: harouterctl agent [flags]');
+  if (command !== 'report') {
+    throw new UsageError(`unknown command "${printable(command)}": the commands are "report" and "agent"`);
+  }
   if (values.help) return { command: 'help', topic: 'report' };
   return parseReport(values, rest, env);
 }

@@ -1,3 +1,4 @@
+import { AGENT_DEFAULTS, DEFAULT_FIFO } from '../agent/defaults.ts';
 import { DEFAULTS } from './args.ts';
 
 const seconds = (ms: number) => `${ms / 1000}s`;
@@ -7,12 +8,17 @@ export const MAIN_HELP = `harouterctl: report keepalived's VRRP transitions to t
 
 Usage:
   harouterctl report --router <uuid> [flags] [INSTANCE|GROUP <name> <STATE> <priority>]
-  harouterctl report --help
+  harouterctl agent [flags]
+  harouterctl report --help | harouterctl agent --help
   harouterctl --version
 
 Commands:
   report   Apply this node's HARouterState for one router (what a keepalived
            notify script runs). See "harouterctl report --help".
+  agent    The node agent: one long-running process per node that reads
+           keepalived's notify FIFO and reports every router's transitions.
+           Prefer it on a node with more than a handful of routers.
+           See "harouterctl agent --help".
 `;
 
 /** `harouterctl report --help`, on stdout: flags, exit codes and a keepalived.conf example. */
@@ -90,4 +96,58 @@ NODE_NAME and POD_NAMESPACE come from the downward API):
 
 keepalived then runs, on each transition, for example:
   /usr/local/bin/harouterctl report --router 6f1c2a3e-8d4b-4c21-9a57-0e3b5d7f9a12 INSTANCE VI_1 MASTER 100
+`;
+
+/** `harouterctl agent --help`, on stdout. */
+export const AGENT_HELP = `harouterctl agent: the node agent. Reads keepalived's notify FIFO and applies
+this node's HARouterState of each router (server-side apply, field manager
+"harouterctl"), newest state per router first-come, retried until delivered.
+
+Usage:
+  harouterctl agent [--fifo PATH] [--instance NAME=[NAMESPACE/]ROUTERID]... [flags]
+
+keepalived.conf:
+  global_defs {
+      vrrp_notify_fifo ${DEFAULT_FIFO}
+  }
+keepalived then writes one line per event: INSTANCE "<name>" <STATE> <priority>
+or GROUP "<name>" <STATE>; MASTER -> Primary, BACKUP -> Backup, FAULT -> Fault,
+STOP and DELETED -> Stopped. MASTER_RX_LOWER_PRI, MASTER_PRIORITY and
+BACKUP_PRIORITY are counted and ignored; any other line is counted as malformed.
+
+Flags:
+  --fifo <path>          keepalived's notify FIFO (default ${DEFAULT_FIFO}).
+                         Created with mode 0600 when missing. Refused (exit 2) when
+                         it is a symlink, not a FIFO, owned by another user than
+                         this one or root, writable by group or others, or when its
+                         directory is writable by group or others.
+  --instance <NAME=[NAMESPACE/]ROUTERID>
+                         Maps a keepalived instance or group name to a router
+                         (repeatable). A name that is itself a router UUID needs none.
+  --instances <file>     A YAML or JSON map of the same (name: "[namespace/]routerid"),
+                         re-read when it changes. --instance wins over it.
+  --agent <node>         This node's name. Default: $NODE_NAME.
+  -n, --namespace <ns>   Namespace of routers mapped without one. Default:
+                         $POD_NAMESPACE, then the kubeconfig context's, then the
+                         service account's, then "default".
+  --state-dir <dir>      The spool of undelivered reports (default ${AGENT_DEFAULTS.stateDir}),
+                         directory 0700, file 0600.
+  --kubeconfig <file>    As for "report" (default $KUBECONFIG, else in-cluster).
+  --metrics-bind-address <addr>
+                         /metrics, /healthz and /readyz (default ${AGENT_DEFAULTS.metricsBindAddress}; 0: off).
+  --max-in-flight <n>    Most reports in flight at once (default ${AGENT_DEFAULTS.concurrency}).
+  --timeout <duration>   Longest single request (default ${seconds(AGENT_DEFAULTS.requestTimeoutMs)}).
+  --log-level <level>    fatal, error, warn, info, debug, trace or silent (default info).
+  -h, --help             This text.
+
+Delivery: each line is stamped (observedAt, nanoseconds, strictly increasing)
+when read. Per router the newest state wins: one write in flight, later lines
+replace the pending one. A "stale report" answer counts as delivered; 422
+(invalid) is dropped and logged; every other failure, 401 and 403 included, is
+retried with jittered backoff up to 30s, without deadline. Undelivered states
+are kept in the spool and sent first after a restart.
+
+Exit codes:
+  0  stopped by SIGTERM or SIGINT, the spool synced
+  2  bad arguments, or the FIFO refused (the message names the path and rule)
 `;

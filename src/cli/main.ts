@@ -4,7 +4,13 @@ import { processClock } from '../report/clock.ts';
 import { EXIT } from '../report/retry.ts';
 import { UsageError } from '../report/usage-error.ts';
 import { type Command, parseCommandLine } from './args.ts';
-import { MAIN_HELP, REPORT_HELP } from './help.ts';
+import { AGENT_HELP, MAIN_HELP, REPORT_HELP } from './help.ts';
+
+const HELP = {
+  main: `${MAIN_HELP}\n${REPORT_HELP}\n${AGENT_HELP}`,
+  report: REPORT_HELP,
+  agent: AGENT_HELP,
+} as const;
 
 /** The package version, printed by `--version`. */
 export const VERSION: string = packageJson.version;
@@ -27,17 +33,25 @@ export async function main(
   const observedAt = processClock().now();
   let command: Command;
   try {
-    command = parseCommandLine(argv, env);
+    command =
+      argv[0] === 'agent'
+        ? (await import('./agent-args.ts')).parseAgentCommandLine(argv.slice(1), env)
+        : parseCommandLine(argv, env);
   } catch (error) {
     return usageFailure(error, streams);
   }
   switch (command.command) {
     case 'help':
-      streams.stdout.write(command.topic === 'report' ? REPORT_HELP : `${MAIN_HELP}\n${REPORT_HELP}`);
+      streams.stdout.write(HELP[command.topic]);
       return EXIT.ok;
     case 'version':
       streams.stdout.write(`harouterctl ${VERSION}\n`);
       return EXIT.ok;
+    case 'agent': {
+      const log = createLogger(command.logLevel, streams.stderr).child({ component: 'agent' });
+      const { runAgentCommand } = await import('./agent.ts');
+      return runAgentCommand(command, log);
+    }
     case 'report': {
       const log = createLogger(command.logLevel, streams.stderr).child({ component: 'harouterctl' });
       try {

@@ -7,6 +7,7 @@
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import type { Registry } from 'prom-client';
 import type { BindAddress } from '../config.ts';
 import { describeError } from '../kube/errors.ts';
 import type { Logger } from '../log.ts';
@@ -78,21 +79,22 @@ async function serve(
   };
 }
 
+function metricsHandler(registry: Registry): Handler {
+  return async (_req, res) => {
+    const body = await registry.metrics();
+    res.writeHead(200, { 'content-type': registry.contentType }).end(body);
+  };
+}
+
 /** Serves `GET /metrics` from `metrics.registry`. */
 export function startMetricsServer(options: {
   bind: BindAddress;
   metrics: Metrics;
   log: Logger;
 }): Promise<HttpServerHandle> {
-  const { registry } = options.metrics;
   return serve(
     options.bind,
-    {
-      '/metrics': async (_req, res) => {
-        const body = await registry.metrics();
-        res.writeHead(200, { 'content-type': registry.contentType }).end(body);
-      },
-    },
+    { '/metrics': metricsHandler(options.metrics.registry) },
     options.log.child({ server: 'metrics' }),
   );
 }
@@ -122,19 +124,40 @@ function probe(checks: () => readonly Check[]): Handler {
   };
 }
 
-/**
- * Serves `/healthz` (liveness) and `/readyz` (readiness). The check lists are
- * read on every request, so checks added later (e.g. the webhook's) count.
- */
-export function startProbeServer(options: {
+/** Where probes are served and the checks they run (read on every request). */
+export interface ProbeServerOptions {
   bind: BindAddress;
   healthz: () => readonly Check[];
   readyz: () => readonly Check[];
   log: Logger;
-}): Promise<HttpServerHandle> {
+}
+
+/**
+ * Serves `/healthz` (liveness) and `/readyz` (readiness). The check lists are
+ * read on every request, so checks added later (e.g. the webhook's) count.
+ */
+export function startProbeServer(options: ProbeServerOptions): Promise<HttpServerHandle> {
   return serve(
     options.bind,
     { '/healthz': probe(options.healthz), '/readyz': probe(options.readyz) },
     options.log.child({ server: 'probes' }),
+  );
+}
+
+/**
+ * Serves `/metrics`, `/healthz` and `/readyz` on one address, for a process
+ * with a single port (the node agent's `--metrics-bind-address`).
+ */
+export function startMetricsAndProbeServer(
+  options: ProbeServerOptions & { registry: Registry },
+): Promise<HttpServerHandle> {
+  return serve(
+    options.bind,
+    {
+      '/metrics': metricsHandler(options.registry),
+      '/healthz': probe(options.healthz),
+      '/readyz': probe(options.readyz),
+    },
+    options.log.child({ server: 'metrics' }),
   );
 }

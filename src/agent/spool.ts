@@ -1,0 +1,253 @@
+/**
+ * The spool: the newest undelivered report of every router, kept on disk so
+ * that a restart (or a crash) loses none. One append-only journal file,
+ * `spool.jsonl` (mode 0600, in a directory of mode 0700): each batch of records
+ * is appended with one write and synced with one `fdatasync` (group commit), so
+ * a burst of thousands of lines costs a few syncs, not one per line. A record
+ * is one JSON line; a line cut short by a crash is ignored when read back.
+ * When the journal has grown well past what is still undelivered it is
+ * rewritten (to a temporary file, synced, renamed over, the directory synced):
+ * the file on disk is always either the old journal or the new one.
+ */
+import { constants, type Stats } from 'node:fs';
+import { chmod, type FileHandle, lstat, mkdir, open, readFile, rename } from 'node:fs/promises';
+import { join } from 'node:path';
+import { z } from 'zod';
+import {
+  compareObservedAt,
+  isPrintable,
+  isRouterId,
+  parseObservedAt,
+  REPORTED_STATES,
+} from '../api/index.ts';
+import type { Logger } from '../log.ts';
+import { NAMESPACE_PATTERN } from '../report/namespace.ts';
+
+/** One undelivered report: enough to build the HARouterState again. */
+export interface SpoolEntry {
+  namespace: string;
+  router: string;
+  state: (typeof REPORTED_STATES)[number];
+  priority?: number;
+  message?: string;
+  observedAt: string;
+}
+
+/** The journal's file name inside `--state-dir`. */
+export const SPOOL_FILE = 'spool.jsonl';
+
+const entrySchema = z.object({
+  namespace: z.string().regex(NAMESPACE_PATTERN),
+  router: z.string().refine(isRouterId),
+  state: z.enum(REPORTED_STATES),
+  priority: z.number().int().min(0).max(255).optional(),
+  message: z.string().max(1024).refine(isPrintable).optional(),
+  observedAt: z.string().refine((value) => parseObservedAt(value) !== undefined),
+});
+
+const recordSchema = z.discriminatedUnion('op', [
+  entrySchema.extend({ op: z.literal('put') }),
+  z.object({
+    op: z.literal('done'),
+    namespace: z.string(),
+    router: z.string(),
+    observedAt: z.string().refine((value) => parseObservedAt(value) !== undefined),
+  }),
+]);
+
+/** The key of a router in the spool and the queue: `namespace/router`. */
+export function routerKey(entry: { namespace: string; router: string }): string {
+  return `${entry.namespace}/${entry.router}`;
+}
+
+/**
+ * Folds journal text into the undelivered entries, by key. Pure. A `put`
+ * replaces an older entry of its router; a `done` removes the entry it names
+ * (or an older one). Unreadable lines are counted and skipped.
+ */
+export function foldJournal(text: string): { live: Map<string, SpoolEntry>; skipped: number } {
+  const live = new Map<string, SpoolEntry>();
+  let skipped = 0;
+  for (const line of text.split('\n')) {
+    if (line === '') continue;
+    let record: z.infer<typeof recordSchema>;
+    try {
+      const parsed = recordSchema.safeParse(JSON.parse(line));
+      if (!parsed.success) {
+        skipped++;
+        continue;
+      }
+      record = parsed.data;
+    } catch {
+      skipped++;
+      continue;
+    }
+    const key = routerKey(record);
+    const held = live.get(key);
+    if (record.op === 'put') {
+      const { op: _, ...entry } = record;
+      if (!held || compareObservedAt(held.observedAt, entry.observedAt) < 0) live.set(key, entry);
+    } else if (held && compareObservedAt(held.observedAt, record.observedAt) <= 0) {
+      live.delete(key);
+    }
+  }
+  return { live, skipped };
+}
+
+/** The journal grows to at least this before it is rewritten. */
+const COMPACT_MIN_BYTES = 4 * 1024 * 1024;
+
+/** See the module comment. Open with {@link Spool.open}. */
+export class Spool {
+  private readonly dir: string;
+  private readonly log: Logger;
+  private handle: FileHandle;
+  private readonly live: Map<string, SpoolEntry>;
+  private buffer: string[] = [];
+  private scheduled = false;
+  private chain: Promise<void> = Promise.resolve();
+  private journalBytes: number;
+  private failing = false;
+
+  private constructor(
+    dir: string,
+    handle: FileHandle,
+    live: Map<string, SpoolEntry>,
+    bytes: number,
+    log: Logger,
+  ) {
+    this.dir = dir;
+    this.handle = handle;
+    this.live = live;
+    this.journalBytes = bytes;
+    this.log = log;
+  }
+
+  /**
+   * Opens the spool in `dir` (created with mode 0700; an existing one is set
+   * to 0700), reads what an earlier run left undelivered, and rewrites the
+   * journal to just that. Rejects when the directory is a symlink or not a
+   * directory, or cannot be written.
+   */
+  static async open(dir: string, log: Logger): Promise<{ spool: Spool; pending: SpoolEntry[] }> {
+    await mkdir(dir, { recursive: true, mode: 0o700 });
+    const stat: Stats = await lstat(dir);
+    if (stat.isSymbolicLink() || !stat.isDirectory()) {
+      throw new Error(`the state directory ${dir} must be a directory, not a symlink or file`);
+    }
+    if ((stat.mode & 0o777) !== 0o700) await chmod(dir, 0o700);
+    let text = '';
+    try {
+      text = await readFile(join(dir, SPOOL_FILE), 'utf8');
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
+    }
+    const { live, skipped } = foldJournal(text);
+    if (skipped > 0) log.warn({ skipped }, 'spool records that could not be read were skipped');
+    const handle = await Spool.rewrite(dir, live);
+    const spool = new Spool(dir, handle, live, (await handle.stat()).size, log);
+    return { spool, pending: [...live.values()] };
+  }
+
+  /** Records the newest undelivered value of a router (written with the next batch). */
+  put(entry: SpoolEntry): void {
+    this.live.set(routerKey(entry), entry);
+    this.append({ op: 'put', ...entry });
+  }
+
+  /** Records that `entry` was delivered (or dropped for good): a restart will not send it again. */
+  delivered(entry: SpoolEntry): void {
+    const key = routerKey(entry);
+    const held = this.live.get(key);
+    if (held && compareObservedAt(held.observedAt, entry.observedAt) <= 0) this.live.delete(key);
+    this.append({
+      op: 'done',
+      namespace: entry.namespace,
+      router: entry.router,
+      observedAt: entry.observedAt,
+    });
+  }
+
+  /** Routers with an undelivered value. */
+  get size(): number {
+    return this.live.size;
+  }
+
+  /** Writes and syncs everything recorded so far. */
+  flush(): Promise<void> {
+    this.chain = this.chain.then(() => this.writeOut());
+    return this.chain;
+  }
+
+  /** Flushes and closes the journal. */
+  async close(): Promise<void> {
+    await this.flush();
+    await this.handle.close();
+  }
+
+  private append(record: object): void {
+    this.buffer.push(`${JSON.stringify(record)}\n`);
+    if (this.scheduled) return;
+    this.scheduled = true;
+    setImmediate(() => {
+      this.scheduled = false;
+      void this.flush();
+    });
+  }
+
+  private async writeOut(): Promise<void> {
+    if (this.buffer.length === 0) return;
+    const text = this.buffer.join('');
+    this.buffer = [];
+    try {
+      await this.handle.write(text);
+      await this.handle.datasync();
+      this.journalBytes += Buffer.byteLength(text);
+      if (this.failing) this.log.info('the spool is written again');
+      this.failing = false;
+      if (this.journalBytes > COMPACT_MIN_BYTES && this.journalBytes > 8 * 256 * (this.live.size + 1)) {
+        await this.compact();
+      }
+    } catch (error) {
+      // Kept in memory and tried again with the next batch; the reports are still sent.
+      this.buffer.unshift(text);
+      if (!this.failing) {
+        this.log.error(
+          { error: (error as NodeJS.ErrnoException).code ?? String(error) },
+          'cannot write the spool',
+        );
+      }
+      this.failing = true;
+    }
+  }
+
+  private async compact(): Promise<void> {
+    const handle = await Spool.rewrite(this.dir, this.live);
+    await this.handle.close();
+    this.handle = handle;
+    this.journalBytes = (await handle.stat()).size;
+  }
+
+  /** Writes `live` as a new journal atomically; returns it open for appending. */
+  private static async rewrite(dir: string, live: ReadonlyMap<string, SpoolEntry>): Promise<FileHandle> {
+    const path = join(dir, SPOOL_FILE);
+    const temporary = `${path}.tmp`;
+    const text = [...live.values()].map((entry) => `${JSON.stringify({ op: 'put', ...entry })}\n`).join('');
+    const out = await open(temporary, constants.O_WRONLY | constants.O_CREAT | constants.O_TRUNC, 0o600);
+    try {
+      await out.chmod(0o600);
+      await out.write(text);
+      await out.datasync();
+    } finally {
+      await out.close();
+    }
+    await rename(temporary, path);
+    const directory = await open(dir, constants.O_RDONLY);
+    try {
+      await directory.sync();
+    } finally {
+      await directory.close();
+    }
+    return open(path, constants.O_WRONLY | constants.O_APPEND, 0o600);
+  }
+}
