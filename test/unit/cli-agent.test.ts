@@ -25,7 +25,8 @@ async function run(argv: string[], env: Record<string, string | undefined> = {})
   return { code, stdout: out, stderr: err };
 }
 
-describe('harouterctl agent flags', () => {
+// The first run through main loads the agent's modules: seconds on a loaded machine.
+describe('harouterctl agent flags', { timeout: 30_000 }, () => {
   it('takes the contract’s defaults and NODE_NAME / POD_NAMESPACE', () => {
     const parsed = parseAgentCommandLine([], { NODE_NAME: 'node-a', POD_NAMESPACE: 'routers' });
     expect(parsed).toMatchObject({
