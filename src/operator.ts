@@ -20,7 +20,6 @@ import {
   VERSION,
 } from './api/index.ts';
 import type { OperatorConfig } from './config.ts';
-import { sleep } from './controller/backoff.ts';
 import { Controller } from './controller/controller.ts';
 import { keysForEvent } from './controller/event-keys.ts';
 import type {
@@ -40,6 +39,7 @@ import { LeaderElector } from './kube/leader-election.ts';
 import type { Logger } from './log.ts';
 import { CONTROLLER_NAME, createMetrics, type Metrics } from './metrics.ts';
 import { createReconciler } from './reconcile/reconciler.ts';
+import { sleep } from './runtime/backoff.ts';
 import { startWebhookServer, type WebhookServer } from './webhook/index.ts';
 
 /** The label selecting the EndpointSlices the operator owns. */

@@ -3,5 +3,6 @@ export * from './condition.ts';
 export * from './group.ts';
 export * from './harouter.ts';
 export * from './harouterstate.ts';
+export * from './micro-time.ts';
 export * from './observed-at.ts';
 export * from './validation.ts';

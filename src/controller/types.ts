@@ -7,17 +7,7 @@
 import type { V1EndpointSlice, V1Node, V1Service } from '@kubernetes/client-node';
 import type { HARouter, HARouterState } from '../api/index.ts';
 import type { Logger } from '../log.ts';
-
-/**
- * A read-only view of an informer's cache. Keys follow client-go's
- * `MetaNamespaceKeyFunc`: `namespace/name` for namespaced objects, `name` for
- * cluster-scoped ones (Nodes). Objects are the raw JSON the API server sent
- * (timestamps are strings, never `Date`s). Callers must not mutate them.
- */
-export interface Store<T> {
-  get(key: string): T | undefined;
-  list(): T[];
-}
+import type { Store } from '../runtime/store.ts';
 
 /**
  * What `reconcile` may return: nothing (done; the key is forgotten by the rate
@@ -63,13 +53,6 @@ export type InformerEvent<T> =
   | { type: 'add'; obj: T }
   | { type: 'update'; obj: T; oldObj: T }
   | { type: 'delete'; obj: T };
-
-/** Handlers an informer calls. They must be cheap and must not throw (errors are logged and dropped). */
-export interface EventHandlers<T> {
-  add?(obj: T): void;
-  update?(oldObj: T, newObj: T): void;
-  delete?(obj: T): void;
-}
 
 /** The subset of the work queue that event handlers and reconcilers may use. */
 export interface KeyQueue {

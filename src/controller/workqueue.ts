@@ -16,7 +16,7 @@
  *   waits until every key being processed is `done`.
  */
 import type { Metrics } from '../metrics.ts';
-import { type BackoffOptions, KeyedBackoff } from './backoff.ts';
+import { type BackoffOptions, KeyedBackoff } from '../runtime/backoff.ts';
 import type { KeyQueue } from './types.ts';
 
 /** The queue's metric name, per-key backoff and clock. */

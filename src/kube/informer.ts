@@ -17,10 +17,10 @@
  *   logged and never breaks the watch loop.
  */
 import { type KubeConfig, Watch } from '@kubernetes/client-node';
-import { Backoff, type BackoffOptions, sleep } from '../controller/backoff.ts';
-import type { EventHandlers, Store } from '../controller/types.ts';
 import type { Logger } from '../log.ts';
 import type { Metrics } from '../metrics.ts';
+import { Backoff, type BackoffOptions, sleep } from '../runtime/backoff.ts';
+import type { EventHandlers, Store } from '../runtime/store.ts';
 import type { RawRequester } from './client.ts';
 import { apiErrorFacts, describeError } from './errors.ts';
 

@@ -18,9 +18,10 @@
  * Defaults are client-go's: 15 s lease, 10 s renew deadline, 2 s retry.
  */
 
-import { sleep } from '../controller/backoff.ts';
+import { formatMicroTime } from '../api/index.ts';
 import type { Logger } from '../log.ts';
 import type { Metrics } from '../metrics.ts';
+import { sleep } from '../runtime/backoff.ts';
 import type { RawRequester } from './client.ts';
 import { describeError, isConflict, isNotFound } from './errors.ts';
 
@@ -76,12 +77,6 @@ interface Lease {
   kind?: string;
   metadata: { name: string; namespace: string; resourceVersion?: string };
   spec?: LeaseSpec;
-}
-
-/** RFC 3339 with exactly six fractional digits (metav1.MicroTime), in UTC. */
-export function formatMicroTime(epochMs: number): string {
-  const iso = new Date(epochMs).toISOString(); // YYYY-MM-DDTHH:MM:SS.mmmZ
-  return `${iso.slice(0, -1)}000Z`;
 }
 
 /** The leader election record's identity: any change to it restarts the validity clock. */

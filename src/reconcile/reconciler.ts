@@ -13,6 +13,7 @@
 import { randomBytes } from 'node:crypto';
 import {
   API_VERSION,
+  formatMicroTime,
   GROUP,
   HAROUTER,
   HAROUTER_STATE,
@@ -28,7 +29,6 @@ import { nodeFacts, parseRouterKey, routerKey } from '../controller/event-keys.t
 import type { Caches, ReconcileResult, Reconciler } from '../controller/types.ts';
 import type { RawRequester } from '../kube/client.ts';
 import { describeError, isConflict, isNotFound } from '../kube/errors.ts';
-import { formatMicroTime } from '../kube/leader-election.ts';
 import type { Logger } from '../log.ts';
 import { type Metrics, ROUTER_CONDITIONS } from '../metrics.ts';
 import { decide, decideOrphanReports, isDeleting, type NodeView, type RouteDecision } from './decide.ts';

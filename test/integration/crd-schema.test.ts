@@ -8,7 +8,7 @@ import { execFile } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { promisify } from 'node:util';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { REPO_ROOT } from '../../src/api/generate-crds.ts';
+import { REPO_ROOT } from '../../src/generate-manifests.ts';
 import {
   ADMISSION_CASES,
   collectionPath,

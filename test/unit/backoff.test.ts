@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { Backoff, backoffDelay, KeyedBackoff, sleep } from '../../src/controller/backoff.ts';
+import { Backoff, backoffDelay, KeyedBackoff, sleep } from '../../src/runtime/backoff.ts';
 
 describe('backoffDelay', () => {
   it('doubles from the base and caps at the maximum without jitter', () => {

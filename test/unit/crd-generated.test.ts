@@ -2,7 +2,7 @@ import { readFile } from 'node:fs/promises';
 import { describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
 import { allCrds, type JSONSchemaProps } from '../../src/api/crds.ts';
-import { REPO_ROOT, renderGeneratedFiles } from '../../src/api/generate-crds.ts';
+import { REPO_ROOT, renderGeneratedFiles } from '../../src/generate-manifests.ts';
 
 describe('generated manifests', () => {
   it.each([...renderGeneratedFiles().keys()])(

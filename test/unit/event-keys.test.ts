@@ -2,7 +2,8 @@ import type { V1EndpointSlice, V1Node, V1Service } from '@kubernetes/client-node
 import { describe, expect, it } from 'vitest';
 import type { HARouter, HARouterState } from '../../src/api/index.ts';
 import { keysForEvent, nodeFacts, parseRouterKey } from '../../src/controller/event-keys.ts';
-import type { Caches, Store } from '../../src/controller/types.ts';
+import type { Caches } from '../../src/controller/types.ts';
+import type { Store } from '../../src/runtime/store.ts';
 import { NAMESPACE, ROUTER_ID, report, router, T0 } from './reconcile-fixtures.ts';
 
 function store<T>(items: T[]): Store<T> {

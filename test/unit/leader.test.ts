@@ -1,7 +1,8 @@
 import { afterEach, describe, expect, it } from 'vitest';
+import { formatMicroTime } from '../../src/api/index.ts';
 import type { RawRequest } from '../../src/kube/client.ts';
 import { KubeRequestError } from '../../src/kube/errors.ts';
-import { formatMicroTime, LeaderElector, validateTimings } from '../../src/kube/leader-election.ts';
+import { LeaderElector, validateTimings } from '../../src/kube/leader-election.ts';
 import { createLogger } from '../../src/log.ts';
 import { createMetrics } from '../../src/metrics.ts';
 

@@ -8,11 +8,12 @@ import type { V1EndpointSlice, V1Node, V1Service } from '@kubernetes/client-node
 import pino from 'pino';
 import { describe, expect, it } from 'vitest';
 import type { HARouter, HARouterState } from '../../src/api/index.ts';
-import type { Caches, Store } from '../../src/controller/types.ts';
+import type { Caches } from '../../src/controller/types.ts';
 import type { RawRequest } from '../../src/kube/client.ts';
 import { KubeRequestError } from '../../src/kube/errors.ts';
 import { createMetrics } from '../../src/metrics.ts';
 import { createReconciler } from '../../src/reconcile/reconciler.ts';
+import type { Store } from '../../src/runtime/store.ts';
 import { NAMESPACE, ROUTER_ID, report, router, T0 } from './reconcile-fixtures.ts';
 
 const log = pino({ level: 'silent' });

@@ -4,18 +4,21 @@
  * ValidatingAdmissionPolicy files described in `src/webhook/manifests.ts` to
  * `charts/harouter-operator/files/policy/`. Run `npm run generate:crds` after
  * changing either; `test/unit/crd-generated.test.ts` fails when a file is stale.
+ *
+ * A program of its own above `src/api/` and `src/webhook/` (as kube-rs keeps its
+ * `crdgen`), so that the kinds import nothing above them.
  */
 import { mkdir, writeFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { stringify } from 'yaml';
-import { DEFAULT_ADMISSION_CONFIG } from '../webhook/config.ts';
+import { allCrds } from './api/crds.ts';
+import { DEFAULT_ADMISSION_CONFIG } from './webhook/config.ts';
 import {
   admissionParamsConfigMap,
   validatingAdmissionPolicy,
   validatingAdmissionPolicyBinding,
-} from '../webhook/manifests.ts';
-import { allCrds } from './crds.ts';
+} from './webhook/manifests.ts';
 
 /** Directories (relative to the repository root) that receive a copy of every CRD file. */
 export const CRD_DIRECTORIES = ['crds', 'charts/harouter-operator/files/crds'] as const;
@@ -57,7 +60,7 @@ export function renderGeneratedFiles(): Map<string, string> {
 }
 
 /** The repository root, from this file's location. */
-export const REPO_ROOT = fileURLToPath(new URL('../../', import.meta.url));
+export const REPO_ROOT = fileURLToPath(new URL('../', import.meta.url));
 
 async function main(): Promise<void> {
   for (const [path, text] of renderGeneratedFiles()) {
