@@ -58,6 +58,8 @@ export interface LocalEnvironment {
   reporterKubeconfigs: Record<string, string>;
   /** Resolves if the operator exits on its own (how it exited). */
   operatorExit: Promise<string>;
+  /** The control plane itself, for tests and benchmarks that freeze or restart its parts. */
+  controlPlane: ControlPlane;
   /** Seconds each phase took, for the docs' cold and warm start times. */
   timings: { controlPlane: number; install: number; operator: number; total: number };
   stop(): Promise<void>;
@@ -295,6 +297,7 @@ export async function startLocal(options: LocalOptions): Promise<LocalEnvironmen
       adminKubeconfig: paths.admin,
       reporterKubeconfigs: paths.reporters,
       operatorExit: runningOperator.done,
+      controlPlane: plane,
       timings: {
         controlPlane: controlPlaneSeconds,
         install: installSeconds,

@@ -47,7 +47,7 @@ export function parseLocalArgs(
 }
 
 /** What local mode prints once everything runs: the commands to try, with absolute paths. */
-export function summary(env: LocalEnvironment, cwd = process.cwd()): string {
+export function summary(env: Omit<LocalEnvironment, 'controlPlane'>, cwd = process.cwd()): string {
   const shown = (path: string) => {
     const rel = relative(cwd, path);
     return rel.startsWith('..') ? path : rel;
