@@ -16,6 +16,9 @@ const ALLOWED: Record<string, readonly string[]> = {
   kube: ['api', 'runtime', 'log.ts', 'metrics.ts'],
   controller: ['api', 'runtime', 'kube', 'log.ts', 'metrics.ts'],
   reconcile: ['api', 'runtime', 'kube', 'controller', 'log.ts', 'metrics.ts'],
+  // harouterctl: cli -> agent -> report -> api (issue 10).
+  report: ['api'],
+  agent: ['api', 'runtime', 'report', 'http', 'config.ts', 'log.ts'],
 };
 
 /** Every relative import of the layer's modules, and how many modules were read. */
