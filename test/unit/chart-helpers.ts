@@ -4,13 +4,13 @@
  * rules, and finding the metric names a PromQL expression selects.
  */
 import { execFile, execFileSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
 import { parser } from '@prometheus-io/lezer-promql';
 import { parseAllDocuments, parse as parseYaml } from 'yaml';
-import { binaryCacheDir, binaryPaths, KUBERNETES_VERSION } from '../../src/local/controlplane/binaries.ts';
+import { buildTools, KUBERNETES_VERSION, toolBinary } from '../../src/local/controlplane/binaries.ts';
 import { createMetrics } from '../../src/metrics.ts';
 
 export const repoRoot = resolve(import.meta.dirname, '../..');
@@ -25,22 +25,23 @@ export type KubeObject = { apiVersion: string; kind: string; metadata: Record<st
   Json
 >;
 
+let helmChecked = false;
+
 /**
- * The helm binary built from its Go module into the per-machine cache; built
- * (about a minute) when missing, so a fresh machine fails only if the build does.
+ * The helm binary built from its Go module into the per-machine cache, with Helm's
+ * Kubernetes-version link flags (so it renders for Kubernetes 1.36 without `--kube-version`);
+ * built (about a minute) when missing or built with another recipe, so a fresh machine fails
+ * only if the build does. Checked once per test file.
  */
 export function helmBinary(): string {
-  const path = binaryPaths().helm;
-  if (!existsSync(path)) {
+  if (!helmChecked) {
     execFileSync('bash', [join(repoRoot, 'test', 'tools', 'build-binaries.sh'), 'helm'], {
       stdio: ['ignore', 'inherit', 'inherit'],
     });
+    helmChecked = true;
   }
-  return path;
+  return toolBinary('helm');
 }
-
-/** promtool's module version (Prometheus 3.x modules are versioned v0.3xx.y). */
-export const PROMTOOL_VERSION = 'v0.316.0';
 
 /**
  * promtool, built by `test/tools/build-binaries.sh promtool` (`go install` of
@@ -48,13 +49,8 @@ export const PROMTOOL_VERSION = 'v0.316.0';
  * per-machine cache when missing: several minutes once per machine, nothing afterwards.
  */
 export async function promtoolBinary(): Promise<string> {
-  const path = join(binaryCacheDir(), `promtool-${PROMTOOL_VERSION}`, 'bin', 'promtool');
-  if (!existsSync(path)) {
-    await promisify(execFile)('bash', [join(repoRoot, 'test', 'tools', 'build-binaries.sh'), 'promtool'], {
-      maxBuffer: 64 * 1024 * 1024,
-    });
-  }
-  return path;
+  await buildTools(['promtool']);
+  return toolBinary('promtool');
 }
 
 /** helm with its own empty config, cache and data directories (no user repositories or plugins). */
@@ -91,10 +87,7 @@ export async function helm(args: string[], options: { kubeconfig?: string } = {}
   }
 }
 
-/**
- * The Kubernetes version `helm template` and `helm lint` render for (helm's built-in default is
- * older than the chart's kubeVersion): the version the tests' control plane runs.
- */
+/** The Kubernetes version the tests' control plane runs (the project's helm assumes its minor version). */
 export const KUBE_VERSION = KUBERNETES_VERSION;
 
 /** Parses a multi-document YAML stream into its non-empty documents. */
@@ -135,7 +128,7 @@ export interface RenderOptions {
 /** `helm template` of the chart; throws with helm's stderr when the render fails. */
 export async function renderChart(options: RenderOptions = {}): Promise<KubeObject[]> {
   const args = ['template', options.release ?? 'harouter-operator', chartDir];
-  args.push('--namespace', options.namespace ?? 'harouter-system', '--kube-version', KUBE_VERSION);
+  args.push('--namespace', options.namespace ?? 'harouter-system');
   if (options.scenario && options.scenario !== 'default') args.push('-f', scenarioValues(options.scenario));
   for (const set of options.set ?? []) args.push('--set', set);
   args.push(...(options.extraArgs ?? []));
@@ -206,15 +199,6 @@ export function promqlProblems(expr: string): string[] {
   return problems;
 }
 
-/** `where: metric` for every metric the queries select that is not in `known`. */
-export function unknownMetrics(queries: Query[], known: Set<string>): string[] {
-  return queries.flatMap((q) =>
-    analysePromql(q.expr)
-      .metrics.filter((m) => !known.has(m))
-      .map((m) => `${q.where}: ${m}`),
-  );
-}
-
 export interface LabelMatcher {
   name: string;
   op: '=' | '!=' | '=~' | '!~';
@@ -247,27 +231,17 @@ export function vectorSelectors(expr: string): { metric: string; matchers: Label
   return selectors;
 }
 
-/** Series of a Prometheus text exposition: name and labels of each sample line. */
-export function scrapedSeries(exposition: string): { name: string; labels: Record<string, string> }[] {
-  const series: { name: string; labels: Record<string, string> }[] = [];
-  for (const line of exposition.split('\n')) {
-    if (line === '' || line.startsWith('#')) continue;
-    const match = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{(.*)\})?\s/.exec(line);
-    if (!match) continue;
-    const labels: Record<string, string> = {};
-    for (const label of (match[3] ?? '').matchAll(/([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"/g)) {
-      labels[label[1] as string] = JSON.parse(`"${label[2]}"`) as string;
-    }
-    series.push({ name: match[1] as string, labels });
-  }
-  return series;
-}
+/** Values for Grafana's variables: `interval` for `$__interval`, `$__rate_interval` and `$__range`, else by name. */
+export type GrafanaValues = Record<string, string>;
 
-/** Replaces Grafana's variables with values that keep the expression valid PromQL. */
-export function substituteGrafanaVariables(expr: string): string {
+/**
+ * Replaces Grafana's variables with values that keep the expression valid PromQL: the
+ * given ones, else 5m for the intervals and `.*` (Grafana's "All") for the others.
+ */
+export function substituteGrafanaVariables(expr: string, values: GrafanaValues = {}): string {
   return expr
-    .replaceAll(/\$__(rate_)?interval|\$__range/g, '5m')
-    .replaceAll(/\$\{?[A-Za-z_][A-Za-z0-9_]*\}?/g, '.*');
+    .replaceAll(/\$__(rate_)?interval|\$__range/g, values.interval ?? '5m')
+    .replaceAll(/\$\{?([A-Za-z_][A-Za-z0-9_]*)\}?/g, (_all, name: string) => values[name] ?? '.*');
 }
 
 /**
@@ -285,11 +259,6 @@ export async function exportedMetricNames(): Promise<Set<string>> {
     if (type === 'summary') for (const s of ['_sum', '_count']) names.add(metric.name + s);
   }
   return names;
-}
-
-/** Series names present in a Prometheus text exposition (as scraped from /metrics). */
-export function scrapedMetricNames(exposition: string): Set<string> {
-  return new Set(scrapedSeries(exposition).map((s) => s.name));
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -345,13 +314,13 @@ export function dashboardPanels(d: Dashboard = dashboard()): any[] {
 }
 
 /** Every PromQL expression of the dashboard: panel targets, and the metrics of `label_values()` variables. */
-export function dashboardQueries(d: Dashboard = dashboard()): Query[] {
+export function dashboardQueries(d: Dashboard = dashboard(), values: GrafanaValues = {}): Query[] {
   const queries: Query[] = [];
   for (const panel of dashboardPanels(d)) {
     for (const target of panel.targets ?? []) {
       queries.push({
         where: `panel "${panel.title}" ${target.refId}`,
-        expr: substituteGrafanaVariables(target.expr),
+        expr: substituteGrafanaVariables(target.expr, values),
       });
     }
   }
@@ -361,7 +330,7 @@ export function dashboardQueries(d: Dashboard = dashboard()): Query[] {
     const labelValues = /^label_values\((.*),\s*[a-zA-Z_][a-zA-Z0-9_]*\)$/.exec(query);
     queries.push({
       where: `variable ${variable.name}`,
-      expr: substituteGrafanaVariables(labelValues ? (labelValues[1] as string) : query),
+      expr: substituteGrafanaVariables(labelValues ? (labelValues[1] as string) : query, values),
     });
   }
   return queries;

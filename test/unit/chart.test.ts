@@ -5,7 +5,8 @@
  * the objects is in test/integration/chart.test.ts.
  */
 import { createPrivateKey, X509Certificate } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { FLAGS, type OperatorConfig, parseConfig } from '../../src/config.ts';
@@ -89,7 +90,7 @@ describe('helm lint', () => {
   }, 300_000);
 
   it.each(SCENARIOS)('passes --strict with the %s values', async (scenario) => {
-    const args = ['lint', '--strict', chartDir, '--namespace', NS, '--kube-version', KUBE_VERSION];
+    const args = ['lint', '--strict', chartDir, '--namespace', NS];
     if (scenario !== 'default') args.push('-f', scenarioValues(scenario));
     const result = await helm(args);
     expect(result.stdout + result.stderr).toMatch(/1 chart\(s\) linted, 0 chart\(s\) failed/);
@@ -104,11 +105,35 @@ describe('helm lint', () => {
     ['a bad reporter account', 'reporter.extraServiceAccounts[0]=no-slash', /extraServiceAccounts/],
     ['a webhook timeout above 30 s', 'admission.webhook.timeoutSeconds=31', /timeoutSeconds/],
   ])('the schema rejects %s', async (_what, set, message) => {
-    const result = await helm(['template', 'x', chartDir, '--kube-version', KUBE_VERSION, '--set', set]);
+    const result = await helm(['template', 'x', chartDir, '--set', set]);
     expect(result.code).not.toBe(0);
     expect(result.stderr).toMatch(/values don't meet the specifications of the schema/);
     expect(result.stderr).toMatch(message);
   });
+});
+
+describe("the project's helm", () => {
+  // Built with Helm's Kubernetes-version link flags (test/tools/build-binaries.sh); without them
+  // helm assumes Kubernetes 1.20 and refuses the chart's kubeVersion (>=1.30.0-0).
+  it('renders the chart without --kube-version', async () => {
+    const result = await helm(['template', 't', chartDir]);
+    expect(result.stderr).toBe('');
+    expect(result.code).toBe(0);
+  }, 60_000);
+
+  it("assumes the Kubernetes minor version the tests' control plane runs", async () => {
+    const probe = mkdtempSync(join(tmpdir(), 'harouter-helm-probe-'));
+    mkdirSync(join(probe, 'templates'));
+    writeFileSync(join(probe, 'Chart.yaml'), 'apiVersion: v2\nname: probe\nversion: 0.1.0\n');
+    writeFileSync(
+      join(probe, 'templates', 'version.yaml'),
+      'kube: "{{ .Capabilities.KubeVersion.Version }}"\n',
+    );
+    const result = await helm(['template', 'p', probe]);
+    rmSync(probe, { recursive: true, force: true });
+    expect(result.code).toBe(0);
+    expect(result.stdout).toContain(`kube: "${KUBE_VERSION.replace(/\.\d+$/, '.0')}"`);
+  }, 60_000);
 });
 
 describe('helm template with default values', () => {

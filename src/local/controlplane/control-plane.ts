@@ -1,7 +1,7 @@
 import { chmod, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { request } from 'node:https';
 import { join, resolve } from 'node:path';
-import { type Binaries, ensureBinaries } from './binaries.ts';
+import { type Binaries, type BuildProgress, ensureBinaries } from './binaries.ts';
 import { base64File, createPki, type KeyPair, type Pki } from './pki.ts';
 import { freePort, type ManagedProcess, startProcess, tailLog, waitUntil } from './process.ts';
 
@@ -46,6 +46,8 @@ export interface ControlPlaneOptions {
   apiServerPort?: number;
   /** Longest wait for each component to become ready (default 90 s). */
   readyTimeoutMs?: number;
+  /** Where the binaries' build (first run on a machine) reports its progress (default: stderr). */
+  buildProgress?: BuildProgress;
 }
 
 /**
@@ -168,7 +170,7 @@ function firstExited(processes: ManagedProcess[]): () => string | undefined {
 export async function startControlPlane(options: ControlPlaneOptions): Promise<ControlPlane> {
   const dir = resolve(options.dir);
   const timeout = options.readyTimeoutMs ?? 90_000;
-  const binaries = await ensureBinaries();
+  const binaries = await ensureBinaries(options.buildProgress);
   for (const sub of ['etcd', 'pki', 'logs', 'apiserver-certs'])
     await rm(join(dir, sub), { recursive: true, force: true });
   await mkdir(join(dir, 'logs'), { recursive: true, mode: 0o700 });
