@@ -135,7 +135,12 @@ export async function runFuzz(options: {
   const resourceVersion = async (ns: string, name: string, refresh = false): Promise<string> => {
     const key = `${ns}/${name}`;
     if (refresh || !versions.has(key)) {
-      const got = expectOk(`read ${key}`, await admin.request('GET', `${statePath(ns)}/${name}`));
+      let read = await admin.request('GET', `${statePath(ns)}/${name}`);
+      for (let attempt = 1; attempt < 5 && transient(read); attempt++) {
+        await new Promise((r) => setTimeout(r, 200 * 2 ** attempt));
+        read = await admin.request('GET', `${statePath(ns)}/${name}`);
+      }
+      const got = expectOk(`read ${key}`, read);
       versions.set(key, (got.body.metadata as { resourceVersion: string }).resourceVersion);
     }
     return versions.get(key) as string;

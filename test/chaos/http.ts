@@ -49,13 +49,27 @@ export class KubeHttp {
     this.#timeoutMs = options.timeoutMs ?? 15_000;
   }
 
-  /** Sends one request; resolves with the answer, status 0 on a transport failure or timeout. */
-  request(
+  /**
+   * Sends one request; resolves with the answer, status 0 on a transport failure or timeout. A
+   * request that fails because the server had just closed the kept-alive connection it was sent
+   * on is sent again once, on a fresh connection (it never reached the server).
+   */
+  async request(
     method: 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE',
     path: string,
     body?: unknown,
     contentType = 'application/json',
   ): Promise<Answer> {
+    const first = await this.#send(method, path, body, contentType);
+    return first.staleSocket ? (await this.#send(method, path, body, contentType)).answer : first.answer;
+  }
+
+  #send(
+    method: 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE',
+    path: string,
+    body: unknown,
+    contentType: string,
+  ): Promise<{ answer: Answer; staleSocket: boolean }> {
     const payload = body === undefined ? undefined : JSON.stringify(body);
     return new Promise((resolve) => {
       const req = request(
@@ -77,7 +91,9 @@ export class KubeHttp {
         (res) => {
           const chunks: Buffer[] = [];
           res.on('data', (c: Buffer) => chunks.push(c));
-          res.on('error', (err) => resolve({ status: 0, body: { message: err.message } }));
+          res.on('error', (err) =>
+            resolve({ answer: { status: 0, body: { message: err.message } }, staleSocket: false }),
+          );
           res.on('end', () => {
             const text = Buffer.concat(chunks).toString('utf8');
             let parsed: Answer['body'];
@@ -86,14 +102,19 @@ export class KubeHttp {
             } catch {
               parsed = { message: text.slice(0, 2000) };
             }
-            resolve({ status: res.statusCode ?? 0, body: parsed });
+            resolve({ answer: { status: res.statusCode ?? 0, body: parsed }, staleSocket: false });
           });
         },
       );
       req.on('timeout', () =>
         req.destroy(new Error(`timed out after ${this.#timeoutMs} ms: ${method} ${path}`)),
       );
-      req.on('error', (err) => resolve({ status: 0, body: { message: err.message } }));
+      req.on('error', (err: NodeJS.ErrnoException) =>
+        resolve({
+          answer: { status: 0, body: { message: err.message } },
+          staleSocket: req.reusedSocket && err.code === 'ECONNRESET',
+        }),
+      );
       req.end(payload);
     });
   }
