@@ -12,8 +12,9 @@ import type { BindAddress } from '../config.ts';
 import { describeError } from '../kube/errors.ts';
 import type { Logger } from '../log.ts';
 import type { Metrics } from '../metrics.ts';
+import { closeServer } from '../runtime/close-server.ts';
 
-/** A listening server: its bound port, and `close` (waits for requests in flight). */
+/** A listening server: its bound port, and `close` (requests in flight get a few seconds, kept-alive clients are not waited on). */
 export interface HttpServerHandle {
   /** The port actually bound (useful with port 0). */
   readonly port: number;
@@ -71,11 +72,7 @@ async function serve(
   log.info({ address: bind.text, port }, 'serving');
   return {
     port,
-    close: () =>
-      new Promise<void>((resolve) => {
-        server.close(() => resolve());
-        server.closeIdleConnections();
-      }),
+    close: () => closeServer(server).catch(() => undefined),
   };
 }
 

@@ -13,6 +13,7 @@ import { join } from 'node:path';
 import { createSecureContext } from 'node:tls';
 import type { Logger } from '../log.ts';
 import type { Metrics } from '../metrics.ts';
+import { closeServer } from '../runtime/close-server.ts';
 import { type AdmissionConfig, checkAdmissionConfig } from './config.ts';
 import { WEBHOOK_PATH } from './manifests.ts';
 import { type AdmissionDecision, ALLOWED_REASONS, admit, DENIED_REASONS } from './policy.ts';
@@ -41,7 +42,10 @@ export interface WebhookServer {
   readonly port: number;
   /** Re-reads the certificate files now; true when a new pair was loaded. */
   reloadCertificate(): Promise<boolean>;
-  /** Stops accepting connections, closes idle ones, and resolves when the server is closed. */
+  /**
+   * Stops accepting connections and resolves when the server is closed, without waiting on the
+   * API server's kept-alive connections ({@link closeServer}: a few seconds at most).
+   */
   close(): Promise<void>;
 }
 
@@ -249,11 +253,9 @@ export async function startWebhookServer(options: WebhookServerOptions): Promise
   return {
     port: bound,
     reloadCertificate,
-    close: () =>
-      new Promise<void>((resolve, reject) => {
-        clearInterval(timer);
-        server.close((err) => (err ? reject(err) : resolve()));
-        server.closeIdleConnections();
-      }),
+    close: () => {
+      clearInterval(timer);
+      return closeServer(server);
+    },
   };
 }

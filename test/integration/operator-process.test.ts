@@ -12,7 +12,15 @@ import { join, resolve } from 'node:path';
 import { CoordinationV1Api } from '@kubernetes/client-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FLAGS } from '../../src/config.ts';
-import { freePort, issueServingCert } from '../../src/local/controlplane/index.ts';
+import { base64File, freePort, issueServingCert } from '../../src/local/controlplane/index.ts';
+import { webhookConfiguration } from '../../src/webhook/manifests.ts';
+import {
+  applyObject,
+  collectionPath,
+  kubeRequest,
+  onlyNamespaces,
+  report,
+} from '../support/admission-cases.ts';
 import { adminKubeConfig, controlPlaneInfo, createTestNamespace } from '../support/index.ts';
 import { at, Cluster, installCrds, waitFor } from './reconcile-harness.ts';
 
@@ -185,6 +193,63 @@ describe('harouter-operator process', () => {
       .makeApiClient(CoordinationV1Api)
       .readNamespacedLease({ namespace: ns, name: 'solo-lease' });
     expect(lease.spec?.holderIdentity ?? '').toBe('');
+  });
+
+  it("a stopping replica does not wait on the API server's kept-alive webhook connections", async () => {
+    // Found by the chaos run (docs/reliability.md): a replica that lost its Lease during a storm kept
+    // "shutting down" for minutes, because closing the webhook server waited until the API server
+    // stopped sending admission requests on its kept-alive connections; with both replicas stuck so,
+    // nothing reconciled. Here the API server keeps calling the webhook while the replica stops.
+    const certDir = join(dir, 'keepalive-certs');
+    const info = controlPlaneInfo();
+    await issueServingCert({
+      ca: { certPath: info.caCertPath, keyPath: info.caKeyPath },
+      dir: certDir,
+      name: 'tls',
+    });
+    const webhookPort = await freePort();
+    const op = await startOperator('keepalive', [
+      `--cert-dir=${certDir}`,
+      `--webhook-bind-address=127.0.0.1:${webhookPort}`,
+      '--leader-election-id=keepalive-lease',
+    ]);
+    await waitFor(async () => (await get(op.probePort, '/readyz')).status === 200, 60_000);
+    const admin = adminKubeConfig();
+    const configPath = `/apis/admissionregistration.k8s.io/v1/validatingwebhookconfigurations/keepalive-${ns}`;
+    await applyObject(
+      admin,
+      configPath,
+      webhookConfiguration({
+        name: `keepalive-${ns}`,
+        url: `https://127.0.0.1:${webhookPort}/validate`,
+        caBundle: await base64File(info.caCertPath),
+        namespaceSelector: onlyNamespaces(ns),
+      }),
+    );
+    // A steady stream of dry-run creates, each sent through the webhook (the admin is no reporter: denied).
+    let streaming = true;
+    const path = `${collectionPath(ns)}?dryRun=All`;
+    const stream = Promise.all(
+      Array.from({ length: 4 }, async () => {
+        while (streaming)
+          await kubeRequest(admin, 'POST', path, report(randomUUID(), 'node-a')).catch(() => undefined);
+      }),
+    );
+    try {
+      await waitFor(async () => (await metric(op, 'controller_runtime_webhook_requests_total')) > 20, 60_000);
+      op.child.kill('SIGTERM');
+      const stoppedAt = Date.now();
+      const exit = await Promise.race([
+        op.exit,
+        new Promise<'hung'>((r) => setTimeout(() => r('hung'), 30_000)),
+      ]);
+      expect(exit).toEqual({ code: 0, signal: null });
+      expect(Date.now() - stoppedAt).toBeLessThan(15_000);
+    } finally {
+      streaming = false;
+      await stream;
+      await kubeRequest(admin, 'DELETE', configPath);
+    }
   });
 
   it('a leader that cannot renew (the Lease taken by someone else) stops and exits 1', async () => {
