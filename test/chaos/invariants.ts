@@ -304,12 +304,16 @@ export class RoutingHistory {
       }
     }
     for (const [node, events] of this.#nodes) {
-      for (const e of events) {
-        if (e.ready) continue;
+      for (const [i, e] of events.entries()) {
+        // A NotReady edge: the node was Ready before (or first seen NotReady), until it is Ready again.
+        if (e.ready || (i > 0 && !events[i - 1]?.ready)) continue;
+        const readyAgain = events.slice(i + 1).find((x) => x.ready)?.rv;
         for (const versions of this.#slices.values()) {
           const before = versions.filter((v) => v.rv <= e.rv).at(-1);
           if (before?.node !== node) continue;
-          const after = versions.find((v) => v.rv > e.rv && v.node !== node);
+          const after = versions.find(
+            (v) => v.rv > e.rv && (readyAgain === undefined || v.rv < readyAgain) && v.node !== node,
+          );
           if (after) withdrawMaxMs = Math.max(withdrawMaxMs, after.at - e.at);
         }
       }
