@@ -45,6 +45,12 @@ export interface OperatorConfig {
   resyncPeriodMs: number;
   /** Timeout of each API request. */
   requestTimeoutMs: number;
+  /** Requests to the API server in flight at once (kept-alive connections). */
+  kubeApiMaxInflight: number;
+  /** Sustained requests per second to the API server (0: unlimited). */
+  kubeApiQps: number;
+  /** Requests allowed at once above the QPS. */
+  kubeApiBurst: number;
 }
 
 /** Raised for bad flags or values: print the message and the usage hint, exit 2. */
@@ -114,6 +120,13 @@ const serviceAccountRef = z.string().refine(
 );
 
 const list = z.string().transform(splitList);
+
+const integer = (min: number, max: number) =>
+  z
+    .string()
+    .regex(/^\d+$/, 'must be an integer')
+    .transform(Number)
+    .pipe(z.number().int().min(min, `must be at least ${min}`).max(max, `must be at most ${max}`));
 
 interface FlagSpec {
   name: string;
@@ -301,6 +314,27 @@ export const FLAGS: readonly FlagSpec[] = [
     default: '30s',
     schema: duration(100),
     key: 'requestTimeoutMs',
+  },
+  {
+    name: 'kube-api-max-inflight',
+    help: 'Requests to the API server in flight at once, each on its own kept-alive connection (1-256).',
+    default: '16',
+    schema: integer(1, 256),
+    key: 'kubeApiMaxInflight',
+  },
+  {
+    name: 'kube-api-qps',
+    help: 'Sustained requests per second to the API server (client-side rate limit; 0 turns it off).',
+    default: '500',
+    schema: integer(0, 100_000),
+    key: 'kubeApiQps',
+  },
+  {
+    name: 'kube-api-burst',
+    help: 'Requests allowed at once above --kube-api-qps after a quiet period (1-100000).',
+    default: '1000',
+    schema: integer(1, 100_000),
+    key: 'kubeApiBurst',
   },
 ];
 

@@ -22,6 +22,13 @@ import {
 import type { OperatorConfig } from './config.ts';
 import { Controller } from './controller/controller.ts';
 import { keysForEvent } from './controller/event-keys.ts';
+import {
+  REPORTS_BY_ROUTER,
+  reportRouterIndex,
+  SLICES_BY_ROUTER,
+  sliceRouterIndex,
+} from './controller/indexes.ts';
+import { trimMetadata, trimNode } from './controller/transforms.ts';
 import type {
   CacheName,
   Caches,
@@ -34,7 +41,13 @@ import { WorkQueue } from './controller/workqueue.ts';
 import { type Check, type HttpServerHandle, startMetricsServer, startProbeServer } from './http/server.ts';
 import { createKubeClients, type KubeClients, loadKubeConfig, type RawRequester } from './kube/client.ts';
 import { describeError } from './kube/errors.ts';
-import { collectionPath, Informer, type KubeObject, type SafeParser } from './kube/informer.ts';
+import {
+  collectionPath,
+  Informer,
+  type InformerOptions,
+  type KubeObject,
+  type SafeParser,
+} from './kube/informer.ts';
 import { LeaderElector } from './kube/leader-election.ts';
 import type { Logger } from './log.ts';
 import { CONTROLLER_NAME, createMetrics, type Metrics } from './metrics.ts';
@@ -73,7 +86,7 @@ export function createInformers(options: InformerFactoryOptions): Informers {
   const make = <T extends KubeObject>(
     name: string,
     path: string,
-    extra: { labelSelector?: string; schema?: SafeParser<T> } = {},
+    extra: Pick<InformerOptions<T>, 'labelSelector' | 'schema' | 'transform' | 'indexers'> = {},
   ) =>
     new Informer<T>({
       name,
@@ -90,20 +103,32 @@ export function createInformers(options: InformerFactoryOptions): Informers {
     harouters: make<HARouter>(
       'harouters',
       collectionPath({ group: GROUP, version: VERSION, plural: HAROUTER.plural, namespace }),
-      { schema: harouterSchema as SafeParser<HARouter> },
+      { schema: harouterSchema as SafeParser<HARouter>, transform: trimMetadata },
     ),
     harouterStates: make<HARouterState>(
       'harouterstates',
       collectionPath({ group: GROUP, version: VERSION, plural: HAROUTER_STATE.plural, namespace }),
-      { schema: harouterStateSchema as SafeParser<HARouterState> },
+      {
+        schema: harouterStateSchema as SafeParser<HARouterState>,
+        transform: trimMetadata,
+        indexers: { [REPORTS_BY_ROUTER]: reportRouterIndex },
+      },
     ),
-    nodes: make<V1Node>('nodes', collectionPath({ version: 'v1', plural: 'nodes' })),
+    nodes: make<V1Node>('nodes', collectionPath({ version: 'v1', plural: 'nodes' }), {
+      transform: trimNode,
+    }),
     endpointSlices: make<V1EndpointSlice>(
       'endpointslices',
       collectionPath({ group: 'discovery.k8s.io', version: 'v1', plural: 'endpointslices', namespace }),
-      { labelSelector: MANAGED_SLICES_SELECTOR },
+      {
+        labelSelector: MANAGED_SLICES_SELECTOR,
+        transform: trimMetadata,
+        indexers: { [SLICES_BY_ROUTER]: sliceRouterIndex },
+      },
     ),
-    services: make<V1Service>('services', collectionPath({ version: 'v1', plural: 'services', namespace })),
+    services: make<V1Service>('services', collectionPath({ version: 'v1', plural: 'services', namespace }), {
+      transform: trimMetadata,
+    }),
   };
 }
 
@@ -183,6 +208,9 @@ export class Operator {
     this.clients = createKubeClients(kc, {
       metrics: this.metrics,
       requestTimeoutMs: config.requestTimeoutMs,
+      maxInFlight: config.kubeApiMaxInflight,
+      qps: config.kubeApiQps,
+      burst: config.kubeApiBurst,
     });
     this.informers = createInformers({
       kc,
@@ -383,6 +411,7 @@ export class Operator {
         ...this.#servers.map((s) => s.close()),
         ...Object.values(this.informers).map((i) => i.stop()),
       ]).catch((err: unknown) => this.#log.warn({ error: describeError(err) }, 'error while closing'));
+      await this.clients.close();
       this.#log.info({ reason: exit.reason }, 'stopped');
       this.#exit?.(exit);
     })();

@@ -7,7 +7,7 @@
 import type { V1EndpointSlice, V1Node, V1Service } from '@kubernetes/client-node';
 import type { HARouter, HARouterState } from '../api/index.ts';
 import type { Logger } from '../log.ts';
-import type { Store } from '../runtime/store.ts';
+import type { IndexedStore, Store } from '../runtime/store.ts';
 
 /**
  * What `reconcile` may return: nothing (done; the key is forgotten by the rate
@@ -31,10 +31,11 @@ export interface Reconciler {
 /** The caches the reconciler reads. Every store is synced before the first reconcile. */
 export interface Caches {
   harouters: Store<HARouter>;
-  harouterStates: Store<HARouterState>;
+  /** Indexed by `REPORTS_BY_ROUTER` (indexes.ts). */
+  harouterStates: IndexedStore<HARouterState>;
   nodes: Store<V1Node>;
-  /** Only slices labelled `endpointslice.kubernetes.io/managed-by=harouter.dev`. */
-  endpointSlices: Store<V1EndpointSlice>;
+  /** Only slices labelled `endpointslice.kubernetes.io/managed-by=harouter.dev`; indexed by `SLICES_BY_ROUTER`. */
+  endpointSlices: IndexedStore<V1EndpointSlice>;
   /** Services (for the `ServiceNotFound` rule); read-only, the operator never writes them. */
   services: Store<V1Service>;
 }

@@ -14,25 +14,27 @@ import {
   CoreV1Api,
   createConfiguration,
   type HttpLibrary,
-  HttpMethod,
   IsomorphicFetchHttpLibrary,
   KubeConfig,
   Observable,
   type ObservableMiddleware,
   PatchStrategy,
-  RequestContext,
+  type RequestContext,
   type ResponseContext,
   ServerConfiguration,
   setHeaderMiddleware,
   setHeaderOptions,
 } from '@kubernetes/client-node';
 import type { Metrics } from '../metrics.ts';
-import { KubeRequestError } from './errors.ts';
+import {
+  ApiTransport,
+  DEFAULT_REQUEST_TIMEOUT_MS,
+  type RawRequester,
+  type TransportOptions,
+  USER_AGENT,
+} from './transport.ts';
 
-/** Default timeout of one API request (not of watches). */
-export const DEFAULT_REQUEST_TIMEOUT_MS = 30_000;
-/** The User-Agent of every request, so API server audit logs name the operator. */
-export const USER_AGENT = 'harouter-operator';
+export type { RawRequest, RawRequester } from './transport.ts';
 
 const SERVICE_ACCOUNT_TOKEN = '/var/run/secrets/kubernetes.io/serviceaccount/token';
 
@@ -124,77 +126,32 @@ export function makeApiClient<T extends ApiType>(
   return new apiClientType(config);
 }
 
-/** One raw JSON request: method, absolute API path, query and body. */
-export interface RawRequest {
-  method?: 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
-  /** Absolute API path, e.g. `/api/v1/nodes`. */
-  path: string;
-  query?: Record<string, string | number | boolean | undefined>;
-  body?: unknown;
-  contentType?: string;
-  signal?: AbortSignal;
-}
-
-/** A request function returning the parsed JSON body; throws `KubeRequestError` on a non-2xx status. */
-export type RawRequester = (request: RawRequest) => Promise<unknown>;
-
 /**
- * Raw JSON requests with the same authentication, timeout and metrics as the
- * typed clients. Used where typed clients would turn timestamps into `Date`s
- * (informer lists) or cannot express the call.
- */
-export function makeRawRequester(kc: KubeConfig, httpApi: InstrumentedHttpLibrary): RawRequester {
-  return async (request) => {
-    const cluster = kc.getCurrentCluster();
-    if (!cluster) throw new Error('kubeconfig has no current cluster');
-    const url = new URL(cluster.server.replace(/\/+$/, '') + request.path);
-    for (const [key, value] of Object.entries(request.query ?? {})) {
-      if (value !== undefined) url.searchParams.set(key, String(value));
-    }
-    const method = request.method ?? 'GET';
-    const ctx = new RequestContext(url.toString(), HttpMethod[method]);
-    await kc.applySecurityAuthentication(ctx);
-    ctx.setHeaderParam('Accept', 'application/json');
-    ctx.setHeaderParam('User-Agent', USER_AGENT);
-    if (request.body !== undefined) {
-      ctx.setHeaderParam('Content-Type', request.contentType ?? 'application/json');
-      ctx.setBody(typeof request.body === 'string' ? request.body : JSON.stringify(request.body));
-    }
-    if (request.signal) ctx.setSignal(request.signal);
-    const response = await httpApi.sendPromise(ctx);
-    const text = await response.body.text();
-    let parsed: unknown;
-    try {
-      parsed = text === '' ? undefined : JSON.parse(text);
-    } catch {
-      parsed = text;
-    }
-    if (response.httpStatusCode < 200 || response.httpStatusCode >= 300) {
-      throw new KubeRequestError(response.httpStatusCode, parsed);
-    }
-    return parsed;
-  };
-}
-
-/**
- * The operator's clients, sharing one KubeConfig and one HTTP library (timeout
- * and `rest_client_requests_total`). The operator itself only needs `raw`;
- * `core` serves tests and tools that want typed objects.
+ * The operator's clients, sharing one KubeConfig. The operator itself only
+ * needs `raw` (kept-alive, bounded and rate-limited: see `transport.ts`); `core`
+ * serves tests and tools that want typed objects.
  */
 export interface KubeClients {
   kc: KubeConfig;
   core: CoreV1Api;
-  /** Raw JSON requests (see `makeRawRequester`). */
+  /** Raw JSON requests (see `ApiTransport`). */
   raw: RawRequester;
+  /** Closes the kept-alive connections of `raw`. */
+  close(): Promise<void>;
 }
 
-/** Builds `KubeClients` on one instrumented HTTP library. */
-export function createKubeClients(kc: KubeConfig, options: ClientOptions = {}): KubeClients {
+/** Builds `KubeClients`: `core` on the instrumented HTTP library, `raw` on an `ApiTransport`. */
+export function createKubeClients(
+  kc: KubeConfig,
+  options: ClientOptions & TransportOptions = {},
+): KubeClients {
   const httpApi = new InstrumentedHttpLibrary(options);
+  const transport = new ApiTransport(kc, options);
   return {
     kc,
     core: makeApiClient(kc, CoreV1Api, httpApi),
-    raw: makeRawRequester(kc, httpApi),
+    raw: transport.request,
+    close: () => transport.close(),
   };
 }
 

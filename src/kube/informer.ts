@@ -14,13 +14,17 @@
  * - an optional parser per kind: an object that fails it is logged and skipped
  *   (and an older cached version of it removed), never stopping the stream;
  * - handlers are called after the store is updated; a throwing handler is
- *   logged and never breaks the watch loop.
+ *   logged and never breaks the watch loop;
+ * - an optional transform trims each object before it is stored (client-go's
+ *   `TransformFunc`: `managedFields` and fields no reader needs cost memory at
+ *   every cached object), and optional indexes (client-go's `Indexers`) answer
+ *   "the objects whose index value is X" without scanning the store.
  */
 import { type KubeConfig, Watch } from '@kubernetes/client-node';
 import type { Logger } from '../log.ts';
 import type { Metrics } from '../metrics.ts';
 import { Backoff, type BackoffOptions, sleep } from '../runtime/backoff.ts';
-import type { EventHandlers, Store } from '../runtime/store.ts';
+import type { EventHandlers, IndexedStore } from '../runtime/store.ts';
 import type { RawRequester } from './client.ts';
 import { apiErrorFacts, describeError } from './errors.ts';
 
@@ -78,6 +82,13 @@ export interface InformerOptions<T extends KubeObject> {
   metrics?: Metrics;
   /** Override the watch (tests). */
   watch?: WatchFn;
+  /**
+   * Trims an object (already parsed) before it is stored and handed to handlers.
+   * Must return a new object or the same one; must not throw.
+   */
+  transform?: (obj: T) => T;
+  /** Named index functions: each returns the index values of an object (client-go's `Indexers`). */
+  indexers?: Record<string, (obj: T) => readonly string[]>;
 }
 
 /** Retry delays of failed lists and watches: 250 ms doubling to 30 s, 20% jitter. */
@@ -116,7 +127,7 @@ export function collectionPath(resource: {
 type WatchOutcome = { kind: 'closed'; events: number } | { kind: 'gone' } | { kind: 'error'; err: unknown };
 
 /** One kind's cache, kept current by list and watch (see the module comment); a `Store` for the reconciler. */
-export class Informer<T extends KubeObject> implements Store<T> {
+export class Informer<T extends KubeObject> implements IndexedStore<T> {
   readonly name: string;
   readonly stats: InformerStats = { lists: 0, watches: 0, gone: 0, errors: 0, skipped: 0 };
   readonly #options: InformerOptions<T>;
@@ -125,6 +136,8 @@ export class Informer<T extends KubeObject> implements Store<T> {
   readonly #backoff: Backoff;
   readonly #handlers: EventHandlers<T>[] = [];
   #store = new Map<string, T>();
+  /** index name -> index value -> keys of the objects with that value. */
+  readonly #indexes = new Map<string, Map<string, Set<string>>>();
   #resourceVersion = '';
   #synced = false;
   #syncWaiters: Array<() => void> = [];
@@ -150,6 +163,18 @@ export class Informer<T extends KubeObject> implements Store<T> {
 
   get(key: string): T | undefined {
     return this.#store.get(key);
+  }
+
+  /** The cached objects whose `index` function returned `value` (empty for an unknown index). */
+  byIndex(index: string, value: string): T[] {
+    const keys = this.#indexes.get(index)?.get(value);
+    if (!keys) return [];
+    const out: T[] = [];
+    for (const key of keys) {
+      const obj = this.#store.get(key);
+      if (obj !== undefined) out.push(obj);
+    }
+    return out;
   }
 
   list(): T[] {
@@ -301,6 +326,7 @@ export class Informer<T extends KubeObject> implements Store<T> {
     }
     const previous = this.#store;
     this.#store = next;
+    this.#reindex();
     this.#resourceVersion = resourceVersion;
     const period = this.#options.resyncPeriodMs ?? 600_000;
     this.#nextRelistAt = Date.now() + period * (0.9 + 0.2 * Math.random());
@@ -412,6 +438,7 @@ export class Informer<T extends KubeObject> implements Store<T> {
     const old = this.#store.get(key);
     if (type === 'DELETED') {
       this.#store.delete(key);
+      if (old !== undefined) this.#unindex(key, old);
       this.#emit('delete', (old ?? obj) as T);
       return undefined;
     }
@@ -419,17 +446,58 @@ export class Informer<T extends KubeObject> implements Store<T> {
     if (!parsed) {
       if (old !== undefined) {
         this.#store.delete(key);
+        this.#unindex(key, old);
         this.#emit('delete', old);
       }
       return undefined;
     }
     this.#store.set(key, parsed);
+    if (old !== undefined) this.#unindex(key, old);
+    this.#index(key, parsed);
     if (old === undefined) this.#emit('add', parsed);
     else this.#emit('update', parsed, old);
     return undefined;
   }
 
+  #index(key: string, obj: T): void {
+    for (const [name, fn] of Object.entries(this.#options.indexers ?? {})) {
+      let byValue = this.#indexes.get(name);
+      if (!byValue) {
+        byValue = new Map();
+        this.#indexes.set(name, byValue);
+      }
+      for (const value of indexValues(fn, obj)) {
+        const keys = byValue.get(value);
+        if (keys) keys.add(key);
+        else byValue.set(value, new Set([key]));
+      }
+    }
+  }
+
+  #unindex(key: string, obj: T): void {
+    for (const [name, fn] of Object.entries(this.#options.indexers ?? {})) {
+      const byValue = this.#indexes.get(name);
+      if (!byValue) continue;
+      for (const value of indexValues(fn, obj)) {
+        const keys = byValue.get(value);
+        keys?.delete(key);
+        if (keys?.size === 0) byValue.delete(value);
+      }
+    }
+  }
+
+  #reindex(): void {
+    this.#indexes.clear();
+    for (const [key, obj] of this.#store) this.#index(key, obj);
+  }
+
   #parse(obj: KubeObject): T | undefined {
+    const parsed = this.#validate(obj);
+    if (parsed === undefined || !this.#options.transform) return parsed;
+    return this.#options.transform(parsed);
+  }
+
+  #validate(obj: KubeObject): T | undefined {
     const schema = this.#options.schema;
     if (!schema) return obj as T;
     const result = schema.safeParse(obj);
@@ -460,6 +528,15 @@ export class Informer<T extends KubeObject> implements Store<T> {
         'event handler failed',
       );
     }
+  }
+}
+
+/** An index function's values; one that throws indexes nothing (index functions run on untrusted objects). */
+function indexValues<T>(fn: (obj: T) => readonly string[], obj: T): readonly string[] {
+  try {
+    return fn(obj);
+  } catch {
+    return [];
   }
 }
 

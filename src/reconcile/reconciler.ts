@@ -26,6 +26,7 @@ import {
   VERSION,
 } from '../api/index.ts';
 import { nodeFacts, parseRouterKey, routerKey } from '../controller/event-keys.ts';
+import { REPORTS_BY_ROUTER, SLICES_BY_ROUTER } from '../controller/indexes.ts';
 import type { Caches, ReconcileResult, Reconciler } from '../controller/types.ts';
 import type { RawRequester } from '../kube/client.ts';
 import { describeError, isConflict, isNotFound } from '../kube/errors.ts';
@@ -171,8 +172,10 @@ export class HARouterReconciler implements Reconciler {
 
   #reportsOf(namespace: string, routerId: string): HARouterState[] {
     const out: HARouterState[] = [];
-    for (const cached of this.#options.caches.harouterStates.list()) {
-      if (cached?.metadata?.namespace !== namespace || cached.spec?.routerId !== routerId) continue;
+    for (const cached of this.#options.caches.harouterStates.byIndex(
+      REPORTS_BY_ROUTER,
+      routerKey(namespace, routerId),
+    )) {
       const report = this.#reports.read(`${namespace}/${cached.metadata.name}`, cached);
       if (usableReport(report)) out.push(report);
     }
@@ -231,9 +234,8 @@ export class HARouterReconciler implements Reconciler {
     const slices: EndpointSliceObject[] = [];
     const wanted = endpoint ? sliceName(endpoint.serviceName) : undefined;
     const names = new Set<string>();
-    for (const cached of caches.endpointSlices.list() as unknown as EndpointSliceObject[]) {
-      if (cached?.metadata?.namespace === namespace) names.add(cached.metadata.name);
-    }
+    const owned = caches.endpointSlices.byIndex(SLICES_BY_ROUTER, key) as unknown as EndpointSliceObject[];
+    for (const cached of owned) names.add(cached.metadata.name);
     if (wanted) names.add(wanted);
     for (const name of names) {
       const cached = caches.endpointSlices.get(`${namespace}/${name}`) as unknown as

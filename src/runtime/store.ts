@@ -15,6 +15,12 @@ export interface Store<T> {
   list(): T[];
 }
 
+/** A `Store` with named indexes (client-go's `Indexer`): lookups by index value, no scan. */
+export interface IndexedStore<T> extends Store<T> {
+  /** The objects whose index function `index` returned `value`. */
+  byIndex(index: string, value: string): T[];
+}
+
 /** Handlers an informer calls. They must be cheap and must not throw (errors are logged and dropped). */
 export interface EventHandlers<T> {
   add?(obj: T): void;

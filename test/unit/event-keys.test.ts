@@ -3,11 +3,11 @@ import { describe, expect, it } from 'vitest';
 import type { HARouter, HARouterState } from '../../src/api/index.ts';
 import { keysForEvent, nodeFacts, parseRouterKey } from '../../src/controller/event-keys.ts';
 import type { Caches } from '../../src/controller/types.ts';
-import type { Store } from '../../src/runtime/store.ts';
+import type { IndexedStore } from '../../src/runtime/store.ts';
 import { NAMESPACE, ROUTER_ID, report, router, T0 } from './reconcile-fixtures.ts';
 
-function store<T>(items: T[]): Store<T> {
-  return { get: () => undefined, list: () => items };
+function store<T>(items: T[]): IndexedStore<T> {
+  return { get: () => undefined, list: () => items, byIndex: () => [] };
 }
 
 const OTHER = 'aaaaaaaa-bbbb-4ccc-8ddd-eeeeeeeeeeee';

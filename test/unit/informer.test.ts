@@ -293,3 +293,50 @@ describe('Informer watch metrics', () => {
     expect(values.every((v) => v.labels.method === 'GET' && v.labels.host === '127.0.0.1:1')).toBe(true);
   });
 });
+
+describe('informer transform and indexes', () => {
+  const byValue = (o: Obj) => (o.data?.router ? [o.data.router] : []);
+
+  it('stores transformed objects and keeps the index in step with lists, updates and deletes', async () => {
+    const h = harness([[cm('a', '1', { router: 'r1', big: 'x' }), cm('b', '1', { router: 'r1' })]], ['10']);
+    const informer = h.informer({
+      transform: (o) => ({ ...o, data: { router: o.data?.router ?? '' } }),
+      indexers: { router: byValue },
+    });
+    informer.start();
+    await until(() => informer.hasSynced() && h.watches.length === 1);
+    expect(informer.get('ns/a')?.data).toEqual({ router: 'r1' });
+    expect(
+      informer
+        .byIndex('router', 'r1')
+        .map((o) => o.metadata?.name)
+        .sort(),
+    ).toEqual(['a', 'b']);
+
+    h.watches[0]?.emit('MODIFIED', cm('a', '11', { router: 'r2', big: 'y' }));
+    expect(informer.byIndex('router', 'r1').map((o) => o.metadata?.name)).toEqual(['b']);
+    expect(informer.byIndex('router', 'r2')).toEqual([cm('a', '11', { router: 'r2' })]);
+    h.watches[0]?.emit('DELETED', cm('b', '12', { router: 'r1' }));
+    expect(informer.byIndex('router', 'r1')).toEqual([]);
+    expect(informer.byIndex('unknown', 'r1')).toEqual([]);
+    await informer.stop();
+  });
+
+  it('an index function that throws indexes nothing and breaks nothing', async () => {
+    const h = harness([[cm('a', '1', { router: 'r1' })]], ['10']);
+    const informer = h.informer({
+      indexers: {
+        router: (o) => {
+          if (o.metadata?.name === 'bad') throw new Error('boom');
+          return byValue(o);
+        },
+      },
+    });
+    informer.start();
+    await until(() => informer.hasSynced() && h.watches.length === 1);
+    h.watches[0]?.emit('ADDED', cm('bad', '11', { router: 'r1' }));
+    expect(informer.get('ns/bad')).toBeDefined();
+    expect(informer.byIndex('router', 'r1').map((o) => o.metadata?.name)).toEqual(['a']);
+    await informer.stop();
+  });
+});

@@ -8,19 +8,29 @@ import type { V1EndpointSlice, V1Node, V1Service } from '@kubernetes/client-node
 import pino from 'pino';
 import { describe, expect, it } from 'vitest';
 import type { HARouter, HARouterState } from '../../src/api/index.ts';
+import {
+  REPORTS_BY_ROUTER,
+  reportRouterIndex,
+  SLICES_BY_ROUTER,
+  sliceRouterIndex,
+} from '../../src/controller/indexes.ts';
 import type { Caches } from '../../src/controller/types.ts';
 import type { RawRequest } from '../../src/kube/client.ts';
 import { KubeRequestError } from '../../src/kube/errors.ts';
 import { createMetrics } from '../../src/metrics.ts';
 import { createReconciler } from '../../src/reconcile/reconciler.ts';
-import type { Store } from '../../src/runtime/store.ts';
+import type { IndexedStore } from '../../src/runtime/store.ts';
 import { NAMESPACE, ROUTER_ID, report, router, T0 } from './reconcile-fixtures.ts';
 
 const log = pino({ level: 'silent' });
 const KEY = `${NAMESPACE}/${ROUTER_ID}`;
 
-class MapStore<T extends { metadata?: { name?: string; namespace?: string } }> implements Store<T> {
+class MapStore<T extends { metadata?: { name?: string; namespace?: string } }> implements IndexedStore<T> {
   readonly items = new Map<string, T>();
+  readonly #indexers: Record<string, (obj: T) => readonly string[]>;
+  constructor(indexers: Record<string, (obj: T) => readonly string[]> = {}) {
+    this.#indexers = indexers;
+  }
   put(obj: T): void {
     const m = obj.metadata ?? {};
     this.items.set(m.namespace ? `${m.namespace}/${m.name}` : (m.name ?? ''), obj);
@@ -30,6 +40,10 @@ class MapStore<T extends { metadata?: { name?: string; namespace?: string } }> i
   }
   list(): T[] {
     return [...this.items.values()];
+  }
+  byIndex(index: string, value: string): T[] {
+    const fn = this.#indexers[index];
+    return fn ? this.list().filter((obj) => fn(obj).includes(value)) : [];
   }
 }
 
@@ -46,9 +60,9 @@ function node(name: string, ready: boolean, ip: string): V1Node {
 function setup() {
   const stores = {
     harouters: new MapStore<HARouter>(),
-    harouterStates: new MapStore<HARouterState>(),
+    harouterStates: new MapStore<HARouterState>({ [REPORTS_BY_ROUTER]: reportRouterIndex }),
     nodes: new MapStore<V1Node>(),
-    endpointSlices: new MapStore<V1EndpointSlice>(),
+    endpointSlices: new MapStore<V1EndpointSlice>({ [SLICES_BY_ROUTER]: sliceRouterIndex }),
     services: new MapStore<V1Service>(),
   };
   stores.nodes.put(node('node-a', true, '198.51.100.11'));
