@@ -14,7 +14,22 @@ import {
   writeKubeconfig,
 } from './controlplane/index.ts';
 import { applyManifests, type Kubectl, kubectl } from './kubectl.ts';
-import { choosePorts, type OperatorPorts, type OperatorProcess, startOperator } from './operator.ts';
+import {
+  choosePorts,
+  type OperatorPorts,
+  type OperatorProcess,
+  preferredPort,
+  startOperator,
+} from './operator.ts';
+import {
+  CHART_ALERT_RULES,
+  instantQuery,
+  OPERATOR_JOB,
+  PROMETHEUS_PORT,
+  type RunningPrometheus,
+  type ScrapeTarget,
+  startPrometheus,
+} from './prometheus.ts';
 import {
   baseManifests,
   nodeManifests,
@@ -30,6 +45,7 @@ import {
   sampleReport,
   sampleRouterManifests,
 } from './sample.ts';
+import { type Supervised, supervise } from './supervisor.ts';
 
 const repoRoot = resolve(import.meta.dirname, '../..');
 
@@ -46,6 +62,10 @@ export interface LocalOptions {
   print: (line: string) => void;
   /** Aborts start-up between steps (Ctrl-C): everything started is stopped, then startLocal rejects. */
   signal?: AbortSignal;
+  /** Run a Prometheus scraping the operator (and `scrapeTargets`) with the chart's alert rules. */
+  prometheus?: boolean;
+  /** More endpoints for that Prometheus to scrape (the node agents' metrics, say). */
+  scrapeTargets?: readonly ScrapeTarget[];
 }
 
 /** A running local environment. */
@@ -56,10 +76,15 @@ export interface LocalEnvironment {
   ports: OperatorPorts;
   adminKubeconfig: string;
   reporterKubeconfigs: Record<string, string>;
-  /** Resolves if the operator exits on its own (how it exited). */
+  /** Resolves when local mode gives up restarting the operator after repeated exits (why). */
   operatorExit: Promise<string>;
   /** The control plane itself, for tests and benchmarks that freeze or restart its parts. */
   controlPlane: ControlPlane;
+  /**
+   * The Prometheus, with `--prometheus`: its URL, and its directory for
+   * `writeScrapeTargets(dir, group, targets)` (more targets while it runs).
+   */
+  prometheus?: { url: string; dir: string };
   /** Seconds each phase took, for the docs' cold and warm start times. */
   timings: { controlPlane: number; install: number; operator: number; total: number };
   stop(): Promise<void>;
@@ -113,9 +138,11 @@ export async function startLocal(options: LocalOptions): Promise<LocalEnvironmen
   await Promise.all([paths.admin, ...Object.values(paths.reporters)].map((p) => rm(p, { force: true })));
 
   let plane: ControlPlane | undefined;
-  let operator: OperatorProcess | undefined;
+  let operator: OperatorProcess | Supervised | undefined;
+  let prometheus: RunningPrometheus | undefined;
   const stop = async () => {
     await operator?.stop(15_000);
+    await prometheus?.stop();
     await plane?.stop();
     await Promise.all([paths.admin, ...Object.values(paths.reporters)].map((p) => rm(p, { force: true })));
   };
@@ -125,7 +152,10 @@ export async function startLocal(options: LocalOptions): Promise<LocalEnvironmen
   };
   try {
     options.print('local: starting etcd, kube-apiserver and kube-controller-manager ...');
-    plane = await startControlPlane({ dir: join(dir, 'cluster') });
+    plane = await startControlPlane({
+      dir: join(dir, 'cluster'),
+      buildProgress: (line) => options.print(`local: ${line}`),
+    });
     const controlPlaneSeconds = seconds(started);
     options.print(`local: control plane ready at ${plane.server} (${controlPlaneSeconds} s)`);
 
@@ -188,6 +218,21 @@ export async function startLocal(options: LocalOptions): Promise<LocalEnvironmen
       dnsNames: ['localhost'],
     });
     const ports = await choosePorts(options.freePorts ? { metrics: 0, probes: 0, webhook: 0 } : undefined);
+    if (options.prometheus) {
+      const port = await preferredPort(options.freePorts ? 0 : PROMETHEUS_PORT);
+      options.print(`local: starting Prometheus on 127.0.0.1:${port} with the chart's alert rules ...`);
+      prometheus = await startPrometheus({
+        dir: join(dir, 'prometheus'),
+        port,
+        targets: {
+          operator: [{ job: OPERATOR_JOB, url: `http://127.0.0.1:${ports.metrics}/metrics` }],
+          extra: options.scrapeTargets ?? [],
+        },
+        ruleFiles: [CHART_ALERT_RULES],
+        logPath: join(dir, 'logs', 'prometheus.log'),
+        buildProgress: (line) => options.print(`local: ${line}`),
+      });
+    }
     await applyManifests(k, [
       webhookConfiguration({
         url: `https://127.0.0.1:${ports.webhook}/validate`,
@@ -204,14 +249,15 @@ export async function startLocal(options: LocalOptions): Promise<LocalEnvironmen
     options.print(
       `local: starting the operator (metrics :${ports.metrics}, probes :${ports.probes}, webhook :${ports.webhook})`,
     );
-    const runningOperator = startOperator({
+    const operatorOptions = {
       kubeconfig: plane.kubeconfigPath,
       certDir,
       ports,
       logPath: join(dir, 'logs', 'operator.log'),
       logLevel: options.logLevel,
-      print: (line) => options.print(`operator | ${line}`),
-    });
+      print: (line: string) => options.print(`operator | ${line}`),
+    };
+    const runningOperator = startOperator(operatorOptions);
     operator = runningOperator;
     const operatorDied = () => {
       if (options.signal?.aborted) return 'interrupted';
@@ -270,6 +316,15 @@ export async function startLocal(options: LocalOptions): Promise<LocalEnvironmen
       },
       operatorDied,
     );
+    if (prometheus) {
+      const url = prometheus.url;
+      await waitUntil(
+        `Prometheus to scrape the operator (up{job="${OPERATOR_JOB}"} == 1 at ${url})`,
+        30_000,
+        async () => (await instantQuery(url, `up{job="${OPERATOR_JOB}"} == 1`)).length > 0,
+        operatorDied,
+      );
+    }
     const operatorSeconds = seconds(operatorStarted);
     options.print(
       `local: operator ready, webhook intercepting, sample router active on node-a (${operatorSeconds} s)`,
@@ -289,6 +344,11 @@ export async function startLocal(options: LocalOptions): Promise<LocalEnvironmen
         namespace: SAMPLE_NAMESPACE,
       }),
     );
+    // From now on an operator that exits is restarted, as a cluster would restart its Pod.
+    const supervised = supervise(runningOperator, () => startOperator(operatorOptions), {
+      print: options.print,
+    });
+    operator = supervised;
     return {
       dir,
       server: plane.server,
@@ -296,8 +356,9 @@ export async function startLocal(options: LocalOptions): Promise<LocalEnvironmen
       ports,
       adminKubeconfig: paths.admin,
       reporterKubeconfigs: paths.reporters,
-      operatorExit: runningOperator.done,
+      operatorExit: supervised.gaveUp,
       controlPlane: plane,
+      ...(prometheus ? { prometheus: { url: prometheus.url, dir: prometheus.dir } } : {}),
       timings: {
         controlPlane: controlPlaneSeconds,
         install: installSeconds,

@@ -6,34 +6,39 @@ import { relative, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { LOG_LEVELS } from '../log.ts';
 import { type LocalEnvironment, startLocal, takeDirectoryLock } from './environment.ts';
+import { LOCAL_INTERVALS, OPERATOR_JOB } from './prometheus.ts';
 import { SAMPLE_NAMESPACE, SAMPLE_ROUTER_ID } from './sample.ts';
 
 /** `npm run local -- --help`. */
-export const LOCAL_HELP = `npm run local -- [--dir DIR] [--log-level LEVEL]
+export const LOCAL_HELP = `npm run local -- [--dir DIR] [--log-level LEVEL] [--free-ports] [--prometheus]
 
 Starts a local Kubernetes control plane (etcd, kube-apiserver, kube-controller-manager),
 installs the harouter CRDs, RBAC, webhook and a working sample (three Ready nodes, a reporter
 Pod bound to each, one HARouter), runs the operator in the foreground with readable logs, then
 writes DIR/admin.kubeconfig and DIR/reporter-<node>.kubeconfig and prints the commands to try.
+An operator that exits is restarted with backoff (local mode stops after 5 exits within 5 min).
 Ctrl-C stops everything. A second start replaces the cluster's data (a fresh cluster).
 
   --dir DIR          working directory (default .local/)
   --log-level LEVEL  the operator's log level (default info)
   --free-ports       always run the operator on free ports (default: 8080, 8081 and 9443 when
                      free on 127.0.0.1, else free ones); the ports are printed
+  --prometheus       also run Prometheus (127.0.0.1:9090 when free) scraping the operator every
+                     2 s and evaluating the chart's alert rules every 2 s; data in DIR/prometheus
   -h, --help         this text
 `;
 
 /** Reads local mode's flags. Pure. */
 export function parseLocalArgs(
   argv: readonly string[],
-): { dir: string; logLevel: string; freePorts: boolean } | { help: true } {
+): { dir: string; logLevel: string; freePorts: boolean; prometheus: boolean } | { help: true } {
   const { values } = parseArgs({
     args: [...argv],
     options: {
       dir: { type: 'string' },
       'log-level': { type: 'string' },
       'free-ports': { type: 'boolean' },
+      prometheus: { type: 'boolean' },
       help: { type: 'boolean', short: 'h' },
     },
     strict: true,
@@ -43,7 +48,21 @@ export function parseLocalArgs(
   if (!(LOG_LEVELS as readonly string[]).includes(logLevel)) {
     throw new Error(`--log-level must be one of ${LOG_LEVELS.join(', ')}`);
   }
-  return { dir: values.dir ?? '.local', logLevel, freePorts: values['free-ports'] === true };
+  return {
+    dir: values.dir ?? '.local',
+    logLevel,
+    freePorts: values['free-ports'] === true,
+    prometheus: values.prometheus === true,
+  };
+}
+
+/** The Prometheus lines of the summary: where it runs, a query or two, the alerts. */
+export function prometheusSummary(url: string): string {
+  return `  prometheus      ${url} (job="${OPERATOR_JOB}", scraped every ${LOCAL_INTERVALS.scrape}; the chart's alert rules, evaluated every ${LOCAL_INTERVALS.evaluation}; HTTP API only, no web UI)
+                  curl -sG ${url}/api/v1/query --data-urlencode 'query=max by (condition) (harouter_routers)'
+                  curl -sG ${url}/api/v1/query --data-urlencode 'query=harouter_router_info'
+                  curl -s ${url}/api/v1/alerts   (pending and firing alerts; rules: ${url}/api/v1/rules)
+`;
 }
 
 /** What local mode prints once everything runs: the commands to try, with absolute paths. */
@@ -67,8 +86,8 @@ harouter local mode is running (started in ${t.total} s: control plane ${t.contr
   metrics         http://127.0.0.1:${env.ports.metrics}/metrics
   probes          http://127.0.0.1:${env.ports.probes}/healthz  http://127.0.0.1:${env.ports.probes}/readyz
   webhook         https://127.0.0.1:${env.ports.webhook}/validate
-  logs            ${shown(resolve(env.dir, 'logs'))}/ (operator.log) and ${shown(resolve(env.dir, 'cluster', 'logs'))}/
-
+  logs            ${shown(resolve(env.dir, 'logs'))}/ (operator.log${env.prometheus ? ', prometheus.log' : ''}) and ${shown(resolve(env.dir, 'cluster', 'logs'))}/
+${env.prometheus ? prometheusSummary(env.prometheus.url) : ''}
 The sample router ${SAMPLE_ROUTER_ID} (namespace ${SAMPLE_NAMESPACE}) runs on node-a, node-b and node-c;
 node-a is primary. In another terminal:
 
@@ -141,6 +160,7 @@ async function main(): Promise<number> {
       dir: parsed.dir,
       logLevel: parsed.logLevel,
       freePorts: parsed.freePorts,
+      prometheus: parsed.prometheus,
       print,
       signal: interrupted.signal,
     });
@@ -166,9 +186,7 @@ async function main(): Promise<number> {
   clearInterval(keepAlive);
   if (stopping) return await new Promise<number>(() => {});
   stopping = true;
-  process.stderr.write(
-    `local: the operator exited (${exit}); see ${resolve(env.dir, 'logs', 'operator.log')}; stopping\n`,
-  );
+  process.stderr.write(`local: ${exit}; stopping\n`);
   await env.stop();
   await release();
   print('local: stopped');

@@ -23,12 +23,17 @@ function isFree(port: number): Promise<boolean> {
   });
 }
 
+/** `port` when it is free on 127.0.0.1, else a free one (0 asks for a free one). */
+export async function preferredPort(port: number): Promise<number> {
+  return port !== 0 && (await isFree(port)) ? port : freePort();
+}
+
 /**
  * Each preferred port when it is free on 127.0.0.1, else a free one (so a second
  * copy or a busy 8080 never blocks); 0 asks for a free one.
  */
 export async function choosePorts(preferred: OperatorPorts = DEFAULT_PORTS): Promise<OperatorPorts> {
-  const pick = async (port: number) => (port !== 0 && (await isFree(port)) ? port : freePort());
+  const pick = preferredPort;
   return {
     metrics: await pick(preferred.metrics),
     probes: await pick(preferred.probes),

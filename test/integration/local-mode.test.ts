@@ -3,17 +3,19 @@
  * in a child process; wait for the kubeconfigs it writes last; run the printed
  * kubectl commands as node-b's and node-a's reporters (the router fails over),
  * the wrong-node report (denied), harouterctl; read the metrics; stop with
- * SIGINT; start again on the same directory (a fresh cluster).
+ * SIGINT; start again on the same directory (a fresh cluster) with `--prometheus`: Prometheus
+ * scrapes the operator with the chart's rules; kill the operator: local mode restarts it.
  * It runs its own control plane (not the run's shared one).
  */
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
-import { afterAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { prometheusBinary } from '../../src/local/controlplane/index.ts';
 import { SAMPLE_ROUTER_ID } from '../../src/local/sample.ts';
 
 const REPO = resolve(import.meta.dirname, '../..');
@@ -26,8 +28,8 @@ interface Local {
   exited: Promise<number | null>;
 }
 
-function startLocalMode(dir: string): Local {
-  const child = spawn(NODE, [join(REPO, 'src', 'local', 'main.ts'), '--dir', dir, '--free-ports'], {
+function startLocalMode(dir: string, extra: string[] = []): Local {
+  const child = spawn(NODE, [join(REPO, 'src', 'local', 'main.ts'), '--dir', dir, '--free-ports', ...extra], {
     cwd: REPO,
     stdio: ['ignore', 'pipe', 'pipe'],
   });
@@ -92,6 +94,30 @@ async function poll<T>(
   return value;
 }
 
+/** The pid of the operator local mode runs on `dir` (found by its kubeconfig argument). */
+async function operatorPid(dir: string): Promise<number | undefined> {
+  const kubeconfig = `--kubeconfig=${join(dir, 'cluster', 'admin.kubeconfig')}`;
+  for (const entry of await readdir('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    const args = await readFile(`/proc/${entry}/cmdline`, 'utf8').catch(() => '');
+    const words = args.split('\0');
+    if (words.includes(kubeconfig) && words.some((w) => w.endsWith('harouter-operator.js')))
+      return Number(entry);
+  }
+  return undefined;
+}
+
+/** The result of an instant query against local mode's Prometheus. */
+async function promQuery(
+  url: string,
+  expr: string,
+): Promise<{ metric: Record<string, string>; value: [number, string] }[]> {
+  const response = await fetch(`${url}/api/v1/query?${new URLSearchParams({ query: expr })}`);
+  const body = (await response.json()) as { status: string; data: { result: [] } };
+  expect(body.status).toBe('success');
+  return body.data.result;
+}
+
 function portOpen(url: string): Promise<boolean> {
   const { hostname, port } = new URL(url);
   return new Promise((done) => {
@@ -107,6 +133,11 @@ function portOpen(url: string): Promise<boolean> {
 describe('local mode', () => {
   let dir: string;
   const started: Local[] = [];
+
+  beforeAll(async () => {
+    // Built first (once per machine), so that the second start's wait measures the start only.
+    await prometheusBinary();
+  }, 1_200_000);
 
   afterAll(async () => {
     for (const local of started) {
@@ -249,8 +280,8 @@ describe('local mode', () => {
     expect(await portOpen(server)).toBe(false);
     expect(existsSync(admin)).toBe(false);
 
-    // A second start on the same directory: a fresh cluster, the sample as new.
-    const second = startLocalMode(dir);
+    // A second start on the same directory, with Prometheus: a fresh cluster, the sample as new.
+    const second = startLocalMode(dir, ['--prometheus']);
     started.push(second);
     const warmSeconds = await waitReady(second, dir, 240_000);
     const again = printedKubectl(second.output());
@@ -266,6 +297,48 @@ describe('local mode', () => {
       'jsonpath={.spec.state}',
     ]);
     expect(seed.stdout).toBe('Backup');
+
+    // Prometheus: ready and scraping the operator before the kubeconfigs, with the chart's rules.
+    const prometheus = /^ {2}prometheus {6}(http:\/\/127\.0\.0\.1:\d+) /m.exec(second.output())?.[1] ?? '';
+    expect(prometheus, second.output()).not.toBe('');
+    expect(second.output()).toContain(`curl -s ${prometheus}/api/v1/alerts`);
+    const up = await promQuery(prometheus, 'up{job="harouter-operator-metrics"}');
+    expect(up.map((s) => s.value[1])).toEqual(['1']);
+    const rules = (await (await fetch(`${prometheus}/api/v1/rules`)).json()) as {
+      data: { groups: { rules: { name: string }[] }[] };
+    };
+    expect(rules.data.groups.flatMap((g) => g.rules.map((r) => r.name))).toContain('HARouterSplitBrain');
+    expect(await promQuery(prometheus, 'max(harouter_routers{condition="ready"})')).toMatchObject([
+      { value: [expect.any(Number), '1'] },
+    ]);
+
+    // The operator dies: local mode says so and restarts it; it becomes ready and is scraped again.
+    const killed = await operatorPid(dir);
+    expect(killed).toBeDefined();
+    process.kill(killed as number, 'SIGKILL');
+    await poll(
+      'the restart message',
+      async () => second.output(),
+      (text) =>
+        /local: harouter-operator exited unexpectedly \(signal SIGKILL; see .*operator\.log\); restarting it in 1 s/.test(
+          text,
+        ),
+    );
+    const probes = /probes {10}(http:\/\/127\.0\.0\.1:\d+)\/healthz/.exec(second.output())?.[1] ?? '';
+    await poll(
+      'the restarted operator to be ready',
+      async () => (await fetch(`${probes}/readyz`).catch(() => undefined))?.status,
+      (status) => status === 200,
+    );
+    const restarted = await operatorPid(dir);
+    expect(restarted).toBeDefined();
+    expect(restarted).not.toBe(killed);
+    expect(second.child.exitCode).toBeNull();
+    await poll(
+      'Prometheus to scrape the restarted operator',
+      () => promQuery(prometheus, 'up{job="harouter-operator-metrics"} == 1'),
+      (result) => result.length === 1,
+    );
     console.log(`local mode start: first ${coldSeconds.toFixed(1)} s, second ${warmSeconds.toFixed(1)} s`);
     second.child.kill('SIGINT');
     expect(await second.exited).toBe(0);

@@ -6,7 +6,7 @@ import { describe, expect, it } from 'vitest';
 import { parseAllDocuments } from 'yaml';
 import { compareObservedAt, harouterSchema, harouterStateSchema } from '../../src/api/index.ts';
 import { writeKubeconfig } from '../../src/local/controlplane/index.ts';
-import { parseLocalArgs, summary } from '../../src/local/main.ts';
+import { parseLocalArgs, prometheusSummary, summary } from '../../src/local/main.ts';
 import { operatorArgs } from '../../src/local/operator.ts';
 import { formatLogLine } from '../../src/local/pretty.ts';
 import {
@@ -65,11 +65,19 @@ describe('examples agree with the local-mode sample', () => {
 
 describe('parseLocalArgs', () => {
   it('defaults to .local and info', () => {
-    expect(parseLocalArgs([])).toEqual({ dir: '.local', logLevel: 'info', freePorts: false });
-    expect(parseLocalArgs(['--dir', '/tmp/x', '--log-level', 'debug', '--free-ports'])).toEqual({
+    expect(parseLocalArgs([])).toEqual({
+      dir: '.local',
+      logLevel: 'info',
+      freePorts: false,
+      prometheus: false,
+    });
+    expect(
+      parseLocalArgs(['--dir', '/tmp/x', '--log-level', 'debug', '--free-ports', '--prometheus']),
+    ).toEqual({
       dir: '/tmp/x',
       logLevel: 'debug',
       freePorts: true,
+      prometheus: true,
     });
     expect(parseLocalArgs(['-h'])).toEqual({ help: true });
   });
@@ -163,6 +171,16 @@ describe('summary', () => {
     );
     expect(text).toContain('--kubeconfig .local/admin.kubeconfig get har -w');
     expect(text).toContain('http://127.0.0.1:8080/metrics');
+    expect(text).not.toContain('prometheus');
+  });
+
+  it('with Prometheus, names its URL, a query and the alerts URL', () => {
+    const text = prometheusSummary('http://127.0.0.1:9090');
+    expect(text).toContain('prometheus      http://127.0.0.1:9090');
+    expect(text).toContain(
+      "curl -sG http://127.0.0.1:9090/api/v1/query --data-urlencode 'query=max by (condition) (harouter_routers)'",
+    );
+    expect(text).toContain('curl -s http://127.0.0.1:9090/api/v1/alerts');
   });
 });
 
