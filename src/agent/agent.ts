@@ -5,8 +5,9 @@
  * -> sender, with metrics and probes on one port.
  */
 import { closeSync, readFileSync, statSync } from 'node:fs';
-import { codePointLength, formatObservedAt, isPrintable } from '../api/index.ts';
-import type { BindAddress } from '../config.ts';
+import { formatObservedAt } from '../api/observed-at.ts';
+import { codePointLength, isPrintable } from '../api/validation.ts';
+import type { BindAddress } from '../flag-values.ts';
 import { type HttpServerHandle, startMetricsAndProbeServer } from '../http/server.ts';
 import type { Logger } from '../log.ts';
 import { type ObservedAtClock, processClock } from '../report/clock.ts';

@@ -2,7 +2,8 @@
  * keepalived's notify FIFO lines, read into what the agent does with them.
  * Pure: a line in, a verdict out; never throws.
  */
-import { isPrintable, type ReportedState } from '../api/index.ts';
+import type { ReportedState } from '../api/index.ts';
+import { isPrintable } from '../api/validation.ts';
 import { type KeepalivedType, stateFromKeepalived } from '../report/keepalived.ts';
 
 /** The longest line the agent reads, in bytes, its newline excluded (API.md: "A line is at most 4 KiB"). */

@@ -3,7 +3,7 @@
  * `--instance` values and the `--instances` file's content, and the lookup.
  */
 import { parseDocument } from 'yaml';
-import { isRouterId } from '../api/index.ts';
+import { isRouterId } from '../api/validation.ts';
 import { NAMESPACE_PATTERN } from '../report/namespace.ts';
 
 /** The router a name maps to. */

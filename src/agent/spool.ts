@@ -12,22 +12,18 @@
 import { constants, type Stats } from 'node:fs';
 import { chmod, type FileHandle, lstat, mkdir, open, readFile, rename } from 'node:fs/promises';
 import { join } from 'node:path';
-import { z } from 'zod';
-import {
-  compareObservedAt,
-  isPrintable,
-  isRouterId,
-  parseObservedAt,
-  REPORTED_STATES,
-} from '../api/index.ts';
+import type { ReportedState } from '../api/index.ts';
+import { compareObservedAt, parseObservedAt } from '../api/observed-at.ts';
+import { isPrintable, isRouterId } from '../api/validation.ts';
 import type { Logger } from '../log.ts';
+import { KEEPALIVED_STATES } from '../report/keepalived.ts';
 import { NAMESPACE_PATTERN } from '../report/namespace.ts';
 
 /** One undelivered report: enough to build the HARouterState again. */
 export interface SpoolEntry {
   namespace: string;
   router: string;
-  state: (typeof REPORTED_STATES)[number];
+  state: ReportedState;
   priority?: number;
   message?: string;
   observedAt: string;
@@ -36,24 +32,45 @@ export interface SpoolEntry {
 /** The journal's file name inside `--state-dir`. */
 export const SPOOL_FILE = 'spool.jsonl';
 
-const entrySchema = z.object({
-  namespace: z.string().regex(NAMESPACE_PATTERN),
-  router: z.string().refine(isRouterId),
-  state: z.enum(REPORTED_STATES),
-  priority: z.number().int().min(0).max(255).optional(),
-  message: z.string().max(1024).refine(isPrintable).optional(),
-  observedAt: z.string().refine((value) => parseObservedAt(value) !== undefined),
-});
+/** The states a spooled report can hold: those keepalived's words map to. */
+const STATES: ReadonlySet<string> = new Set(Object.values(KEEPALIVED_STATES));
 
-const recordSchema = z.discriminatedUnion('op', [
-  entrySchema.extend({ op: z.literal('put') }),
-  z.object({
-    op: z.literal('done'),
-    namespace: z.string(),
-    router: z.string(),
-    observedAt: z.string().refine((value) => parseObservedAt(value) !== undefined),
-  }),
-]);
+type SpoolRecord =
+  | ({ op: 'put' } & SpoolEntry)
+  | { op: 'done'; namespace: string; router: string; observedAt: string };
+
+/**
+ * One journal line read back, checked field by field (the file may have been
+ * cut short or edited); undefined when it is not a record this spool writes.
+ * Checked by hand rather than with zod: the agent does not load zod at all.
+ */
+export function readRecord(value: unknown): SpoolRecord | undefined {
+  if (value === null || typeof value !== 'object') return undefined;
+  const r = value as Record<string, unknown>;
+  const { op, namespace, router, observedAt } = r;
+  if (typeof namespace !== 'string' || !NAMESPACE_PATTERN.test(namespace)) return undefined;
+  if (typeof router !== 'string' || !isRouterId(router)) return undefined;
+  if (typeof observedAt !== 'string' || parseObservedAt(observedAt) === undefined) return undefined;
+  if (op === 'done') return { op, namespace, router, observedAt };
+  if (op !== 'put' || typeof r.state !== 'string' || !STATES.has(r.state)) return undefined;
+  const entry: SpoolRecord = { op, namespace, router, observedAt, state: r.state as ReportedState };
+  if (r.priority !== undefined) {
+    if (
+      typeof r.priority !== 'number' ||
+      !Number.isInteger(r.priority) ||
+      r.priority < 0 ||
+      r.priority > 255
+    ) {
+      return undefined;
+    }
+    entry.priority = r.priority;
+  }
+  if (r.message !== undefined) {
+    if (typeof r.message !== 'string' || r.message.length > 1024 || !isPrintable(r.message)) return undefined;
+    entry.message = r.message;
+  }
+  return entry;
+}
 
 /** The key of a router in the spool and the queue: `namespace/router`. */
 export function routerKey(entry: { namespace: string; router: string }): string {
@@ -70,15 +87,13 @@ export function foldJournal(text: string): { live: Map<string, SpoolEntry>; skip
   let skipped = 0;
   for (const line of text.split('\n')) {
     if (line === '') continue;
-    let record: z.infer<typeof recordSchema>;
+    let record: SpoolRecord | undefined;
     try {
-      const parsed = recordSchema.safeParse(JSON.parse(line));
-      if (!parsed.success) {
-        skipped++;
-        continue;
-      }
-      record = parsed.data;
+      record = readRecord(JSON.parse(line));
     } catch {
+      record = undefined;
+    }
+    if (!record) {
       skipped++;
       continue;
     }

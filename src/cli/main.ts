@@ -3,14 +3,15 @@ import { createLogger } from '../log.ts';
 import { processClock } from '../report/clock.ts';
 import { EXIT } from '../report/retry.ts';
 import { UsageError } from '../report/usage-error.ts';
-import { type Command, parseCommandLine } from './args.ts';
-import { AGENT_HELP, MAIN_HELP, REPORT_HELP } from './help.ts';
+import type { Command } from './args.ts';
 
-const HELP = {
-  main: `${MAIN_HELP}\n${REPORT_HELP}\n${AGENT_HELP}`,
-  report: REPORT_HELP,
-  agent: AGENT_HELP,
-} as const;
+/** The help text of a topic (loaded only when asked for). */
+async function helpText(topic: 'main' | 'report' | 'agent'): Promise<string> {
+  const { AGENT_HELP, MAIN_HELP, REPORT_HELP } = await import('./help.ts');
+  return { main: `${MAIN_HELP}\n${REPORT_HELP}\n${AGENT_HELP}`, report: REPORT_HELP, agent: AGENT_HELP }[
+    topic
+  ];
+}
 
 /** The package version, printed by `--version`. */
 export const VERSION: string = packageJson.version;
@@ -33,16 +34,18 @@ export async function main(
   const observedAt = processClock().now();
   let command: Command;
   try {
+    // Each command loads only its own modules: the agent, a long-running process, never loads
+    // the report's schema checks (zod), and both start faster.
     command =
       argv[0] === 'agent'
         ? (await import('./agent-args.ts')).parseAgentCommandLine(argv.slice(1), env)
-        : parseCommandLine(argv, env);
+        : (await import('./args.ts')).parseCommandLine(argv, env);
   } catch (error) {
     return usageFailure(error, streams);
   }
   switch (command.command) {
     case 'help':
-      streams.stdout.write(HELP[command.topic]);
+      streams.stdout.write(await helpText(command.topic));
       return EXIT.ok;
     case 'version':
       streams.stdout.write(`harouterctl ${VERSION}\n`);

@@ -8,8 +8,7 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Registry } from 'prom-client';
-import type { BindAddress } from '../config.ts';
-import { describeError } from '../kube/errors.ts';
+import type { BindAddress } from '../flag-values.ts';
 import type { Logger } from '../log.ts';
 import type { Metrics } from '../metrics.ts';
 import { closeServer } from '../runtime/close-server.ts';
@@ -25,6 +24,18 @@ export interface HttpServerHandle {
 export interface Check {
   name: string;
   check: () => boolean | Promise<boolean>;
+}
+
+/**
+ * An error as log fields: its name, code and message. Handlers here make no
+ * API calls, so no error carries request headers; kept local so that the
+ * server does not load the Kubernetes client (the node agent uses it too, and
+ * every MiB of its resident memory counts).
+ */
+function errorFields(err: unknown): { name?: string; code?: string; message: string } {
+  if (!(err instanceof Error)) return { message: String(err) };
+  const code = (err as NodeJS.ErrnoException).code;
+  return { name: err.name, ...(code ? { code } : {}), message: err.message };
 }
 
 type Handler = (req: IncomingMessage, res: ServerResponse, url: URL) => Promise<void> | void;
@@ -53,7 +64,7 @@ async function serve(
       return;
     }
     Promise.resolve(handler(req, res, url)).catch((err: unknown) => {
-      log.error({ error: describeError(err), path: url.pathname }, 'http handler failed');
+      log.error({ error: errorFields(err), path: url.pathname }, 'http handler failed');
       if (!res.headersSent) res.writeHead(500, { 'content-type': 'text/plain; charset=utf-8' });
       res.end('internal error\n');
     });
@@ -67,7 +78,7 @@ async function serve(
     });
   });
   // Once listening, a server error (EMFILE on accept, say) is logged: without a listener it would end the process.
-  server.on('error', (err: unknown) => log.error({ error: describeError(err) }, 'http server error'));
+  server.on('error', (err: unknown) => log.error({ error: errorFields(err) }, 'http server error'));
   const port = (server.address() as AddressInfo).port;
   log.info({ address: bind.text, port }, 'serving');
   return {

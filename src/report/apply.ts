@@ -1,7 +1,8 @@
 import http from 'node:http';
 import https from 'node:https';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { GROUP, HAROUTER_STATE, type HARouterState, VERSION } from '../api/index.ts';
+import { GROUP, HAROUTER_STATE, VERSION } from '../api/group.ts';
+import type { HARouterState } from '../api/index.ts';
 import type { Transport } from './kubeconfig.ts';
 import {
   type AttemptResult,

@@ -1,4 +1,4 @@
-import { formatObservedAt } from '../api/index.ts';
+import { formatObservedAt } from '../api/observed-at.ts';
 
 /** A source of `observedAt` values: RFC 3339 UTC with nine fractional digits. */
 export interface ObservedAtClock {

@@ -1,10 +1,6 @@
-import {
-  API_VERSION,
-  HAROUTER_STATE,
-  type HARouterState,
-  type ReportedState,
-  stateObjectName,
-} from '../api/index.ts';
+import { API_VERSION, HAROUTER_STATE } from '../api/group.ts';
+import type { HARouterState, ReportedState } from '../api/index.ts';
+import { stateObjectName } from '../api/validation.ts';
 
 /** What one report says: which router, which agent, the state and its details. */
 export interface ReportFields {

@@ -18,7 +18,7 @@ const ALLOWED: Record<string, readonly string[]> = {
   reconcile: ['api', 'runtime', 'kube', 'controller', 'log.ts', 'metrics.ts'],
   // harouterctl: cli -> agent -> report -> api (issue 10).
   report: ['api'],
-  agent: ['api', 'runtime', 'report', 'http', 'config.ts', 'log.ts'],
+  agent: ['api', 'runtime', 'report', 'http', 'flag-values.ts', 'log.ts'],
 };
 
 /** Every relative import of the layer's modules, and how many modules were read. */
