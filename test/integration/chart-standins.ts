@@ -1,6 +1,6 @@
 /**
  * Stand-in CRDs for the kinds the chart renders from other operators (Prometheus Operator's
- * ServiceMonitor and PrometheusRule, cert-manager's Certificate and Issuer), so that the API
+ * ServiceMonitor, PodMonitor and PrometheusRule, cert-manager's Certificate and Issuer), so that the API
  * server can dry-run them. They are NOT the upstream CRDs: each declares, with the upstream types
  * (monitoring.coreos.com/v1 and cert-manager.io/v1), only the fields the chart writes, with no
  * unknown fields allowed, so strict field validation catches a misspelt or misplaced field.
@@ -11,6 +11,16 @@ const strMap = { type: 'object', additionalProperties: { type: 'string' } };
 const labelSelector = {
   type: 'object',
   properties: { matchLabels: strMap },
+};
+
+const namespaceSelector = {
+  type: 'object',
+  properties: { any: { type: 'boolean' }, matchNames: { type: 'array', items: str } },
+};
+/** Prometheus Operator's duration format. */
+const duration = {
+  type: 'string',
+  pattern: '^(0|(([0-9]+)y)?(([0-9]+)w)?(([0-9]+)d)?(([0-9]+)h)?(([0-9]+)m)?(([0-9]+)s)?(([0-9]+)ms)?)$',
 };
 
 function crd(group: string, kind: string, plural: string, spec: Record<string, unknown>) {
@@ -44,10 +54,7 @@ export const STAND_IN_CRDS = [
     required: ['selector'],
     properties: {
       selector: labelSelector,
-      namespaceSelector: {
-        type: 'object',
-        properties: { any: { type: 'boolean' }, matchNames: { type: 'array', items: str } },
-      },
+      namespaceSelector,
       endpoints: {
         type: 'array',
         items: {
@@ -55,17 +62,27 @@ export const STAND_IN_CRDS = [
           properties: {
             port: str,
             path: str,
-            interval: {
-              type: 'string',
-              pattern:
-                '^(0|(([0-9]+)y)?(([0-9]+)w)?(([0-9]+)d)?(([0-9]+)h)?(([0-9]+)m)?(([0-9]+)s)?(([0-9]+)ms)?)$',
-            },
-            scrapeTimeout: {
-              type: 'string',
-              pattern:
-                '^(0|(([0-9]+)y)?(([0-9]+)w)?(([0-9]+)d)?(([0-9]+)h)?(([0-9]+)m)?(([0-9]+)s)?(([0-9]+)ms)?)$',
-            },
+            interval: duration,
+            scrapeTimeout: duration,
             honorLabels: { type: 'boolean' },
+          },
+        },
+      },
+    },
+  }),
+  crd('monitoring.coreos.com', 'PodMonitor', 'podmonitors', {
+    required: ['selector'],
+    properties: {
+      selector: labelSelector,
+      namespaceSelector,
+      podMetricsEndpoints: {
+        type: 'array',
+        items: {
+          type: 'object',
+          properties: {
+            port: str,
+            path: str,
+            interval: duration,
           },
         },
       },

@@ -114,6 +114,7 @@ export const SCENARIOS = [
   'cert-manager',
   'monitoring',
   'networkpolicy',
+  'agent',
 ] as const;
 export type Scenario = (typeof SCENARIOS)[number];
 

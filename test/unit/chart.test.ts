@@ -441,6 +441,7 @@ describe('helm template with other values', () => {
       expect(ports.health).toBe(config.healthProbeBindAddress?.port);
       if (webhook) expect(ports.webhook).toBe(config.webhookBindAddress.port);
     },
+    30_000,
   );
 
   it('policy mode: the ValidatingAdmissionPolicy, its binding and parameters; no webhook, no certificate', async () => {

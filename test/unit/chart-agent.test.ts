@@ -1,0 +1,120 @@
+/**
+ * The chart's node agent (`reporter.agent`): the DaemonSet the contract describes,
+ * its instance map and PodMonitor, and arguments the agent's own parser accepts.
+ */
+import { describe, expect, it } from 'vitest';
+import { parse as parseYaml } from 'yaml';
+import { DEFAULT_FIFO } from '../../src/agent/defaults.ts';
+import { parseInstancesFile } from '../../src/agent/mapping.ts';
+import { parseAgentCommandLine } from '../../src/cli/agent-args.ts';
+import { findObject, renderChart } from './chart-helpers.ts';
+
+const FULLNAME = 'harouter-operator';
+
+describe('helm template: reporter.agent', { timeout: 60_000 }, () => {
+  it('is off by default', async () => {
+    const objects = await renderChart();
+    expect(objects.filter((o) => o.kind === 'DaemonSet' || o.kind === 'PodMonitor')).toEqual([]);
+  });
+
+  it('runs harouterctl agent from the operator image under the reporter account, least privilege', async () => {
+    const objects = await renderChart({ scenario: 'agent' });
+    const daemonSet = findObject(objects, 'DaemonSet', `${FULLNAME}-agent`);
+    const deployment = findObject(objects, 'Deployment', FULLNAME);
+    const pod = daemonSet.spec.template.spec;
+    const [container] = pod.containers;
+    expect(pod.containers).toHaveLength(1);
+    expect(container.image).toBe(deployment.spec.template.spec.containers[0].image);
+    expect(container.command).toEqual(['harouterctl']);
+    expect(container.args[0]).toBe('agent');
+    expect(pod.serviceAccountName).toBe('harouter-reporter');
+    expect(pod.automountServiceAccountToken).toBe(true);
+    expect(pod.hostNetwork).toBe(false);
+    expect(pod.securityContext).toMatchObject({
+      runAsUser: 0,
+      runAsNonRoot: false,
+      seccompProfile: { type: 'RuntimeDefault' },
+    });
+    expect(container.securityContext).toEqual({
+      allowPrivilegeEscalation: false,
+      privileged: false,
+      readOnlyRootFilesystem: true,
+      capabilities: { drop: ['ALL'] },
+    });
+    expect(pod.nodeSelector).toEqual({ 'node-role.kubernetes.io/network': '' });
+    expect(pod.tolerations).toEqual([
+      { key: 'node-role.kubernetes.io/network', operator: 'Exists', effect: 'NoSchedule' },
+    ]);
+    expect(pod.volumes).toEqual([
+      { name: 'fifo', hostPath: { path: '/run/harouter', type: 'DirectoryOrCreate' } },
+      { name: 'spool', hostPath: { path: '/var/lib/harouter', type: 'DirectoryOrCreate' } },
+      { name: 'instances', configMap: { name: `${FULLNAME}-agent-instances` } },
+    ]);
+    expect(container.resources.limits.memory).toBeDefined();
+    expect(container.livenessProbe.httpGet).toEqual({ path: '/healthz', port: 'metrics' });
+    expect(container.readinessProbe.httpGet).toEqual({ path: '/readyz', port: 'metrics' });
+    expect(container.env.map((e: { name: string }) => e.name)).toEqual(['NODE_NAME', 'POD_NAMESPACE']);
+    expect(container.env[0].valueFrom.fieldRef.fieldPath).toBe('spec.nodeName');
+  });
+
+  it("passes arguments the agent's own parser accepts: the FIFO, spool, namespace, instances and metrics port", async () => {
+    const objects = await renderChart({ scenario: 'agent' });
+    const daemonSet = findObject(objects, 'DaemonSet', `${FULLNAME}-agent`);
+    const [container] = daemonSet.spec.template.spec.containers;
+    const parsed = parseAgentCommandLine(container.args.slice(1), {
+      NODE_NAME: 'net-1',
+      POD_NAMESPACE: 'harouter-system',
+    });
+    if (parsed.command !== 'agent') throw new Error('expected the agent command');
+    expect(parsed.config).toMatchObject({
+      fifo: DEFAULT_FIFO,
+      stateDir: '/var/lib/harouter',
+      namespace: 'routers',
+      instancesFile: '/etc/harouter/instances/instances.yaml',
+      agent: 'net-1',
+      metricsBind: { port: container.ports[0].containerPort },
+    });
+    const mounts = Object.fromEntries(
+      container.volumeMounts.map((m: { name: string; mountPath: string }) => [m.name, m.mountPath]),
+    );
+    expect(mounts).toEqual({
+      fifo: '/run/harouter',
+      spool: '/var/lib/harouter',
+      instances: '/etc/harouter/instances',
+    });
+    const configMap = findObject(objects, 'ConfigMap', `${FULLNAME}-agent-instances`);
+    const map = parseInstancesFile(configMap.data['instances.yaml']);
+    expect(map).toEqual(
+      new Map([
+        ['VI_1', { router: '6f1c2a3e-8d4b-4c21-9a57-0e3b5d7f9a12' }],
+        ['VI 2', { namespace: 'team-b', router: '0b6f4f64-2d0e-4c55-8f43-3c2b8e1a9d70' }],
+      ]),
+    );
+    expect(parseYaml(configMap.data['instances.yaml'])).toEqual({
+      VI_1: '6f1c2a3e-8d4b-4c21-9a57-0e3b5d7f9a12',
+      'VI 2': 'team-b/0b6f4f64-2d0e-4c55-8f43-3c2b8e1a9d70',
+    });
+  });
+
+  it('without instances: no ConfigMap, no --instances, the release namespace for UUID-named instances', async () => {
+    const objects = await renderChart({ namespace: 'net', set: ['reporter.agent.enabled=true'] });
+    const daemonSet = findObject(objects, 'DaemonSet', `${FULLNAME}-agent`);
+    const args: string[] = daemonSet.spec.template.spec.containers[0].args;
+    expect(args).toContain('--namespace=net');
+    expect(args.some((a) => a.startsWith('--instances'))).toBe(false);
+    expect(
+      objects.filter((o) => o.kind === 'ConfigMap' && o.metadata.name.endsWith('-agent-instances')),
+    ).toEqual([]);
+  });
+
+  it('PodMonitor selects the agent Pods on the metrics port', async () => {
+    const objects = await renderChart({ scenario: 'agent' });
+    const monitor = findObject(objects, 'PodMonitor', `${FULLNAME}-agent`);
+    const daemonSet = findObject(objects, 'DaemonSet', `${FULLNAME}-agent`);
+    expect(daemonSet.spec.template.metadata.labels).toMatchObject(monitor.spec.selector.matchLabels);
+    expect(monitor.spec.podMetricsEndpoints).toEqual([
+      { port: 'metrics', path: '/metrics', interval: '30s' },
+    ]);
+    expect(monitor.metadata.labels.release).toBe('kube-prometheus-stack');
+  });
+});
