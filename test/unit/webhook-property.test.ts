@@ -7,7 +7,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { admit } from '../../src/webhook/policy.ts';
-import { type AdmissionRequest, admissionRequestSchema } from '../../src/webhook/review.ts';
+import { type AdmissionRequest, admissionRequestSchema, NODE_NAME_EXTRA } from '../../src/webhook/review.ts';
 import { testAdmissionConfig } from '../support/admission-cases.ts';
 
 const NS = 'prop';
@@ -230,18 +230,66 @@ describe('admit (property)', () => {
     expect(samples.filter(Boolean).length).toBeGreaterThan(200);
   });
 
-  it('never throws on arbitrary objects and userInfo', () => {
+  it('never throws on arbitrary objects and userInfo, and the objects reach the shape rule', () => {
+    // Arbitrary user names are almost never a reporter, so those requests stop at the
+    // identity rule; the bound (or, with binding off, unbound) reporter carries the
+    // arbitrary objects past identity and node binding into the rules that parse them.
+    const field = <T>(valid: fc.Arbitrary<T>) => fc.oneof({ weight: 8, arbitrary: valid }, fc.anything());
+    const nearReport = fc.tuple(uuid, fc.constantFrom('node-a', 'node-b')).chain(([routerId, agent]) =>
+      fc.record({
+        apiVersion: field(fc.constant('harouter.dev/v1alpha1')),
+        kind: field(fc.constant('HARouterState')),
+        metadata: field(fc.record({ name: field(fc.constant(`${routerId}.${agent}`)) })),
+        spec: field(
+          fc.record(
+            {
+              routerId: field(fc.constant(routerId)),
+              agent: field(fc.constant(agent)),
+              state: field(fc.constantFrom('Primary', 'Backup')),
+              observedAt: field(instant.map((i) => render(i).text)),
+              message: field(printable(0, 20)),
+              priority: field(fc.integer({ min: 0, max: 255 })),
+            },
+            { requiredKeys: ['routerId', 'agent', 'state', 'observedAt'] },
+          ),
+        ),
+      }),
+    );
+    const object = fc.oneof(fc.anything(), nearReport);
+    const arbitraryUser = fc.record({
+      username: fc.option(fc.string(), { nil: undefined }),
+      groups: fc.option(fc.array(fc.string()), { nil: undefined }),
+      extra: fc.option(fc.dictionary(fc.string(), fc.array(fc.string())), { nil: undefined }),
+    });
+    const sender = fc.oneof(
+      arbitraryUser.map((userInfo) => ({ kind: 'arbitrary' as const, userInfo })),
+      fc.constant({ kind: 'bound' as const }),
+      fc.constant({ kind: 'unbound' as const }),
+    );
+    const rawAgent = (o: unknown): string => {
+      const spec = typeof o === 'object' && o !== null ? (o as { spec?: unknown }).spec : undefined;
+      const agent =
+        typeof spec === 'object' && spec !== null ? (spec as { agent?: unknown }).agent : undefined;
+      return typeof agent === 'string' ? agent : 'node-a';
+    };
+    const reporter = `system:serviceaccount:${NS}:harouter-reporter`;
+    const outcomes: Array<{ sender: string; operation: string; rule: string }> = [];
+    const numRuns = 3000;
     fc.assert(
       fc.property(
-        fc.anything(),
-        fc.anything(),
+        object,
+        object,
         fc.constantFrom('CREATE', 'UPDATE', 'DELETE', 'CONNECT'),
-        fc.record({
-          username: fc.option(fc.string(), { nil: undefined }),
-          groups: fc.option(fc.array(fc.string()), { nil: undefined }),
-          extra: fc.option(fc.dictionary(fc.string(), fc.array(fc.string())), { nil: undefined }),
-        }),
-        (object, oldObject, operation, userInfo) => {
+        sender,
+        (object, oldObject, operation, from) => {
+          const sent = operation === 'DELETE' ? oldObject : object;
+          const userInfo =
+            from.kind === 'arbitrary'
+              ? from.userInfo
+              : {
+                  username: reporter,
+                  ...(from.kind === 'bound' ? { extra: { [NODE_NAME_EXTRA]: [rawAgent(sent)] } } : {}),
+                };
           const parsed = admissionRequestSchema.safeParse({
             uid: 'u',
             resource: { group: 'harouter.dev', version: 'v1alpha1', resource: 'harouterstates' },
@@ -251,11 +299,31 @@ describe('admit (property)', () => {
             oldObject,
           });
           if (!parsed.success) return;
-          const decision = admit(parsed.data, config, NOW_MS);
+          const decision = admit(
+            parsed.data,
+            { ...config, requireNodeBinding: from.kind !== 'unbound' },
+            NOW_MS,
+          );
           expect(typeof decision.allowed).toBe('boolean');
+          const rule = decision.allowed ? `allowed:${decision.reason}` : decision.rule;
+          outcomes.push({ sender: from.kind, operation, rule });
         },
       ),
-      { numRuns: 3000 },
+      { numRuns },
     );
+    // The reporter's objects were parsed: many stopped at the shape rule, and some
+    // passed it (on to the clock rule, or allowed).
+    const byReporter = outcomes.filter((o) => o.sender !== 'arbitrary');
+    const tally: Record<string, number> = {};
+    for (const { sender, operation, rule } of outcomes) {
+      const key = `${sender} ${operation} ${rule}`;
+      tally[key] = (tally[key] ?? 0) + 1;
+    }
+    const seen = JSON.stringify(tally);
+    expect(byReporter.filter((o) => o.rule === 'Shape').length, seen).toBeGreaterThan(numRuns / 10);
+    const pastShape = byReporter.filter(
+      (o) => o.operation === 'CREATE' && !['Identity', 'NodeBinding', 'Shape'].includes(o.rule),
+    );
+    expect(pastShape.length, seen).toBeGreaterThanOrEqual(10);
   });
 });
