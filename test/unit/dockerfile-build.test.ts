@@ -1,17 +1,28 @@
 /**
- * The Dockerfile's build stage, run for real without a container engine: the files its COPY lines
- * take go to a fresh directory, `npm ci --omit=dev --ignore-scripts` installs there with Node 24
- * (the version the image uses), and both programs then answer `--help` by name through symlinks on
- * PATH, as `/usr/local/bin/harouter-operator` and `/usr/local/bin/harouterctl` do in the image.
- * Needs the npm registry or a warm npm cache.
+ * The Dockerfile, run for real without a container engine: each stage gets a fresh directory
+ * standing for its `/`, with Node 24 (the version the image uses) as the base image's `node`; the
+ * Dockerfile's own WORKDIR, ENV, COPY and RUN lines are then carried out in order (COPY from the
+ * context honours .dockerignore, `COPY --from` reads the earlier stage's directory, RUN runs in
+ * `sh` with absolute paths moved under the stage's directory). Both programs then answer
+ * `--help` by name through the symlinks the runtime stage made on its PATH. Needs the npm registry
+ * or a warm npm cache (the build's npm cache is a hard-linked copy of this machine's, so the
+ * Dockerfile's `npm cache clean` empties only the copy).
  */
 import { execFile } from 'node:child_process';
-import { chmod, cp, mkdir, mkdtemp, readdir, readFile, rm, symlink } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import { cp, mkdir, mkdtemp, readdir, readFile, rm, stat, symlink } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { basename, join, posix, relative } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { repoRoot } from './chart-helpers.ts';
+import {
+  dockerignoreExcludes,
+  dockerignorePatterns,
+  type Instruction,
+  parseDockerfile,
+  stages,
+} from './dockerfile-helpers.ts';
 
 const run = promisify(execFile);
 
@@ -47,39 +58,141 @@ async function installedPackages(dir: string, prefix = 'node_modules'): Promise<
   return found;
 }
 
+/** Instructions that only set image metadata (test/unit/dockerfile.test.ts reads those). */
+const METADATA = new Set(['ARG', 'LABEL', 'USER', 'EXPOSE', 'ENTRYPOINT', 'CMD']);
+
+/** A path inside a stage, as a path on this machine. */
+const inStage = (stageRoot: string, path: string) => join(stageRoot, posix.resolve('/', path));
+
+/**
+ * A RUN command with every absolute path moved under the stage's directory. Refuses what it
+ * cannot confine (`..`, or an absolute path inside a word such as `--x=/y`), so that no line of
+ * the Dockerfile can touch this machine's own files.
+ */
+function confined(stageRoot: string, instruction: Instruction): string {
+  const words = instruction.args.split(/(\s+)/);
+  if (words.some((w) => w.includes('..') || /[=:]\//.test(w))) {
+    throw new Error(`Dockerfile line ${instruction.line}: RUN has a path this test cannot confine`);
+  }
+  return words.map((w) => (w.startsWith('/') ? `${stageRoot}${w}` : w)).join('');
+}
+
+/** `KEY=value ...` or `KEY value`. */
+function envPairs(args: string): [string, string][] {
+  if (!/^\S+=/.test(args)) {
+    const [key, ...value] = args.split(/\s+/);
+    return [[key as string, value.join(' ')]];
+  }
+  return args.split(/\s+/).map((pair) => {
+    const at = pair.indexOf('=');
+    return [pair.slice(0, at), pair.slice(at + 1)];
+  });
+}
+
+/**
+ * Carries out the Dockerfile's stages under `buildRoot` (one directory per stage, named by its
+ * `AS` name) and returns the directories. Fails on an instruction it does not know, so a new
+ * kind of step cannot be skipped unnoticed.
+ */
+async function buildImage(buildRoot: string, npmCache: string): Promise<Map<string, string>> {
+  const text = await readFile(join(repoRoot, 'Dockerfile'), 'utf8');
+  const ignore = dockerignorePatterns(await readFile(join(repoRoot, '.dockerignore'), 'utf8'));
+  const stageRoots = new Map<string, string>();
+  for (const [index, stage] of stages(parseDockerfile(text)).entries()) {
+    const name = /\bAS\s+(\S+)$/i.exec(stage.from.args)?.[1] ?? String(index);
+    const stageRoot = join(buildRoot, name);
+    // The base image: Node 24 as /usr/local/bin/node.
+    await mkdir(inStage(stageRoot, '/usr/local/bin'), { recursive: true });
+    await symlink(
+      join(repoRoot, 'node_modules', 'node', 'bin', 'node'),
+      inStage(stageRoot, '/usr/local/bin/node'),
+    );
+    const stageEnv: NodeJS.ProcessEnv = {
+      ...process.env,
+      PATH: `${inStage(stageRoot, '/usr/local/bin')}:${process.env.PATH}`,
+      npm_config_cache: npmCache,
+    };
+    delete stageEnv.NODE_OPTIONS;
+    let workdir = '/';
+    for (const instruction of stage.body) {
+      const where = `Dockerfile line ${instruction.line}`;
+      switch (instruction.keyword) {
+        case 'WORKDIR':
+          workdir = posix.resolve(workdir, instruction.args);
+          await mkdir(inStage(stageRoot, workdir), { recursive: true });
+          break;
+        case 'ENV':
+          for (const [key, value] of envPairs(instruction.args)) stageEnv[key] = value;
+          break;
+        case 'COPY': {
+          const words = instruction.args.split(/\s+/);
+          const from = words[0]?.startsWith('--from=') ? words.shift()?.slice('--from='.length) : undefined;
+          if (words.some((w) => w.startsWith('--'))) throw new Error(`${where}: COPY flag not emulated`);
+          const dest = words.pop() as string;
+          const fromRoot = from === undefined ? undefined : stageRoots.get(from);
+          if (from !== undefined && fromRoot === undefined) throw new Error(`${where}: no stage ${from}`);
+          for (const source of words) {
+            if (source.includes('..')) throw new Error(`${where}: COPY source outside the context`);
+            const path = fromRoot
+              ? inStage(fromRoot, posix.resolve(workdir, source))
+              : join(repoRoot, source);
+            if (!fromRoot && dockerignoreExcludes(ignore, relative(repoRoot, path))) {
+              throw new Error(`${where}: ${source} is excluded by .dockerignore`);
+            }
+            const target = inStage(stageRoot, posix.resolve(workdir, dest));
+            const isDir = (await stat(path).catch(() => undefined))?.isDirectory();
+            if (isDir === undefined) throw new Error(`${where}: COPY source ${source} not found`);
+            const into = !isDir && (dest.endsWith('/') || words.length > 1);
+            await cp(path, into ? join(target, basename(path)) : target, {
+              recursive: true,
+              filter: (file) =>
+                fromRoot !== undefined || !dockerignoreExcludes(ignore, relative(repoRoot, file)),
+            });
+          }
+          break;
+        }
+        case 'RUN':
+          await run('sh', ['-c', confined(stageRoot, instruction)], {
+            cwd: inStage(stageRoot, workdir),
+            env: stageEnv,
+            maxBuffer: 16 * 1024 * 1024,
+          }).catch((error: Error) => {
+            throw new Error(`${where}: RUN failed: ${error.message}`);
+          });
+          break;
+        default:
+          if (!METADATA.has(instruction.keyword)) {
+            throw new Error(`${where}: ${instruction.keyword} is not emulated by this test`);
+          }
+      }
+    }
+    stageRoots.set(name, stageRoot);
+  }
+  return stageRoots;
+}
+
 beforeAll(async () => {
   root = await mkdtemp(join(tmpdir(), 'harouter-image-'));
-  app = join(root, 'app');
-  pathBin = join(root, 'usr-local-bin');
-  await mkdir(app);
-  await mkdir(pathBin);
-  // COPY package.json package-lock.json ./ ; COPY bin/ ./bin/ ; COPY src/ ./src/
-  for (const file of ['package.json', 'package-lock.json']) await cp(join(repoRoot, file), join(app, file));
-  for (const dir of ['bin', 'src']) await cp(join(repoRoot, dir), join(app, dir), { recursive: true });
-  // The image's node is Node 24 on PATH; npm itself runs on it.
-  await symlink(join(repoRoot, 'node_modules', 'node', 'bin', 'node'), join(pathBin, 'node'));
+  const npmCache = join(root, 'npm-cache');
+  const machineCache = join((await run('npm', ['config', 'get', 'cache'])).stdout.trim(), '_cacache');
+  await mkdir(npmCache);
+  // Hard links need one file system; without them the build fetches from the registry.
+  if (existsSync(machineCache)) {
+    await run('cp', ['-al', machineCache, join(npmCache, '_cacache')]).catch(() => undefined);
+  }
+  const stageRoots = await buildImage(join(root, 'stages'), npmCache);
+  const runtime = [...stageRoots.values()].at(-1) as string;
+  app = inStage(runtime, '/app');
+  pathBin = inStage(runtime, '/usr/local/bin');
   env = { ...process.env, PATH: `${pathBin}:${process.env.PATH}`, NODE_ENV: 'production' };
   delete env.NODE_OPTIONS;
-  await run('npm', ['ci', '--omit=dev', '--ignore-scripts', '--no-audit', '--no-fund'], {
-    cwd: app,
-    env,
-    maxBuffer: 16 * 1024 * 1024,
-  });
-  // RUN chmod 0755 bin/*.js && ln -s /app/bin/<bin> /usr/local/bin/<name>
-  const pkg = JSON.parse(await readFile(join(app, 'package.json'), 'utf8')) as {
-    bin: Record<string, string>;
-  };
-  for (const [name, file] of Object.entries(pkg.bin)) {
-    await chmod(join(app, file), 0o755).catch(() => undefined);
-    await symlink(join(app, file), join(pathBin, name));
-  }
 }, 300_000);
 
 afterAll(async () => {
   if (root) await rm(root, { recursive: true, force: true });
 });
 
-describe('the image build stage, run directly', () => {
+describe("the image, built by carrying out the Dockerfile's steps", () => {
   it('installs the production dependencies and nothing from devDependencies', async () => {
     const lock = JSON.parse(await readFile(join(app, 'package-lock.json'), 'utf8')) as Lock;
     const installed = await installedPackages(app);

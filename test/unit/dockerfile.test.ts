@@ -6,77 +6,13 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { repoRoot } from './chart-helpers.ts';
-
-interface Instruction {
-  keyword: string;
-  args: string;
-  line: number;
-}
-
-/** Splits a Dockerfile into instructions (line continuations joined, comments dropped). */
-function parseDockerfile(text: string): Instruction[] {
-  const instructions: Instruction[] = [];
-  let pending = '';
-  let start = 0;
-  text.split('\n').forEach((raw, index) => {
-    const line = raw.trim();
-    if (pending === '' && (line === '' || line.startsWith('#'))) return;
-    if (pending !== '' && line.startsWith('#')) return;
-    if (pending === '') start = index + 1;
-    if (line.endsWith('\\')) {
-      pending += `${line.slice(0, -1)} `;
-      return;
-    }
-    const full = (pending + line).trim();
-    pending = '';
-    const match = /^(\S+)\s*(.*)$/.exec(full);
-    if (match)
-      instructions.push({
-        keyword: (match[1] as string).toUpperCase(),
-        args: match[2] as string,
-        line: start,
-      });
-  });
-  return instructions;
-}
-
-/** The instructions of each stage, by stage (the global ARGs before the first FROM are stage -1). */
-function stages(instructions: Instruction[]): { from: Instruction; body: Instruction[] }[] {
-  const result: { from: Instruction; body: Instruction[] }[] = [];
-  for (const instruction of instructions) {
-    if (instruction.keyword === 'FROM') result.push({ from: instruction, body: [] });
-    else result.at(-1)?.body.push(instruction);
-  }
-  return result;
-}
-
-/**
- * A .dockerignore matcher (the rules of moby's patternmatcher that matter here: `*` within a
- * path segment, `**` across segments, `!` re-includes, the last matching rule wins, and a
- * pattern also matches everything under a matched directory).
- */
-function dockerignoreExcludes(patterns: string[], path: string): boolean {
-  let excluded = false;
-  for (const raw of patterns) {
-    const negate = raw.startsWith('!');
-    const pattern = (negate ? raw.slice(1) : raw).replace(/^\/+/, '').replace(/\/+$/, '');
-    if (pattern === '') continue;
-    const regex = pattern
-      .split('/')
-      .map((segment) =>
-        segment === '**'
-          ? '.*'
-          : segment
-              .replaceAll(/[.+^${}()|[\]\\]/g, '\\$&')
-              .replaceAll('*', '[^/]*')
-              .replaceAll('?', '[^/]'),
-      )
-      .join('/')
-      .replaceAll('.*/', '(.*/)?');
-    if (new RegExp(`^${regex}(/.*)?$`).test(path)) excluded = !negate;
-  }
-  return excluded;
-}
+import {
+  dockerignoreExcludes,
+  dockerignorePatterns,
+  type Instruction,
+  parseDockerfile,
+  stages,
+} from './dockerfile-helpers.ts';
 
 const dockerfile = readFileSync(join(repoRoot, 'Dockerfile'), 'utf8');
 const instructions = parseDockerfile(dockerfile);
@@ -209,10 +145,7 @@ describe('Dockerfile', () => {
 });
 
 describe('.dockerignore', () => {
-  const patterns = readFileSync(join(repoRoot, '.dockerignore'), 'utf8')
-    .split('\n')
-    .map((l) => l.trim())
-    .filter((l) => l !== '' && !l.startsWith('#'));
+  const patterns = dockerignorePatterns(readFileSync(join(repoRoot, '.dockerignore'), 'utf8'));
 
   it.each([
     'package.json',
