@@ -1,14 +1,16 @@
 /**
  * docs/observability.md carries two generated sections, checked here: the metrics the operator
  * registers (from `createMetrics()`) and the alerts with their runbooks (from the rules file).
- * `HAROUTER_UPDATE_DOCS=1 npx vitest run test/unit/alerts-docs.test.ts` rewrites them.
+ * `HAROUTER_UPDATE_DOCS=1 npx vitest run test/unit/alerts-docs.test.ts` rewrites them (and fails:
+ * run it again without the variable; see ./generated-docs.ts).
  */
-import { readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { createMetrics } from '../../src/metrics.ts';
 import { DENIED_REASONS } from '../../src/webhook/policy.ts';
 import { alertRuleGroups, alertRules, dashboardQueries, repoRoot } from './chart-helpers.ts';
+import { checkGeneratedSection } from './generated-docs.ts';
 
 const docPath = join(repoRoot, 'docs', 'observability.md');
 
@@ -71,18 +73,7 @@ function alertsSection(): string {
 }
 
 function checkSection(name: string, expected: string) {
-  const { start, end } = section(name);
-  const doc = readFileSync(docPath, 'utf8');
-  const from = doc.indexOf(start);
-  const to = doc.indexOf(end);
-  expect(from, `${name} start marker`).toBeGreaterThanOrEqual(0);
-  expect(to, `${name} end marker`).toBeGreaterThan(from);
-  const current = doc.slice(from + start.length, to).trim();
-  if (process.env.HAROUTER_UPDATE_DOCS === '1' && current !== expected) {
-    writeFileSync(docPath, `${doc.slice(0, from + start.length)}\n${expected}\n${doc.slice(to)}`);
-    return;
-  }
-  expect(current, 'run HAROUTER_UPDATE_DOCS=1 npx vitest run test/unit/alerts-docs.test.ts').toBe(expected);
+  checkGeneratedSection({ docPath, ...section(name), testFile: 'test/unit/alerts-docs.test.ts' }, expected);
 }
 
 describe('docs/observability.md', () => {
