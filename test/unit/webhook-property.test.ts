@@ -223,7 +223,7 @@ describe('admit (property)', () => {
       }),
       { numRuns: 5000 },
     );
-  });
+  }, 60_000);
 
   it('a good share of the generated requests is valid (the generator is not vacuous)', () => {
     const samples = fc.sample(scenario, 2000).map((s) => build(s).expected);
@@ -325,5 +325,5 @@ describe('admit (property)', () => {
       (o) => o.operation === 'CREATE' && !['Identity', 'NodeBinding', 'Shape'].includes(o.rule),
     );
     expect(pastShape.length, seen).toBeGreaterThanOrEqual(10);
-  });
+  }, 60_000);
 });
