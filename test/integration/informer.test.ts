@@ -207,7 +207,7 @@ describe('informer against the real API server', () => {
     await informer.stop();
   });
 
-  it('an expired watch (410 Gone) relists and still delivers every change, deletions included', async () => {
+  it('an expired watch (410 Gone injected in-process; the relist is real) relists and still delivers every change, deletions included', async () => {
     const { watch, state } = controllableWatch();
     await put('gone-a', '1', { suite: 'gone' });
     await put('gone-b', '1', { suite: 'gone' });
