@@ -1,29 +1,86 @@
 /**
- * The reconcile loop in a process of its own, for the benchmark (so that its RSS
- * is the operator's, not the load generator's). Started by bench/failover.ts
- * with `fork`; arguments: kubeconfig path, namespace, workers. Answers `stats`
- * messages with its API write count and memory.
+ * The operator in a process of its own, for the benchmark (so that its memory is
+ * the operator's, not the load generator's): the wiring `harouter-operator` runs
+ * (`src/operator.ts`: informers, event mapping, work queue, workers, reconciler,
+ * the kept-alive transport), watching one namespace, without webhook, leader
+ * election or HTTP servers. Forked by bench/failover.ts with the kubeconfig path,
+ * the namespace and the workers; extra operator flags follow. Its writes are
+ * counted by what they write (routing, Events, `Accepted`); the report-to-route
+ * observations are kept one by one for exact percentiles.
  */
 import { KubeConfig } from '@kubernetes/client-node';
-import { startTestOperator } from '../test/integration/reconcile-harness.ts';
+import pino from 'pino';
+import { parseConfig } from '../src/config.ts';
+import type { RawRequest, RawRequester } from '../src/kube/client.ts';
+import { createMetrics } from '../src/metrics.ts';
+import { Operator } from '../src/operator.ts';
+import { createReconciler } from '../src/reconcile/reconciler.ts';
 
-const [kubeconfig, namespace, workers] = process.argv.slice(2);
+const [kubeconfig, namespace, workers, ...extra] = process.argv.slice(2);
 if (!kubeconfig || !namespace || !process.send) {
-  process.stderr.write('usage: forked by bench/failover.ts with <kubeconfig> <namespace> [workers]\n');
+  process.stderr.write(
+    'usage: forked by bench/failover.ts with <kubeconfig> <namespace> <workers> [flags]\n',
+  );
   process.exit(2);
 }
 const kc = new KubeConfig();
 kc.loadFromFile(kubeconfig);
-const operator = await startTestOperator(kc, namespace, Number(workers ?? 4));
 
-async function histogram(name: string) {
-  const json = await operator.metrics.registry.getMetricsAsJSON();
+/** The operator's writes by what they change. */
+const writes = { routing: 0, events: 0, accepted: 0, other: 0 };
+function countWrite(request: RawRequest): void {
+  if ((request.method ?? 'GET') === 'GET') return;
+  if (request.path.includes('/endpointslices/') || /\/harouters\/[^/]+\/status$/.test(request.path))
+    writes.routing++;
+  else if (request.path.endsWith('/events')) writes.events++;
+  else if (request.path.includes('/harouterstates/')) writes.accepted++;
+  else writes.other++;
+}
+const counting =
+  (raw: RawRequester): RawRequester =>
+  (request) => {
+    countWrite(request);
+    return raw(request);
+  };
+
+const metrics = createMetrics({ processMetrics: false });
+const reportToRoute: number[] = [];
+const observe = metrics.reportToRoute.observe.bind(metrics.reportToRoute);
+metrics.reportToRoute.observe = ((value: number) => {
+  reportToRoute.push(value);
+  observe(value);
+}) as typeof metrics.reportToRoute.observe;
+
+const parsed = parseConfig(
+  [
+    `--namespace=${namespace}`,
+    '--webhook=false',
+    '--leader-elect=false',
+    '--metrics-bind-address=0',
+    '--health-probe-bind-address=0',
+    `--workers=${workers ?? 4}`,
+    `--identity=bench-${process.pid}`,
+    ...extra,
+  ],
+  {},
+);
+if (parsed.help) throw new Error('unexpected --help');
+const operator = new Operator({
+  config: parsed.config,
+  log: pino({ level: process.env.HAROUTER_BENCH_LOG ?? 'warn' }),
+  metrics,
+  kc,
+  createReconciler: (deps) => createReconciler({ ...deps, raw: counting(deps.raw) }),
+});
+await operator.start();
+while (!(operator.isLeader() && operator.cachesSynced())) await new Promise((r) => setTimeout(r, 50));
+
+async function histogram(name: string): Promise<{ count: number; sum: number }> {
+  const json = await metrics.registry.getMetricsAsJSON();
   const values = json.find((m) => m.name === name)?.values ?? [];
-  return values.map((v) => ({
-    le: v.labels.le,
-    value: v.value,
-    name: (v as { metricName?: string }).metricName,
-  }));
+  const pick = (suffix: string) =>
+    values.find((v) => (v as { metricName?: string }).metricName?.endsWith(suffix))?.value ?? 0;
+  return { count: pick('_count'), sum: pick('_sum') };
 }
 
 process.on('message', async (message) => {
@@ -31,11 +88,11 @@ process.on('message', async (message) => {
     // After a collection, memory is what is retained, not garbage (forked with --expose-gc).
     if (message === 'stats-gc') (globalThis as { gc?: () => void }).gc?.();
     process.send?.({
-      writes: await operator.writes(),
+      writes: { ...writes },
       rss: process.memoryUsage().rss,
       heapUsed: process.memoryUsage().heapUsed,
-      reportToRoute: await histogram('harouter_report_to_route_seconds'),
-      reconcileTime: await histogram('controller_runtime_reconcile_time_seconds'),
+      reconcile: await histogram('controller_runtime_reconcile_time_seconds'),
+      reportToRoute: [...reportToRoute],
     });
   } else if (message === 'stop') {
     await operator.stop();

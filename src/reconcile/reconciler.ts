@@ -47,6 +47,15 @@ import {
 export const REPORTING_CONTROLLER = 'harouter.dev/harouter-operator';
 /** How many times a reconcile re-reads the router after a status conflict before giving up (retry later). */
 const CONFLICT_ATTEMPTS = 3;
+/**
+ * How long a new split brain that changes no routing must last before it is
+ * recorded (status, Event, metrics). keepalived's own failover passes through
+ * one: the new primary reports `Primary` a few milliseconds before the old one
+ * reports `Backup`. Recording that moment costs two writes per failover and
+ * announces a split brain that never was; routing is not delayed at all (the
+ * active agent stays), and a real split brain is recorded after this grace.
+ */
+export const SPLIT_BRAIN_GRACE_MS = 1000;
 
 /** The caches to read, the requester to write with, the metrics to keep. */
 export interface ReconcilerOptions {
@@ -126,6 +135,8 @@ export class HARouterReconciler implements Reconciler {
   readonly #reports = new RecentWrites<HARouterState>();
   /** Per router key: report name -> `uid/generation` last counted in `harouter_reports_total`. */
   readonly #countedReports = new Map<string, Map<string, string>>();
+  /** Per router key: when a split brain that changes no routing was first seen (see SPLIT_BRAIN_GRACE_MS). */
+  readonly #splitBrainSince = new Map<string, number>();
   /** Per router key: what the per-router series currently export. */
   readonly #exported = new Map<string, { active: string; transitions: number; flags: Flags }>();
 
@@ -153,8 +164,7 @@ export class HARouterReconciler implements Reconciler {
       if (!router) return this.#routerGone(key, namespace, reports, log);
       if (isDeleting(router)) return undefined;
       try {
-        await this.#reconcileRouter(key, router, reports, progress, log);
-        return undefined;
+        return await this.#reconcileRouter(key, router, reports, progress, log);
       } catch (err) {
         if (!isConflict(err) || attempt === CONFLICT_ATTEMPTS) throw err;
         log.debug({ attempt }, 'status conflict; re-reading the router');
@@ -219,7 +229,7 @@ export class HARouterReconciler implements Reconciler {
     reports: HARouterState[],
     progress: Progress,
     log: Logger,
-  ): Promise<void> {
+  ): Promise<ReconcileResult> {
     const { caches } = this.#options;
     const namespace = router.metadata.namespace ?? '';
     const nodes = new Map<string, NodeView>();
@@ -251,12 +261,31 @@ export class HARouterReconciler implements Reconciler {
     );
     if (held) log.warn({ slice: wanted }, 'the EndpointSlice for this router is owned by another controller');
     const decision = decide({ router, reports, nodes, serviceExists, sliceHeldByOther: held });
-    if (decision.kind !== 'route') return;
+    if (decision.kind !== 'route') return undefined;
+    const wait = this.#splitBrainWait(key, decision);
+    if (wait > 0) {
+      log.debug({ waitMs: wait }, 'new split brain without a routing change: confirming before recording it');
+      return { requeueAfterMs: wait };
+    }
 
     const writes = plan(decision, { router, slices, reports }, this.#now());
     if (writes.length > 0) log.debug({ writes: writes.map((w) => w.kind) }, 'applying writes');
     await this.#apply(writes, router, decision, progress, log);
     this.#exportRouter(key, decision);
+    return undefined;
+  }
+
+  /** Milliseconds to wait before recording a new split brain that changes no routing; 0: go on. */
+  #splitBrainWait(key: string, decision: RouteDecision): number {
+    if (!decision.splitBrain || decision.wasSplitBrain || decision.activeChanged) {
+      this.#splitBrainSince.delete(key);
+      return 0;
+    }
+    const now = this.#now().getTime();
+    const since = this.#splitBrainSince.get(key) ?? now;
+    this.#splitBrainSince.set(key, since);
+    const left = since + SPLIT_BRAIN_GRACE_MS - now;
+    return left > 0 ? left : 0;
   }
 
   /**

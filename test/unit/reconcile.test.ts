@@ -18,7 +18,7 @@ import type { Caches } from '../../src/controller/types.ts';
 import type { RawRequest } from '../../src/kube/client.ts';
 import { KubeRequestError } from '../../src/kube/errors.ts';
 import { createMetrics } from '../../src/metrics.ts';
-import { createReconciler } from '../../src/reconcile/reconciler.ts';
+import { createReconciler, SPLIT_BRAIN_GRACE_MS } from '../../src/reconcile/reconciler.ts';
 import type { IndexedStore } from '../../src/runtime/store.ts';
 import { NAMESPACE, ROUTER_ID, report, router, T0 } from './reconcile-fixtures.ts';
 
@@ -161,6 +161,45 @@ async function metric(metrics: ReturnType<typeof createMetrics>, name: string) {
 }
 
 describe('HARouterReconciler', () => {
+  it('a new split brain that changes no routing is recorded only once it outlasts the grace', async () => {
+    const t = setup();
+    t.stores.harouters.put(
+      router({ agents: ['node-a', 'node-b'], endpoint: { serviceName: 'web', ports: [{ port: 80 }] } }),
+    );
+    t.stores.harouterStates.put(report('node-a', 'Primary', T0));
+    await t.reconciler.reconcile(KEY, log);
+    const routed = t.writes().length;
+
+    // keepalived's failover: b claims Primary a moment before a steps down. Nothing is written meanwhile.
+    t.stores.harouterStates.put(report('node-b', 'Primary', '2026-11-25T12:00:01Z'));
+    expect(await t.reconciler.reconcile(KEY, log)).toEqual({ requeueAfterMs: SPLIT_BRAIN_GRACE_MS });
+    t.setClock(new Date(Date.parse('2026-11-25T12:00:03Z') + 400));
+    expect(await t.reconciler.reconcile(KEY, log)).toEqual({ requeueAfterMs: SPLIT_BRAIN_GRACE_MS - 400 });
+    expect(t.writes()).toHaveLength(routed);
+    const stepDown = report('node-a', 'Backup', '2026-11-25T12:00:02Z');
+    t.stores.harouterStates.put({ ...stepDown, metadata: { ...stepDown.metadata, resourceVersion: '900' } });
+    expect(await t.reconciler.reconcile(KEY, log)).toBeUndefined();
+    const failover = t.writes().slice(routed);
+    expect(failover.slice(0, 3)).toEqual([
+      'PATCH endpointslices/web-harouter',
+      `PATCH ${ROUTER_ID}/status`,
+      'POST tenant/events',
+    ]);
+    expect(t.requests.filter((r) => (r.body as { reason?: string })?.reason === 'SplitBrain')).toEqual([]);
+
+    // A split brain that lasts is recorded once the grace is over.
+    const before = t.writes().length;
+    const comeback = report('node-a', 'Primary', '2026-11-25T12:00:04Z');
+    t.stores.harouterStates.put({ ...comeback, metadata: { ...comeback.metadata, resourceVersion: '901' } });
+    expect(await t.reconciler.reconcile(KEY, log)).toEqual({ requeueAfterMs: SPLIT_BRAIN_GRACE_MS });
+    t.setClock(new Date(Date.parse('2026-11-25T12:00:03Z') + 400 + SPLIT_BRAIN_GRACE_MS));
+    expect(await t.reconciler.reconcile(KEY, log)).toBeUndefined();
+    expect(t.writes().length).toBeGreaterThan(before);
+    expect(t.requests.filter((r) => (r.body as { reason?: string })?.reason === 'SplitBrain')).toHaveLength(
+      1,
+    );
+  });
+
   it('first reconcile: SSA the slice, merge-patch status with the resourceVersion, an Event, Accepted', async () => {
     const t = setup();
     t.stores.harouters.put(
