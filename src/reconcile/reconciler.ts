@@ -285,7 +285,7 @@ export class HARouterReconciler implements Reconciler {
     const since = this.#splitBrainSince.get(key) ?? now;
     this.#splitBrainSince.set(key, since);
     const left = since + SPLIT_BRAIN_GRACE_MS - now;
-    return left > 0 ? left : 0;
+    return Math.max(left, 0);
   }
 
   /**
