@@ -1,9 +1,11 @@
 import { defineConfig } from 'vitest/config';
 
 /**
- * Two tiers: `unit` (pure code, no processes, fast) and `integration` (one real
+ * Three tiers: `unit` (pure code, no processes, fast), `integration` (one real
  * kube-apiserver + etcd + kube-controller-manager per run, started by the global
- * setup; each file works in its own namespace).
+ * setup; each file works in its own namespace) and `e2e` (real keepalived in
+ * network namespaces driving the real operator process; needs root and
+ * keepalived), which runs after the other two, one file at a time.
  */
 export default defineConfig({
   test: {
@@ -23,6 +25,16 @@ export default defineConfig({
           testTimeout: 60_000,
           hookTimeout: 120_000,
           maxWorkers: 2,
+        },
+      },
+      {
+        test: {
+          name: 'e2e',
+          include: ['test/e2e/**/*.test.ts'],
+          testTimeout: 60_000,
+          hookTimeout: 180_000,
+          maxWorkers: 1,
+          sequence: { groupOrder: 1 },
         },
       },
     ],

@@ -79,6 +79,17 @@ export function startProcess(
   };
 }
 
+/** How the process exited if it did within `ms` (a missing binary, bad flags), else undefined. */
+export async function exitedWithin(process: ManagedProcess, ms: number): Promise<string | undefined> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<undefined>((done) => {
+    timer = setTimeout(() => done(undefined), ms);
+  });
+  const result = await Promise.race([process.done, timeout]);
+  clearTimeout(timer);
+  return result;
+}
+
 /**
  * Polls `check` every 250 ms until it returns true. Throws with the last error
  * seen after `timeoutMs`, or at once when `abort` returns a reason (a process
