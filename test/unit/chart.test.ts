@@ -232,8 +232,8 @@ describe('helm template with default values', () => {
     });
     expect(pod.automountServiceAccountToken).toBe(true);
     expect(pod.serviceAccountName).toBe(FULLNAME);
-    expect(container.resources.requests).toEqual({ cpu: '50m', memory: '128Mi' });
-    expect(container.resources.limits.memory).toBe('256Mi');
+    expect(container.resources.requests).toEqual({ cpu: '50m', memory: '256Mi' });
+    expect(container.resources.limits.memory).toBe('512Mi');
   });
 
   it('probes /healthz and /readyz on :8081 and exposes the contract ports', () => {
@@ -267,10 +267,14 @@ describe('helm template with default values', () => {
       'require-node-binding': 'true',
       'log-level': 'info',
       workers: '4',
+      'kube-api-max-inflight': '16',
+      'kube-api-qps': '500',
+      'kube-api-burst': '1000',
     });
     expect(container.env).toEqual([
       { name: 'POD_NAME', valueFrom: { fieldRef: { fieldPath: 'metadata.name' } } },
       { name: 'POD_NAMESPACE', valueFrom: { fieldRef: { fieldPath: 'metadata.namespace' } } },
+      { name: 'NODE_OPTIONS', value: '--max-old-space-size=256' },
     ]);
     expect(container.image).toBe('ghcr.io/harouter/harouter-operator:0.1.0');
     expect(operatorConfig(container.args)).toMatchObject({
@@ -288,6 +292,9 @@ describe('helm template with default values', () => {
       requireNodeBinding: true,
       logLevel: 'info',
       workers: 4,
+      kubeApiMaxInflight: 16,
+      kubeApiQps: 500,
+      kubeApiBurst: 1000,
     });
   });
 
