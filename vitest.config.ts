@@ -15,6 +15,8 @@ export default defineConfig({
         test: {
           name: 'unit',
           include: ['test/unit/**/*.test.ts'],
+          // Some unit files run helm or promtool as processes: 5 s is too short on a loaded 2-core machine.
+          testTimeout: 30_000,
         },
       },
       {
