@@ -6,7 +6,7 @@
  * TCP load balancer in front of both webhooks plays the Service: the API server
  * calls one URL, the connection goes to a replica that accepts it.
  */
-import { type ChildProcess, spawn } from 'node:child_process';
+import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { createWriteStream, type WriteStream } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { connect, createServer, type Server, type Socket } from 'node:net';
@@ -18,6 +18,13 @@ import { OPERATOR_SA, REPORTER_SA, SYSTEM_NAMESPACE } from './setup.ts';
 const REPO = resolve(import.meta.dirname, '../..');
 const NODE = join(REPO, 'node_modules', '.bin', 'node');
 const BIN = join(REPO, 'bin', 'harouter-operator.js');
+
+/** Plain-HTTP metrics where the operator can serve them securely (the run scrapes them without a token). */
+const PLAIN_METRICS = spawnSync(NODE, [BIN, '--help'], { encoding: 'utf8' }).stdout.includes(
+  '--metrics-secure',
+)
+  ? ['--metrics-secure=false']
+  : [];
 
 /** The Lease both replicas campaign for. */
 export const LEASE_NAME = 'harouter-operator';
@@ -62,6 +69,7 @@ export class Replica {
       `--reporter-service-accounts=${SYSTEM_NAMESPACE}/${REPORTER_SA}`,
       `--operator-service-account=${SYSTEM_NAMESPACE}/${OPERATOR_SA}`,
       '--log-level=info',
+      ...PLAIN_METRICS,
       ...ELECTION_FLAGS,
     ];
   }
