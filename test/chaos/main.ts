@@ -355,6 +355,7 @@ try {
     reportsLost: final.reportsLost + faults.reduce((n, f) => n + f.reportsLost, 0),
     wrongRoutes: final.wrongRoutes + faults.reduce((n, f) => n + f.wrongRoutes, 0),
     notReadyRoutes: routing.notReadyRoutes,
+    notReadyRaces: routing.notReadyRaces,
     notReadyWithdrawMaxMs: routing.withdrawMaxMs,
     sliceVersionsWatched: routing.sliceVersions,
     acceptedPending: final.acceptedPending,

@@ -22,11 +22,23 @@ describe('RoutingHistory.judge', () => {
     h.recordNode('a', 30n, true, 5000);
     // Pointing at a once it is Ready again is right.
     h.recordSlice('s1', 31n, 'a', 5100);
-    const judged = h.judge();
+    const judged = h.judge(200);
     expect(judged.notReadyRoutes).toBe(1);
+    expect(judged.notReadyRaces).toBe(0);
     expect(judged.examples[0]).toContain('slice s2 pointed at a at revision 23');
     expect(judged.withdrawMaxMs).toBe(400);
     expect(judged.sliceVersions).toBe(6);
+  });
+
+  it('a slice pointed there within the grace after the NotReady event is a race, not a violation', () => {
+    const h = new RoutingHistory();
+    h.recordNode('a', 10n, true, 0);
+    h.recordSlice('s', 11n, 'b', 0);
+    h.recordNode('a', 20n, false, 1000);
+    h.recordSlice('s', 21n, 'a', 1150);
+    const judged = h.judge(200);
+    expect(judged.notReadyRoutes).toBe(0);
+    expect(judged.notReadyRaces).toBe(1);
   });
 
   it('a slice version at a revision before the node went NotReady is not a violation', () => {
