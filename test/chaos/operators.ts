@@ -28,12 +28,6 @@ const PLAIN_METRICS = spawnSync(NODE, [BIN, '--help'], { encoding: 'utf8' }).std
 
 /** The Lease both replicas campaign for. */
 export const LEASE_NAME = 'harouter-operator';
-/** Shorter than client-go's 15/10/2 s so that a run takes minutes, not tens of minutes. */
-export const ELECTION_FLAGS = [
-  '--leader-election-lease-duration=8s',
-  '--leader-election-renew-deadline=6s',
-  '--leader-election-retry-period=1s',
-];
 
 /** One replica: its ports and its current process (replaced when it restarts). */
 export class Replica {
@@ -70,7 +64,6 @@ export class Replica {
       `--operator-service-account=${SYSTEM_NAMESPACE}/${OPERATOR_SA}`,
       '--log-level=info',
       ...PLAIN_METRICS,
-      ...ELECTION_FLAGS,
     ];
   }
 
