@@ -214,7 +214,7 @@ export async function inject(name: FaultName, ctx: FaultContext): Promise<Eviden
         await waitFor(
           `${r.identity} to serve the new webhook certificate`,
           async () => (await servedFingerprint(r.webhookPort)) === newFingerprint,
-          60_000,
+          120_000,
         );
       await applyWebhookConfiguration(
         ctx.admin,
