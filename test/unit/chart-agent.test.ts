@@ -2,12 +2,14 @@
  * The chart's node agent (`reporter.agent`): the DaemonSet the contract describes,
  * its instance map and PodMonitor, and arguments the agent's own parser accepts.
  */
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { parse as parseYaml } from 'yaml';
 import { DEFAULT_FIFO } from '../../src/agent/defaults.ts';
 import { parseInstancesFile } from '../../src/agent/mapping.ts';
 import { parseAgentCommandLine } from '../../src/cli/agent-args.ts';
-import { findObject, renderChart } from './chart-helpers.ts';
+import { chartDir, findObject, renderChart, repoRoot } from './chart-helpers.ts';
 
 const FULLNAME = 'harouter-operator';
 
@@ -116,5 +118,12 @@ describe('helm template: reporter.agent', { timeout: 60_000 }, () => {
       { port: 'metrics', path: '/metrics', interval: '30s' },
     ]);
     expect(monitor.metadata.labels.release).toBe('kube-prometheus-stack');
+  });
+
+  it("the chart's FIFO, the agent's default and examples/keepalived-agent.conf's global_defs agree", () => {
+    const values = parseYaml(readFileSync(join(chartDir, 'values.yaml'), 'utf8'));
+    expect(`${values.reporter.agent.fifoDir}/notify.fifo`).toBe(DEFAULT_FIFO);
+    const conf = readFileSync(join(repoRoot, 'examples', 'keepalived-agent.conf'), 'utf8');
+    expect(conf).toMatch(new RegExp(`^\\s*vrrp_notify_fifo ${DEFAULT_FIFO}$`, 'm'));
   });
 });
