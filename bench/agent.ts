@@ -64,7 +64,11 @@ async function memory(pid: number): Promise<{ rss: number; peak: number }> {
 async function operatorSettled(metricsPort: number): Promise<void> {
   let emptySince = 0;
   await until('the operator to settle', 600_000, async () => {
-    const text = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
+    // Local mode restarts an operator that exits: an unanswered scrape is "not settled yet".
+    const text = await fetch(`http://127.0.0.1:${metricsPort}/metrics`)
+      .then((r) => r.text())
+      .catch(() => undefined);
+    if (text === undefined) return false;
     const depth = Number(/^workqueue_depth\{name="harouter"\} (\d+)/m.exec(text)?.[1] ?? 0);
     if (depth > 0) {
       emptySince = 0;
