@@ -13,7 +13,9 @@ import {
   waitUntil,
   writeKubeconfig,
 } from './controlplane/index.ts';
+import { AGENT_JOB, startSampleNodes } from './keepalived.ts';
 import { applyManifests, type Kubectl, kubectl } from './kubectl.ts';
+import type { Nodes } from './nodes/index.ts';
 import {
   choosePorts,
   type OperatorPorts,
@@ -29,6 +31,7 @@ import {
   type RunningPrometheus,
   type ScrapeTarget,
   startPrometheus,
+  writeScrapeTargets,
 } from './prometheus.ts';
 import {
   baseManifests,
@@ -66,6 +69,11 @@ export interface LocalOptions {
   prometheus?: boolean;
   /** More endpoints for that Prometheus to scrape (the node agents' metrics, say). */
   scrapeTargets?: readonly ScrapeTarget[];
+  /**
+   * Run the sample nodes as network namespaces with real keepalived and an
+   * agent each (`--keepalived`) instead of seeding reports; needs root.
+   */
+  keepalived?: boolean;
 }
 
 /** A running local environment. */
@@ -85,6 +93,10 @@ export interface LocalEnvironment {
    * `writeScrapeTargets(dir, group, targets)` (more targets while it runs).
    */
   prometheus?: { url: string; dir: string };
+  /** With `keepalived`: the simulated nodes (keepalived and agent per node). */
+  nodes?: Nodes;
+  /** `host:port` of every agent's metrics endpoint (empty without `keepalived`): scrape targets. */
+  agentTargets: string[];
   /** Seconds each phase took, for the docs' cold and warm start times. */
   timings: { controlPlane: number; install: number; operator: number; total: number };
   stop(): Promise<void>;
@@ -140,7 +152,9 @@ export async function startLocal(options: LocalOptions): Promise<LocalEnvironmen
   let plane: ControlPlane | undefined;
   let operator: OperatorProcess | Supervised | undefined;
   let prometheus: RunningPrometheus | undefined;
+  let nodes: Nodes | undefined;
   const stop = async () => {
+    await nodes?.stop();
     await operator?.stop(15_000);
     await prometheus?.stop();
     await plane?.stop();
@@ -295,13 +309,33 @@ export async function startLocal(options: LocalOptions): Promise<LocalEnvironmen
       operatorDied,
     );
     checkpoint();
-    // The seed reports, with kubectl apply as each node's reporter: what a person runs next.
-    for (const node of SAMPLE_NODES) {
-      const seed = sampleReport(node.name, SEED_STATES[node.name] ?? 'Backup', SEED_OBSERVED_AT);
-      await kubectl({ ...k, kubeconfig: staged(node.name) }, ['apply', '-f', '-'], JSON.stringify(seed));
+    if (options.keepalived) {
+      options.print('local: starting the nodes: network namespaces, an agent and keepalived per node ...');
+      nodes = await startSampleNodes({
+        dir: join(dir, 'nodes'),
+        kubeconfigs: Object.fromEntries(SAMPLE_NODES.map((n) => [n.name, staged(n.name)])),
+        ...(options.freePorts ? { freePorts: true } : {}),
+      });
+      options.print(
+        `local: nodes running (${nodes.run}-*); keepalived elects node-a (priority 150) in about 4 s`,
+      );
+      if (prometheus) {
+        const targets = nodes
+          .agentMetricsTargets()
+          .map((t) => ({ job: AGENT_JOB, url: `http://${t}/metrics` }));
+        await writeScrapeTargets(prometheus.dir, 'agents', targets);
+      }
+    } else {
+      // The seed reports, with kubectl apply as each node's reporter: what a person runs next.
+      for (const node of SAMPLE_NODES) {
+        const seed = sampleReport(node.name, SEED_STATES[node.name] ?? 'Backup', SEED_OBSERVED_AT);
+        await kubectl({ ...k, kubeconfig: staged(node.name) }, ['apply', '-f', '-'], JSON.stringify(seed));
+      }
     }
     await waitUntil(
-      'the operator to make node-a the sample router active agent',
+      options.keepalived
+        ? 'keepalived and the agents to make node-a the sample router active agent'
+        : 'the operator to make node-a the sample router active agent',
       60_000,
       async () => {
         const out = await kubectl(k, [
@@ -359,6 +393,8 @@ export async function startLocal(options: LocalOptions): Promise<LocalEnvironmen
       operatorExit: supervised.gaveUp,
       controlPlane: plane,
       ...(prometheus ? { prometheus: { url: prometheus.url, dir: prometheus.dir } } : {}),
+      ...(nodes ? { nodes } : {}),
+      agentTargets: nodes?.agentMetricsTargets() ?? [],
       timings: {
         controlPlane: controlPlaneSeconds,
         install: installSeconds,

@@ -6,11 +6,13 @@ import { relative, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { LOG_LEVELS } from '../log.ts';
 import { type LocalEnvironment, startLocal, takeDirectoryLock } from './environment.ts';
+import { nodesSummary, SAMPLE_INSTANCE } from './keepalived.ts';
+import type { Nodes } from './nodes/index.ts';
 import { LOCAL_INTERVALS, OPERATOR_JOB } from './prometheus.ts';
 import { SAMPLE_NAMESPACE, SAMPLE_ROUTER_ID } from './sample.ts';
 
 /** `npm run local -- --help`. */
-export const LOCAL_HELP = `npm run local -- [--dir DIR] [--log-level LEVEL] [--free-ports] [--prometheus]
+export const LOCAL_HELP = `npm run local -- [--dir DIR] [--log-level LEVEL] [--free-ports] [--prometheus] [--keepalived]
 
 Starts a local Kubernetes control plane (etcd, kube-apiserver, kube-controller-manager),
 installs the harouter CRDs, RBAC, webhook and a working sample (three Ready nodes, a reporter
@@ -25,13 +27,18 @@ Ctrl-C stops everything. A second start replaces the cluster's data (a fresh clu
                      free on 127.0.0.1, else free ones); the ports are printed
   --prometheus       also run Prometheus (127.0.0.1:9090 when free) scraping the operator every
                      2 s and evaluating the chart's alert rules every 2 s; data in DIR/prometheus
+  --keepalived       run the three nodes as network namespaces with real keepalived and the
+                     node agent each (metrics on 8090, 8091, 8092 when free); needs root,
+                     keepalived and iproute2
   -h, --help         this text
 `;
 
 /** Reads local mode's flags. Pure. */
 export function parseLocalArgs(
   argv: readonly string[],
-): { dir: string; logLevel: string; freePorts: boolean; prometheus: boolean } | { help: true } {
+):
+  | { dir: string; logLevel: string; freePorts: boolean; prometheus: boolean; keepalived: boolean }
+  | { help: true } {
   const { values } = parseArgs({
     args: [...argv],
     options: {
@@ -39,6 +46,7 @@ export function parseLocalArgs(
       'log-level': { type: 'string' },
       'free-ports': { type: 'boolean' },
       prometheus: { type: 'boolean' },
+      keepalived: { type: 'boolean' },
       help: { type: 'boolean', short: 'h' },
     },
     strict: true,
@@ -53,6 +61,7 @@ export function parseLocalArgs(
     logLevel,
     freePorts: values['free-ports'] === true,
     prometheus: values.prometheus === true,
+    keepalived: values.keepalived === true,
   };
 }
 
@@ -76,6 +85,7 @@ export function summary(env: Omit<LocalEnvironment, 'controlPlane'>, cwd = proce
   const reporter = (node: string) => shown(env.reporterKubeconfigs[node] ?? '');
   const examples = shown(resolve(import.meta.dirname, '../../examples'));
   const t = env.timings;
+  if (env.nodes) return keepalivedSummary(env, env.nodes, shown);
   return `
 harouter local mode is running (started in ${t.total} s: control plane ${t.controlPlane} s, install ${t.install} s, operator ${t.operator} s).
 
@@ -111,6 +121,52 @@ node-a is primary. In another terminal:
     -p '{"status":{"conditions":[{"type":"Ready","status":"False","reason":"Down"}]}}'
 
 Press Ctrl-C to stop everything.
+`;
+}
+
+/** The summary with `--keepalived`: the agents, and commands that act on keepalived and the network. */
+function keepalivedSummary(
+  env: Omit<LocalEnvironment, 'controlPlane'>,
+  nodes: Nodes,
+  shown: (path: string) => string,
+): string {
+  const kubectl = env.kubectlPath;
+  const admin = shown(env.adminKubeconfig);
+  const reporter = (node: string) => shown(env.reporterKubeconfigs[node] ?? '');
+  const examples = shown(resolve(import.meta.dirname, '../../examples'));
+  const t = env.timings;
+  const n = nodesSummary(nodes, shown);
+  return `
+harouter local mode is running with keepalived (started in ${t.total} s: control plane ${t.controlPlane} s, install ${t.install} s, operator and election ${t.operator} s).
+
+  API server      ${env.server}
+  kubectl         ${kubectl}
+  kubeconfigs     ${admin} (cluster admin), ${reporter('node-a')}, ${reporter('node-b')}, ${reporter('node-c')}
+                  (pod-bound reporter tokens, valid 24 h; context namespace "${SAMPLE_NAMESPACE}")
+  metrics         http://127.0.0.1:${env.ports.metrics}/metrics
+  probes          http://127.0.0.1:${env.ports.probes}/healthz  http://127.0.0.1:${env.ports.probes}/readyz
+  webhook         https://127.0.0.1:${env.ports.webhook}/validate
+  agents          ${n.agents}
+  nodes           network namespaces ${nodes.nodes.map((x) => x.namespace).join(', ')}
+                  on a bridge in ${nodes.bridgeNamespace}; files in ${shown(resolve(env.dir, 'nodes'))}/<node>/
+  logs            ${shown(resolve(env.dir, 'logs'))}/ (operator.log${env.prometheus ? ', prometheus.log' : ''}), ${shown(resolve(env.dir, 'nodes'))}/<node>/ (keepalived.log, agent.log)
+                  and ${shown(resolve(env.dir, 'cluster', 'logs'))}/
+${env.prometheus ? prometheusSummary(env.prometheus.url) : ''}
+The sample router ${SAMPLE_ROUTER_ID} (namespace ${SAMPLE_NAMESPACE}) is keepalived's instance ${SAMPLE_INSTANCE} on
+node-a (priority 150), node-b (100) and node-c (50); node-a is MASTER and active. In another terminal, as root:
+
+  # watch the router
+  ${kubectl} --kubeconfig ${admin} get har -w
+
+${n.commands}
+
+  # the EndpointSlice and the reports the agents wrote
+  ${kubectl} --kubeconfig ${admin} get endpointslices,hars
+
+  # node-b's reporter tries to speak for node-c: denied by the webhook (NodeBinding)
+  ${kubectl} --kubeconfig ${reporter('node-b')} apply -f ${examples}/report-wrong-node.yaml
+
+Press Ctrl-C to stop everything (keepalived, agents, namespaces, operator, control plane).
 `;
 }
 
@@ -161,6 +217,7 @@ async function main(): Promise<number> {
       logLevel: parsed.logLevel,
       freePorts: parsed.freePorts,
       prometheus: parsed.prometheus,
+      keepalived: parsed.keepalived,
       print,
       signal: interrupted.signal,
     });

@@ -117,7 +117,6 @@ describe('nodes harness with real keepalived', () => {
     process.stdout.write(
       `crash: node-a MASTER ${took.at - killed} ms after node-c's keepalived was killed\n`,
     );
-    expect(took.at - killed).toBeGreaterThan(2000);
     expect(fifo('node-c').lines.slice(c)).toEqual([]);
     expect(nodes.node('node-c').keepalived.running()).toBe(false);
   });

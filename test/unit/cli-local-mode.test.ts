@@ -7,6 +7,7 @@ import { parseAllDocuments } from 'yaml';
 import { compareObservedAt, harouterSchema, harouterStateSchema } from '../../src/api/index.ts';
 import { writeKubeconfig } from '../../src/local/controlplane/index.ts';
 import { parseLocalArgs, prometheusSummary, summary } from '../../src/local/main.ts';
+import type { Nodes } from '../../src/local/nodes/index.ts';
 import { operatorArgs } from '../../src/local/operator.ts';
 import { formatLogLine } from '../../src/local/pretty.ts';
 import {
@@ -70,14 +71,24 @@ describe('parseLocalArgs', () => {
       logLevel: 'info',
       freePorts: false,
       prometheus: false,
+      keepalived: false,
     });
     expect(
-      parseLocalArgs(['--dir', '/tmp/x', '--log-level', 'debug', '--free-ports', '--prometheus']),
+      parseLocalArgs([
+        '--dir',
+        '/tmp/x',
+        '--log-level',
+        'debug',
+        '--free-ports',
+        '--prometheus',
+        '--keepalived',
+      ]),
     ).toEqual({
       dir: '/tmp/x',
       logLevel: 'debug',
       freePorts: true,
       prometheus: true,
+      keepalived: true,
     });
     expect(parseLocalArgs(['-h'])).toEqual({ help: true });
   });
@@ -161,6 +172,7 @@ describe('summary', () => {
           'node-c': `${repo}/.local/reporter-node-c.kubeconfig`,
         },
         operatorExit: new Promise<string>(() => {}),
+        agentTargets: [],
         timings: { controlPlane: 5, install: 3, operator: 2, total: 10 },
         stop: async () => {},
       },
@@ -181,6 +193,59 @@ describe('summary', () => {
       "curl -sG http://127.0.0.1:9090/api/v1/query --data-urlencode 'query=max by (condition) (harouter_routers)'",
     );
     expect(text).toContain('curl -s http://127.0.0.1:9090/api/v1/alerts');
+  });
+});
+
+describe('summary with --keepalived', () => {
+  it('lists the agents and prints how to stop keepalived on a node, cut a node off and bring it back', () => {
+    const repo = resolve(import.meta.dirname, '../..');
+    const run = 'harouter-local-42-abcdef';
+    const fakeNodes = ['node-a', 'node-b', 'node-c'].map((name, i) => ({
+      name,
+      namespace: `${run}-${name}`,
+      address: `192.0.2.${i + 1}`,
+      dir: `${repo}/.local/nodes/${name}`,
+      fifo: `${repo}/.local/nodes/${name}/notify.fifo`,
+      agent: { options: { metricsAddress: `127.0.0.1:${8090 + i}` } },
+    }));
+    const nodes = {
+      run,
+      bridgeNamespace: `${run}-bridge`,
+      nodes: fakeNodes,
+      node: (name: string) => fakeNodes.find((n) => n.name === name),
+      agentMetricsTargets: () => fakeNodes.map((n) => n.agent.options.metricsAddress),
+    } as unknown as Nodes;
+    const text = summary(
+      {
+        dir: `${repo}/.local`,
+        server: 'https://127.0.0.1:40000',
+        kubectlPath: '/k/kubectl',
+        ports: { metrics: 8080, probes: 8081, webhook: 9443 },
+        adminKubeconfig: `${repo}/.local/admin.kubeconfig`,
+        reporterKubeconfigs: {
+          'node-a': `${repo}/.local/reporter-node-a.kubeconfig`,
+          'node-b': `${repo}/.local/reporter-node-b.kubeconfig`,
+          'node-c': `${repo}/.local/reporter-node-c.kubeconfig`,
+        },
+        operatorExit: new Promise<string>(() => {}),
+        nodes,
+        agentTargets: nodes.agentMetricsTargets(),
+        timings: { controlPlane: 5, install: 3, operator: 6, total: 14 },
+        stop: async () => {},
+      },
+      repo,
+    );
+    expect(text).toContain('node-a http://127.0.0.1:8090/metrics');
+    expect(text).toContain('node-c http://127.0.0.1:8092/metrics');
+    expect(text).toContain('kill $(cat .local/nodes/node-a/keepalived.pid)');
+    expect(text).toContain(
+      `ip netns exec ${run}-node-a keepalived -f .local/nodes/node-a/keepalived.conf -p .local/nodes/node-a/keepalived.pid -r .local/nodes/node-a/vrrp.pid -D -l -n`,
+    );
+    expect(text).toContain(`ip -n ${run}-bridge link set port0 nomaster`);
+    expect(text).toContain(`ip -n ${run}-bridge link set port0 master br0`);
+    expect(text).toContain('/k/kubectl --kubeconfig .local/admin.kubeconfig get har -w');
+    // The hand-written reports of the silent mode would fight the agents: not offered.
+    expect(text).not.toContain('report-primary.yaml');
   });
 });
 

@@ -5,9 +5,14 @@
  * listens; only the FIFO joins it to keepalived.
  */
 import { resolve } from 'node:path';
-import { exitedWithin, type ManagedProcess, startProcess } from '../controlplane/process.ts';
+import { exitedWithin, type ManagedProcess, startProcess, waitUntil } from '../controlplane/process.ts';
 
 const HAROUTERCTL = resolve(import.meta.dirname, '../../../bin/harouterctl.js');
+
+/** harouterctl's entry point: `HAROUTER_LOCAL_HAROUTERCTL` runs another one (a work-in-progress build). */
+function harouterctl(): string {
+  return process.env.HAROUTER_LOCAL_HAROUTERCTL ?? HAROUTERCTL;
+}
 
 /** What one node's agent is started with. */
 export interface AgentOptions {
@@ -50,6 +55,11 @@ export interface Agent {
   exited(): Promise<string>;
   /** Starts the agent; throws when it already runs. */
   start(): Promise<void>;
+  /**
+   * Waits until the agent answers `/readyz` with 200 (its FIFO is open and the
+   * API server has answered once); throws if it exits or `timeoutMs` passes.
+   */
+  ready(timeoutMs?: number): Promise<void>;
   /** SIGTERM and waits: the agent syncs its spool and exits 0. */
   stop(): Promise<void>;
   /** SIGKILL: what is read but not yet delivered is only in the spool. */
@@ -78,12 +88,24 @@ export function agentOn(initial: AgentOptions, logPath: string, node = process.e
       current = startProcess(
         `agent ${options.node}`,
         'setpriv',
-        ['--pdeathsig', 'TERM', '--', node, HAROUTERCTL, ...agentArgs(options)],
+        ['--pdeathsig', 'TERM', '--', node, harouterctl(), ...agentArgs(options)],
         logPath,
       );
       const early = await exitedWithin(current, 100);
       if (early !== undefined)
         throw new Error(`the agent of ${options.node} did not start (${early}); see ${logPath}`);
+    },
+    async ready(timeoutMs = 30_000) {
+      const running = current;
+      await waitUntil(
+        `the agent of ${options.node} to be ready (/readyz on ${options.metricsAddress})`,
+        timeoutMs,
+        async () => (await fetch(`http://${options.metricsAddress}/readyz`)).status === 200,
+        () => {
+          const exit = running?.exited();
+          return exit ? `it exited (${exit}); see ${logPath}` : undefined;
+        },
+      );
     },
     async stop() {
       await current?.stop(15_000);
