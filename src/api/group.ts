@@ -10,3 +10,10 @@ export const HAROUTER_STATE = { kind: 'HARouterState', plural: 'harouterstates',
 export const OPERATOR_FIELD_MANAGER = 'harouter-operator';
 /** The value of `endpointslice.kubernetes.io/managed-by` on the slices the operator owns. */
 export const ENDPOINTSLICE_MANAGED_BY = 'harouter.dev';
+/**
+ * The annotation by which a Service opts in to being driven by one HARouter
+ * (`harouter.dev/router: <routerId>`): without it the operator writes no slice
+ * for the Service, so whoever may create a HARouter cannot steer a Service they
+ * do not own (API.md, "The Service must opt in").
+ */
+export const ROUTER_ANNOTATION = 'harouter.dev/router';

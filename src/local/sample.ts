@@ -4,7 +4,7 @@
  * one HARouter over the three with an endpoint and its selector-less Service.
  * `examples/` refers to the same names and times; a test keeps them in step.
  */
-import { API_VERSION, GROUP, HAROUTER, HAROUTER_STATE } from '../api/index.ts';
+import { API_VERSION, GROUP, HAROUTER, HAROUTER_STATE, ROUTER_ANNOTATION } from '../api/index.ts';
 
 /** The operator's namespace, where the reporter identity and its Pods live. */
 export const SYSTEM_NAMESPACE = 'harouter-system';
@@ -51,7 +51,12 @@ export const REPORTER_CLUSTER_ROLE = 'harouter-reporter';
 type Manifest = {
   apiVersion: string;
   kind: string;
-  metadata: { name: string; namespace?: string; labels?: Record<string, string> };
+  metadata: {
+    name: string;
+    namespace?: string;
+    labels?: Record<string, string>;
+    annotations?: Record<string, string>;
+  };
 } & Record<string, unknown>;
 
 const LABELS = { 'app.kubernetes.io/part-of': 'harouter-local' };
@@ -139,13 +144,18 @@ export function readyNodeStatus(node: { name: string; ip: string }, now: string)
   };
 }
 
-/** The sample HARouter and its selector-less Service. */
+/** The sample HARouter and its selector-less Service, opted in to it (`harouter.dev/router`). */
 export function sampleRouterManifests(): Manifest[] {
   return [
     {
       apiVersion: 'v1',
       kind: 'Service',
-      metadata: { name: SAMPLE_SERVICE, namespace: SAMPLE_NAMESPACE, labels: LABELS },
+      metadata: {
+        name: SAMPLE_SERVICE,
+        namespace: SAMPLE_NAMESPACE,
+        labels: LABELS,
+        annotations: { [ROUTER_ANNOTATION]: SAMPLE_ROUTER_ID },
+      },
       spec: { ports: [{ name: 'http', port: 80, protocol: 'TCP' }] },
     },
     {

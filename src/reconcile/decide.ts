@@ -13,6 +13,7 @@ import {
   type HARouterState,
   stateObjectName,
 } from '../api/index.ts';
+import type { ServiceRefusal } from './service-opt-in.ts';
 
 /** What the operator knows of an agent's Node. */
 export interface NodeView {
@@ -30,8 +31,11 @@ export interface DecideInput {
   readonly reports: readonly HARouterState[];
   /** Nodes by name (only the router's agents are looked up). */
   readonly nodes: ReadonlyMap<string, NodeView>;
-  /** Whether the Service named by `spec.endpoint.serviceName` exists (ignored without an endpoint). */
-  readonly serviceExists: boolean;
+  /**
+   * Why the Service named by `spec.endpoint` may not be driven (missing, has a selector,
+   * not opted in: see `service-opt-in.ts`); undefined when it may, or without an endpoint.
+   */
+  readonly serviceRefusal?: ServiceRefusal | undefined;
   /**
    * The EndpointSlice `<serviceName>-harouter` exists and another controller owns it (another
    * HARouter naming the same Service, say): the operator will not take it over.
@@ -76,6 +80,7 @@ export interface RouteDecision {
   readonly wasSplitBrain: boolean;
   readonly degraded: boolean;
   readonly conditions: readonly ConditionFacts[];
+  /** The endpoint to route: `spec.endpoint` when its Service may be driven, else undefined (no slice). */
   readonly endpoint: HARouterEndpoint | undefined;
   readonly reports: readonly ReportVerdict[];
 }
@@ -94,6 +99,8 @@ export const REASONS = {
   active: 'ActiveAgentElected',
   noPrimary: 'NoPrimary',
   serviceNotFound: 'ServiceNotFound',
+  serviceHasSelector: 'ServiceHasSelector',
+  serviceNotOptedIn: 'ServiceNotOptedIn',
   noNodeAddress: 'NodeAddressNotFound',
   sliceConflict: 'EndpointSliceConflict',
   multiplePrimaries: 'MultiplePrimaries',
@@ -180,13 +187,8 @@ function readyCondition(
   input: DecideInput,
 ): ConditionFacts {
   const base = { type: CONDITION_READY } as const;
-  if (endpoint && !input.serviceExists) {
-    return {
-      ...base,
-      status: 'False',
-      reason: REASONS.serviceNotFound,
-      message: `Service ${endpoint.serviceName} named by spec.endpoint does not exist`,
-    };
+  if (endpoint && input.serviceRefusal) {
+    return { ...base, status: 'False', ...input.serviceRefusal };
   }
   if (endpoint && input.sliceHeldByOther) {
     return {
@@ -324,7 +326,7 @@ export function decide(input: DecideInput): Decision {
       status.conditions?.some((c) => c.type === CONDITION_SPLIT_BRAIN && c.status === 'True') ?? false,
     degraded,
     conditions,
-    endpoint,
+    endpoint: input.serviceRefusal ? undefined : endpoint,
     reports: verdicts,
   };
 }

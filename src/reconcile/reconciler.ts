@@ -42,6 +42,7 @@ import {
   sliceName,
   type Write,
 } from './plan.ts';
+import { serviceRefusal } from './service-opt-in.ts';
 
 /** `reportingController` of the Events the operator records. */
 export const REPORTING_CONTROLLER = 'harouter.dev/harouter-operator';
@@ -238,9 +239,10 @@ export class HARouterReconciler implements Reconciler {
       if (node) nodes.set(agent.name, nodeFacts(node));
     }
     const endpoint = router.spec.endpoint;
-    const serviceExists = endpoint
-      ? caches.services.get(`${namespace}/${endpoint.serviceName}`) !== undefined
-      : true;
+    const serviceRefused = serviceRefusal(
+      router,
+      endpoint ? caches.services.get(`${namespace}/${endpoint.serviceName}`) : undefined,
+    );
     const slices: EndpointSliceObject[] = [];
     const wanted = endpoint ? sliceName(endpoint.serviceName) : undefined;
     const names = new Set<string>();
@@ -260,7 +262,7 @@ export class HARouterReconciler implements Reconciler {
       router,
     );
     if (held) log.warn({ slice: wanted }, 'the EndpointSlice for this router is owned by another controller');
-    const decision = decide({ router, reports, nodes, serviceExists, sliceHeldByOther: held });
+    const decision = decide({ router, reports, nodes, serviceRefusal: serviceRefused, sliceHeldByOther: held });
     if (decision.kind !== 'route') return undefined;
     const wait = this.#splitBrainWait(key, decision);
     if (wait > 0) {

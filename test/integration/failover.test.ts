@@ -118,7 +118,7 @@ describe('operator restart in the middle of a burst of reports', () => {
     const ids = Array.from({ length: ROUTERS }, () => randomUUID());
     for (const [r, id] of ids.entries()) {
       const service = `svc-${r}`;
-      await cluster.createService(service);
+      await cluster.createService(service, 80, false, id);
       await cluster.createRouter(id, {
         agents: agents.map((name) => ({ name })),
         endpoint: { serviceName: service, ports: [{ port: 80 }] },

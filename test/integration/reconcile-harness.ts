@@ -28,6 +28,7 @@ import {
   type HARouterSpec,
   type HARouterState,
   type ReportedState,
+  ROUTER_ANNOTATION,
   VERSION,
 } from '../../src/api/index.ts';
 import { parseConfig } from '../../src/config.ts';
@@ -140,12 +141,15 @@ export class Cluster {
     await this.core.deleteNode({ name }).catch(() => undefined);
   }
 
-  /** A selector-less Service (headless ones use no cluster IP: the test range has only 254). */
-  async createService(name: string, port = 80, headless = false): Promise<void> {
+  /**
+   * A selector-less Service (headless ones use no cluster IP: the test range has only 254),
+   * opted in to the router `routerId` (`harouter.dev/router`) when one is given.
+   */
+  async createService(name: string, port = 80, headless = false, routerId?: string): Promise<void> {
     await this.core.createNamespacedService({
       namespace: this.namespace,
       body: {
-        metadata: { name },
+        metadata: { name, ...(routerId ? { annotations: { [ROUTER_ANNOTATION]: routerId } } : {}) },
         spec: {
           ...(headless ? { clusterIP: 'None' } : {}),
           ports: [{ name: 'http', port, protocol: 'TCP' }],

@@ -4,7 +4,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { GROUP, HAROUTER, type HARouter, VERSION } from '../../src/api/index.ts';
+import { GROUP, HAROUTER, type HARouter, ROUTER_ANNOTATION, VERSION } from '../../src/api/index.ts';
 import { adminKubeConfig, createTestNamespace } from '../support/index.ts';
 import {
   at,
@@ -76,7 +76,7 @@ afterAll(async () => {
 describe('reconcile on a real API server', () => {
   it('single failover: the EndpointSlice and status follow, one Event per change, transitions count', async () => {
     const id = randomUUID();
-    await cluster.createService('web1');
+    await cluster.createService('web1', 80, false, id);
     await cluster.createRouter(id, {
       agents: [{ name: a }, { name: b, priority: 100 }, { name: c }],
       endpoint: { serviceName: 'web1', ports: [{ name: 'http', port: 80 }] },
@@ -127,7 +127,7 @@ describe('reconcile on a real API server', () => {
 
   it('split brain: SplitBrain=True, one endpoint only, and the current active agent stays', async () => {
     const id = randomUUID();
-    await cluster.createService('web2');
+    await cluster.createService('web2', 80, false, id);
     await cluster.createRouter(id, {
       agents: [{ name: a }, { name: b }],
       endpoint: { serviceName: 'web2', ports: [{ port: 8080 }] },
@@ -148,7 +148,7 @@ describe('reconcile on a real API server', () => {
 
   it('no primary: endpoints emptied, Ready=False NoPrimary, a PrimaryLost Warning', async () => {
     const id = randomUUID();
-    await cluster.createService('web3');
+    await cluster.createService('web3', 80, false, id);
     await cluster.createRouter(id, {
       agents: [{ name: a }, { name: b }],
       endpoint: { serviceName: 'web3', ports: [{ port: 80 }] },
@@ -176,7 +176,7 @@ describe('reconcile on a real API server', () => {
     await cluster.setNode(y, true, '198.51.100.32');
     try {
       const id = randomUUID();
-      await cluster.createService('web4');
+      await cluster.createService('web4', 80, false, id);
       await cluster.createRouter(id, {
         agents: [{ name: x }, { name: y }],
         endpoint: { serviceName: 'web4', ports: [{ port: 80 }] },
@@ -264,9 +264,9 @@ describe('reconcile on a real API server', () => {
     });
     await cluster.report(id, a, 'Primary', at(60));
     await routerWhere(id, (r) => conditionOf(r, 'Ready')?.reason === 'ServiceNotFound');
-    await cluster.createService('web6');
+    await cluster.createService('web6', 80, false, id);
     await routerWhere(id, (r) => conditionOf(r, 'Ready')?.status === 'True');
-    await cluster.createService('web7');
+    await cluster.createService('web7', 80, false, id);
     await cluster.patchRouterSpec(id, { endpoint: { serviceName: 'web7', ports: [{ port: 80 }] } });
     await waitFor(async () => (await cluster.sliceAddresses('web7'))?.join() === ip[a]);
     await waitFor(async () => (await cluster.sliceAddresses('web6')) === undefined);
@@ -274,10 +274,51 @@ describe('reconcile on a real API server', () => {
     await waitFor(async () => (await cluster.sliceAddresses('web7')) === undefined);
   });
 
-  it('two routers naming the same Service: the second never takes the slice over and is not Ready', async () => {
+  it('the Service must opt in: one with a selector gets no slice; removing the opt-in deletes the slice', async () => {
+    const id = randomUUID();
+    await cluster.core.createNamespacedService({
+      namespace: ns,
+      body: {
+        metadata: { name: 'selected', annotations: { [ROUTER_ANNOTATION]: id } },
+        spec: { selector: { app: 'someone-elses' }, ports: [{ port: 80 }] },
+      },
+    });
+    await cluster.createRouter(id, {
+      agents: [{ name: a }],
+      endpoint: { serviceName: 'selected', ports: [{ port: 80 }] },
+    });
+    await cluster.report(id, a, 'Primary', at(100));
+    // Still decided and shown: the active agent, with Ready=False and the reason.
+    await routerWhere(
+      id,
+      (x) => x.status?.activeAgent === a && conditionOf(x, 'Ready')?.reason === 'ServiceHasSelector',
+    );
+    await quiescent();
+    expect(await cluster.sliceAddresses('selected')).toBeUndefined();
+
+    await cluster.createService('opted', 80, false, id);
+    await cluster.patchRouterSpec(id, { endpoint: { serviceName: 'opted', ports: [{ port: 80 }] } });
+    await waitFor(async () => (await cluster.sliceAddresses('opted'))?.join() === ip[a]);
+    await cluster.core.patchNamespacedService(
+      { name: 'opted', namespace: ns, body: { metadata: { annotations: { [ROUTER_ANNOTATION]: null } } } },
+      mergePatchOptions,
+    );
+    await routerWhere(id, (x) => conditionOf(x, 'Ready')?.reason === 'ServiceNotOptedIn');
+    await waitFor(async () => (await cluster.sliceAddresses('opted')) === undefined);
+    expect((await cluster.getRouter(id)).status?.activeAgent).toBe(a);
+
+    // Opting in again brings the slice back, without a new report.
+    await cluster.core.patchNamespacedService(
+      { name: 'opted', namespace: ns, body: { metadata: { annotations: { [ROUTER_ANNOTATION]: id } } } },
+      mergePatchOptions,
+    );
+    await waitFor(async () => (await cluster.sliceAddresses('opted'))?.join() === ip[a]);
+  });
+
+  it('two routers naming the same Service: the one it did not opt in to never takes the slice over and is not Ready', async () => {
     const first = randomUUID();
     const second = randomUUID();
-    await cluster.createService('shared');
+    await cluster.createService('shared', 80, false, first);
     await cluster.createRouter(first, {
       agents: [{ name: a }],
       endpoint: { serviceName: 'shared', ports: [{ port: 80 }] },
@@ -290,7 +331,8 @@ describe('reconcile on a real API server', () => {
     });
     await cluster.report(second, b, 'Primary', at(90));
     const r = await routerWhere(second, (x) => x.status?.activeAgent === b);
-    expect(conditionOf(r, 'Ready')).toEqual({ status: 'False', reason: 'EndpointSliceConflict' });
+    // The Service opted in to the first router only.
+    expect(conditionOf(r, 'Ready')).toEqual({ status: 'False', reason: 'ServiceNotOptedIn' });
     await quiescent();
     expect(await cluster.sliceAddresses('shared')).toEqual([ip[a]]);
     expect(conditionOf(await cluster.getRouter(first), 'Ready')?.status).toBe('True');
@@ -334,7 +376,7 @@ describe('reconcile on a real API server', () => {
 
   it('a failover costs the minimum of API writes: the slice, the status and one Event', async () => {
     const id = randomUUID();
-    await cluster.createService('web8');
+    await cluster.createService('web8', 80, false, id);
     await cluster.createRouter(id, {
       agents: [{ name: a }, { name: b }],
       endpoint: { serviceName: 'web8', ports: [{ port: 80 }] },

@@ -129,7 +129,7 @@ describe('the operator process, end to end', () => {
   it('a router seen through kubectl, the EndpointSlice and /metrics, from first report to deletion', async () => {
     const id = randomUUID();
     const router = { namespace: ns, router: id };
-    await cluster.createService('edge');
+    await cluster.createService('edge', 80, false, id);
     await cluster.createRouter(id, {
       displayName: 'edge router',
       agents: [{ name: p }, { name: q }],

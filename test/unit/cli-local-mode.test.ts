@@ -4,7 +4,12 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { parseAllDocuments } from 'yaml';
-import { compareObservedAt, harouterSchema, harouterStateSchema } from '../../src/api/index.ts';
+import {
+  compareObservedAt,
+  harouterSchema,
+  harouterStateSchema,
+  ROUTER_ANNOTATION,
+} from '../../src/api/index.ts';
 import { writeKubeconfig } from '../../src/local/controlplane/index.ts';
 import { parseLocalArgs, prometheusSummary, summary } from '../../src/local/main.ts';
 import type { Nodes } from '../../src/local/nodes/index.ts';
@@ -33,6 +38,10 @@ describe('examples agree with the local-mode sample', () => {
     expect(router?.metadata).toMatchObject({ name: SAMPLE_ROUTER_ID, namespace: SAMPLE_NAMESPACE });
     expect(service?.spec).toEqual(sampleService?.spec);
     expect(service?.spec.selector).toBeUndefined();
+    expect(service?.metadata).toMatchObject({ annotations: { [ROUTER_ANNOTATION]: SAMPLE_ROUTER_ID } });
+    for (const opted of [service, sampleService]) {
+      expect(opted?.metadata).toMatchObject({ annotations: { [ROUTER_ANNOTATION]: SAMPLE_ROUTER_ID } });
+    }
   });
 
   it.each([

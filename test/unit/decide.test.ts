@@ -14,7 +14,6 @@ function route(input: Partial<DecideInput> = {}): RouteDecision {
     router: router(),
     reports: [],
     nodes: nodes(),
-    serviceExists: true,
     ...input,
   });
   if (decision.kind !== 'route') throw new Error('expected a route decision');
@@ -203,15 +202,20 @@ describe('decide: the contract rules', () => {
     expect(status).toEqual({ activeAgent: 'node-b', transitions: 3 });
   });
 
-  it('Ready=False ServiceNotFound when spec.endpoint names a missing Service', () => {
-    const d = route({
-      router: router({ endpoint: { serviceName: 'web', ports: [{ port: 80 }] } }),
-      reports: [report('node-a', 'Primary', T0)],
-      serviceExists: false,
-    });
-    expect(d.activeAgent).toBe('node-a');
-    expect(condition(d, 'Ready')).toMatchObject({ status: 'False', reason: 'ServiceNotFound' });
-  });
+  it.each(['ServiceNotFound', 'ServiceHasSelector', 'ServiceNotOptedIn'] as const)(
+    'Ready=False %s, still decided, and no endpoint to route when the Service is refused',
+    (reason) => {
+      const d = route({
+        router: router({ endpoint: { serviceName: 'web', ports: [{ port: 80 }] } }),
+        reports: [report('node-a', 'Primary', T0)],
+        serviceRefusal: { reason, message: 'refused' },
+        sliceHeldByOther: true,
+      });
+      expect(d.activeAgent).toBe('node-a');
+      expect(d.endpoint).toBeUndefined();
+      expect(condition(d, 'Ready')).toMatchObject({ status: 'False', reason, message: 'refused' });
+    },
+  );
 
   it('Ready=False EndpointSliceConflict when another controller owns the slice at the desired name', () => {
     const d = route({
@@ -224,7 +228,10 @@ describe('decide: the contract rules', () => {
   });
 
   it('a missing Service is irrelevant without spec.endpoint', () => {
-    const d = route({ reports: [report('node-a', 'Primary', T0)], serviceExists: false });
+    const d = route({
+      reports: [report('node-a', 'Primary', T0)],
+      serviceRefusal: { reason: 'ServiceNotFound', message: 'missing' },
+    });
     expect(condition(d, 'Ready').status).toBe('True');
   });
 
@@ -243,7 +250,6 @@ describe('decide: the contract rules', () => {
         router: router({ deleting: true }),
         reports: [report('node-a', 'Primary', T0)],
         nodes: nodes(),
-        serviceExists: true,
       }),
     ).toEqual({ kind: 'skip', reason: 'Deleting' });
   });

@@ -23,7 +23,7 @@ const ENDPOINT = {
 };
 
 function decideFor(r: HARouter, reports: readonly HARouterState[], nodeMap = nodes()): RouteDecision {
-  const d = decide({ router: r, reports, nodes: nodeMap, serviceExists: true });
+  const d = decide({ router: r, reports, nodes: nodeMap });
   if (d.kind !== 'route') throw new Error('expected route');
   return d;
 }
@@ -189,6 +189,25 @@ describe('plan: the fewest writes', () => {
     expect(writes).toEqual([
       { kind: 'deleteSlice', namespace: NAMESPACE, name: 'web-harouter', uid: undefined },
     ]);
+  });
+
+  it('the Service refused (opt-in removed, selector added): the owned slice is deleted, status says why', () => {
+    const { observed } = converge(router({ endpoint: ENDPOINT }), [report('node-a', 'Primary', T0)]);
+    const d = decide({
+      router: observed.router,
+      reports: observed.reports,
+      nodes: nodes(),
+      serviceRefusal: { reason: 'ServiceNotOptedIn', message: 'not opted in' },
+    });
+    if (d.kind !== 'route') throw new Error('expected route');
+    const writes = plan(d, observed, LATER);
+    expect(writes.map((w) => w.kind)).toEqual(['deleteSlice', 'routerStatus']);
+    const status = writes.find((w) => w.kind === 'routerStatus');
+    expect(status?.kind === 'routerStatus' && status.status.conditions?.[0]).toMatchObject({
+      type: 'Ready',
+      status: 'False',
+      reason: 'ServiceNotOptedIn',
+    });
   });
 
   it('service renamed: the new slice is applied and the old one deleted', () => {

@@ -7,7 +7,7 @@
 import type { V1EndpointSlice, V1Node, V1Service } from '@kubernetes/client-node';
 import pino from 'pino';
 import { describe, expect, it } from 'vitest';
-import type { HARouter, HARouterState } from '../../src/api/index.ts';
+import { type HARouter, type HARouterState, ROUTER_ANNOTATION } from '../../src/api/index.ts';
 import {
   REPORTS_BY_ROUTER,
   reportRouterIndex,
@@ -67,7 +67,9 @@ function setup() {
   };
   stores.nodes.put(node('node-a', true, '198.51.100.11'));
   stores.nodes.put(node('node-b', true, '198.51.100.12'));
-  stores.services.put({ metadata: { name: 'web', namespace: NAMESPACE } });
+  stores.services.put({
+    metadata: { name: 'web', namespace: NAMESPACE, annotations: { [ROUTER_ANNOTATION]: ROUTER_ID } },
+  });
   const requests: RawRequest[] = [];
   let rv = 200;
   const failures: ((r: RawRequest) => Error | undefined)[] = [];
