@@ -53,7 +53,7 @@ import type { Logger } from './log.ts';
 import { CONTROLLER_NAME, createMetrics, type Metrics } from './metrics.ts';
 import { createReconciler } from './reconcile/reconciler.ts';
 import { sleep } from './runtime/backoff.ts';
-import { startWebhookServer, type WebhookServer } from './webhook/index.ts';
+import { routerAgents, startWebhookServer, type WebhookServer } from './webhook/index.ts';
 
 /** The label selecting the EndpointSlices the operator owns. */
 export const MANAGED_SLICES_SELECTOR = `endpointslice.kubernetes.io/managed-by=${ENDPOINTSLICE_MANAGED_BY}`;
@@ -358,6 +358,8 @@ export class Operator {
     const start = this.#options.startWebhook ?? startWebhookServer;
     const retryMs = this.#options.webhookRetryMs ?? 5000;
     let warned = false;
+    // The membership rule reads the HARouter cache: serve only once it is complete.
+    if (!(await this.informers.harouters.waitForSync(this.#stopping.signal))) return;
     while (!this.#stopping.signal.aborted) {
       try {
         const server = await start({
@@ -370,6 +372,8 @@ export class Operator {
             operatorServiceAccount: config.operatorServiceAccount,
             requireNodeBinding: config.requireNodeBinding,
           },
+          routers: (namespace, routerId) =>
+            routerAgents(this.informers.harouters.get(`${namespace}/${routerId}`)),
           logger: this.#log,
           metrics: this.metrics,
         });

@@ -4,7 +4,8 @@
  * templates the same shape), and the ValidatingAdmissionPolicy, its binding and
  * its parameter ConfigMap (written as YAML to `charts/harouter-operator/files/policy/`
  * by `npm run generate:crds`). The policy's CEL expresses the webhook's rules, in
- * the same order and with the same messages, except the clock rule (CEL has no clock).
+ * the same order and with the same messages, except the clock and membership rules (CEL has
+ * no clock and cannot look up other objects).
  */
 import { GROUP, HAROUTER_STATE, STALE_REPORT_MESSAGE, VERSION } from '../api/index.ts';
 import {
@@ -15,6 +16,7 @@ import {
   UUID_PATTERN,
 } from '../api/validation.ts';
 import { type AdmissionConfig, CLEANUP_USERNAMES } from './config.ts';
+import { REPORTER_METADATA_LIMITS } from './metadata-limits.ts';
 import { MESSAGES } from './policy.ts';
 
 /** Name of the webhook inside the configuration (shown in denials: `admission webhook "<name>" denied`). */
@@ -30,11 +32,36 @@ export const DEFAULT_OPERATOR_NAMESPACE = 'harouter-system';
 
 const celList = (items: readonly string[]) => `[${items.map((i) => `'${i}'`).join(', ')}]`;
 
-/** The matchCondition shared by the webhook and the policy: Kubernetes' cleanup never waits for admission. */
+/** CEL: the request is an UPDATE that leaves `spec` as it was (not a report: RBAC decides). */
+const SPEC_UNCHANGED =
+  "request.operation == 'UPDATE' && has(object.spec) && has(oldObject.spec) && object.spec == oldObject.spec";
+
+/**
+ * The matchCondition shared by the webhook and the policy: Kubernetes' cleanup
+ * (namespace deletion, garbage collection) never waits for admission when it
+ * deletes a report or updates its metadata; a change of `spec` by the same
+ * identities is judged like anyone else's.
+ */
 export const EXCLUDE_CLEANUP_CONDITION = {
   name: 'exclude-kubernetes-cleanup',
-  expression: `!(request.userInfo.username in ${celList(CLEANUP_USERNAMES)})`,
+  expression:
+    `!(request.userInfo.username in ${celList(CLEANUP_USERNAMES)} && ` +
+    `(request.operation == 'DELETE' || (${SPEC_UNCHANGED})))`,
 } as const;
+
+/** CEL: a string map (labels, annotations) within the reporter limits. */
+const celMapWithin = (field: 'labels' | 'annotations', max: number) =>
+  `(!has(object.metadata.${field}) || (size(object.metadata.${field}) <= ${max} && ` +
+  `object.metadata.${field}.all(k, size(bytes(k)) + size(bytes(object.metadata.${field}[k])) <= ` +
+  `${REPORTER_METADATA_LIMITS.entryBytes})))`;
+
+/** CEL: the reporter metadata limits of `metadata-limits.ts`. */
+const METADATA_WITHIN_LIMITS = [
+  '(!has(object.metadata.finalizers) || size(object.metadata.finalizers) == 0)',
+  '(!has(object.metadata.ownerReferences) || size(object.metadata.ownerReferences) == 0)',
+  celMapWithin('labels', REPORTER_METADATA_LIMITS.labels),
+  celMapWithin('annotations', REPORTER_METADATA_LIMITS.annotations),
+].join(' && ');
 
 const RULE = {
   apiGroups: [GROUP],
@@ -157,6 +184,11 @@ export function validatingAdmissionPolicy(name = POLICY_NAME) {
           expression: `${param('requireNodeBinding')}.trim().lowerAscii() != 'false'`,
         },
         { name: 'isWrite', expression: "request.operation in ['CREATE', 'UPDATE']" },
+        // A report: a CREATE, or an UPDATE that changes spec (a spec-unchanged write is left to RBAC).
+        {
+          name: 'isReport',
+          expression: `request.operation == 'CREATE' || (request.operation == 'UPDATE' && !(${SPEC_UNCHANGED}))`,
+        },
         {
           name: 'isReporter',
           expression: "variables.username != '' && variables.username in variables.reporters",
@@ -186,23 +218,29 @@ export function validatingAdmissionPolicy(name = POLICY_NAME) {
       validations: [
         // 1. Identity.
         check(
-          '!variables.isWrite || variables.isReporter || variables.isAllowed',
+          '!variables.isReport || variables.isReporter || variables.isAllowed',
           MESSAGES.identity,
           'Forbidden',
         ),
         // 2. Node binding.
         check(
-          '!variables.isWrite || !variables.hasNode || variables.agent == variables.node',
+          '!variables.isReport || !variables.hasNode || variables.agent == variables.node',
           MESSAGES.nodeMismatch('<node>'),
           'Forbidden',
           `'NodeBinding: spec.agent must be the node the reporter\\'s token is bound to ("' + variables.node + '"); a reporter may only report for its own node.'`,
         ),
         check(
-          '!variables.isWrite || variables.hasNode || !variables.requireNodeBinding || variables.isAllowed',
+          '!variables.isReport || variables.hasNode || !variables.requireNodeBinding || variables.isAllowed',
           MESSAGES.nodeBindingRequired,
           'Forbidden',
         ),
-        // 3. Shape: the CRD's rules again (defence in depth), then the update rules, then the name.
+        // 3. Shape: the reporter metadata limits (spec-unchanged writes included), the CRD's rules
+        // again (defence in depth), then the update rules, then the name.
+        check(
+          `!variables.isWrite || !(variables.isReporter || variables.isAllowed) || (${METADATA_WITHIN_LIMITS})`,
+          MESSAGES.metadata,
+          'Invalid',
+        ),
         shapeCheck(
           `object.spec.routerId.matches(r'${UUID_PATTERN}')`,
           'spec.routerId',
@@ -248,13 +286,14 @@ export function validatingAdmissionPolicy(name = POLICY_NAME) {
           'metadata.name',
           'name rule: metadata.name must be <spec.routerId>.<spec.agent>',
         ),
-        // 4. Clock: not expressible (CEL has no clock); the webhook alone enforces it.
-        // DELETE.
+        // 4. Clock and 5. Membership: not expressible (CEL has no clock and cannot look up
+        // HARouters); the webhook alone enforces them (the chart's reporter.quota bounds the damage).
+        // DELETE: a reporter only for its own node; anyone else as RBAC allows.
         check(
           "request.operation != 'DELETE' || variables.username in " +
             `${celList(CLEANUP_USERNAMES)} || variables.username == variables.operator || ` +
-            '((variables.isReporter || variables.isAllowed) && (variables.hasNode ? variables.oldAgent == variables.node : ' +
-            '(!variables.requireNodeBinding || variables.isAllowed)))',
+            '!(variables.isReporter || variables.isAllowed) || (variables.hasNode ? variables.oldAgent == variables.node : ' +
+            '(!variables.requireNodeBinding || variables.isAllowed))',
           MESSAGES.delete,
           'Forbidden',
         ),

@@ -1,31 +1,45 @@
+import { isDeepStrictEqual } from 'node:util';
 import type { z } from 'zod';
 import {
   GROUP,
   HAROUTER_STATE,
+  type HARouter,
   harouterStateObjectSchema,
   harouterStateSchema,
   parseObservedAt,
   STALE_REPORT_MESSAGE,
 } from '../api/index.ts';
 import { type AdmissionConfig, CLEANUP_USERNAMES, serviceAccountUsername } from './config.ts';
+import { metadataAllowed } from './metadata-limits.ts';
 import { type AdmissionRequest, NODE_NAME_EXTRA } from './review.ts';
 
 /** The rules of the contract, in the order they apply to CREATE and UPDATE; `Delete` for DELETE. */
-export const ADMISSION_RULES = ['Identity', 'NodeBinding', 'Shape', 'Clock', 'Delete'] as const;
+export const ADMISSION_RULES = ['Identity', 'NodeBinding', 'Shape', 'Clock', 'Membership', 'Delete'] as const;
 export type AdmissionRule = (typeof ADMISSION_RULES)[number];
 
 /** Why a request was allowed (bounded: the `reason` label of `harouter_admission_decisions_total`). */
-export const ALLOWED_REASONS = ['Reporter', 'AllowedIdentity', 'Operator', 'Cleanup', 'NotGuarded'] as const;
+export const ALLOWED_REASONS = [
+  'Reporter',
+  'AllowedIdentity',
+  'Operator',
+  'Cleanup',
+  'NotGuarded',
+  /** A write that leaves `spec` unchanged, or a DELETE, by an identity that is not a reporter: RBAC decides. */
+  'NotAReport',
+] as const;
 /** Why a request was denied (bounded, as above). `MalformedRequest` is the server's: a body that is not an AdmissionReview. */
 export const DENIED_REASONS = [
   'NotAReporter',
   'NodeBindingRequired',
   'NodeMismatch',
+  'MetadataNotAllowed',
   'InvalidObject',
   'NameMismatch',
   'ImmutableField',
   'StaleReport',
   'ClockSkew',
+  'UnknownRouter',
+  'NotAMember',
   'DeleteForbidden',
   'MalformedRequest',
 ] as const;
@@ -43,6 +57,19 @@ export type AdmissionDecision =
       code: 403 | 422;
       message: string;
     };
+
+/**
+ * The agents (`spec.agents[].name`) of the HARouter `routerId` in `namespace`, or
+ * undefined when there is none: the webhook reads them from its HARouter informer
+ * cache (the membership rule, API.md "Who may report", rule 5).
+ */
+export type RouterAgents = (namespace: string, routerId: string) => readonly string[] | undefined;
+
+/** The agent names of a cached HARouter, undefined without one (for a {@link RouterAgents}). */
+export function routerAgents(router: Pick<HARouter, 'spec'> | undefined): string[] | undefined {
+  const agents = router?.spec?.agents;
+  return Array.isArray(agents) ? agents.map((a) => a.name) : undefined;
+}
 
 /** How far ahead of the webhook's clock an `observedAt` may be. */
 export const CLOCK_SKEW_LIMIT_MS = 5 * 60 * 1000;
@@ -65,12 +92,21 @@ export const MESSAGES = {
   immutable: (field: string) =>
     `Shape: spec.${field} cannot change (immutable rule); delete this HARouterState and create the one named ` +
     '<routerId>.<agent> instead.',
+  metadata:
+    "Shape: a reporter's HARouterState may carry no metadata.finalizers and no metadata.ownerReferences, and at " +
+    'most 8 labels and 8 annotations of at most 1 KiB each (metadata rule).',
   clock:
     "Clock: spec.observedAt is more than 5 minutes ahead of the webhook's clock; a future time would make every " +
     "later report stale. Fix the agent's clock (NTP) and report again.",
+  unknownRouter:
+    'Membership: no HARouter of this spec.routerId exists in this namespace; a reporter may create reports only ' +
+    'for routers that list its node in spec.agents.',
+  notAMember:
+    'Membership: the HARouter named by spec.routerId does not list spec.agent in spec.agents; a reporter may ' +
+    'create reports only for routers that list its node.',
   delete:
-    'Delete: only the reporter bound to the node named in spec.agent, the operator and Kubernetes cleanup ' +
-    'controllers may delete a HARouterState.',
+    'Delete: a reporter may delete only the reports of the node its token is bound to (spec.agent); ' +
+    'other identities delete as RBAC allows.',
   notGuarded: 'not a HARouterState write: not guarded',
 } as const;
 
@@ -156,14 +192,32 @@ function nodeBinding(
   return undefined;
 }
 
+/** True when the request is an UPDATE whose object and old object have the same (present) `spec`. */
+function specUnchanged(request: AdmissionRequest): boolean {
+  if (request.operation !== 'UPDATE') return false;
+  const spec = (o: unknown) =>
+    typeof o === 'object' && o !== null ? (o as { spec?: unknown }).spec : undefined;
+  const now = spec(request.object);
+  return typeof now === 'object' && now !== null && isDeepStrictEqual(now, spec(request.oldObject));
+}
+
 /**
  * The admission policy for HARouterStates, as a pure function of the request,
- * the configuration and a clock reading (milliseconds since the epoch). Never
- * throws for any input the AdmissionReview schema accepts. CREATE and UPDATE go
- * through Identity, NodeBinding, Shape and Clock in that order, the first failing
- * rule denies; DELETE is allowed to the bound reporter, the operator and cleanup.
+ * the configuration, a clock reading (milliseconds since the epoch) and the
+ * HARouters the webhook knows. Never throws for any input the AdmissionReview
+ * schema accepts. A CREATE or an UPDATE that changes `spec` is a report: it goes
+ * through Identity, NodeBinding, Shape (reporter metadata limits included), Clock
+ * and, on CREATE, Membership, in that order; the first failing rule denies. An
+ * UPDATE that leaves `spec` unchanged, and a DELETE, by an identity that is not a
+ * reporter are left to RBAC; a reporter's spec-unchanged update gets the metadata
+ * limits, and a reporter may delete only its own node's reports.
  */
-export function admit(request: AdmissionRequest, config: AdmissionConfig, nowMs: number): AdmissionDecision {
+export function admit(
+  request: AdmissionRequest,
+  config: AdmissionConfig,
+  nowMs: number,
+  routers: RouterAgents,
+): AdmissionDecision {
   if (
     request.resource.group !== GROUP ||
     request.resource.resource !== HAROUTER_STATE.plural ||
@@ -173,28 +227,34 @@ export function admit(request: AdmissionRequest, config: AdmissionConfig, nowMs:
     return { allowed: true, reason: 'NotGuarded', message: MESSAGES.notGuarded };
   }
   const id = classify(request.userInfo, config);
+  const reporter = id.reporter || id.allowedUser || id.allowedGroup;
 
   if (request.operation === 'DELETE') {
     if (id.cleanup) return { allowed: true, reason: 'Cleanup', message: 'cleanup controller' };
     if (id.operator) return { allowed: true, reason: 'Operator', message: 'operator' };
-    if (!id.reporter && !id.allowedUser && !id.allowedGroup)
-      return deny('Delete', 'DeleteForbidden', MESSAGES.delete);
+    if (!reporter) return { allowed: true, reason: 'NotAReport', message: 'not a reporter: RBAC decides' };
     if (nodeBinding(id, rawSpecField(request.oldObject, 'agent'), config) !== undefined) {
       return deny('Delete', 'DeleteForbidden', MESSAGES.delete);
     }
     return { allowed: true, reason: id.reporter ? 'Reporter' : 'AllowedIdentity', message: 'reporter' };
   }
 
+  if (specUnchanged(request)) {
+    if (!reporter) return { allowed: true, reason: 'NotAReport', message: 'spec unchanged: RBAC decides' };
+    if (!metadataAllowed(request.object)) return deny('Shape', 'MetadataNotAllowed', MESSAGES.metadata);
+    return { allowed: true, reason: 'NotAReport', message: 'spec unchanged, metadata within limits' };
+  }
+
   // 1. Identity.
-  if (!id.reporter && !id.allowedUser && !id.allowedGroup)
-    return deny('Identity', 'NotAReporter', MESSAGES.identity);
+  if (!reporter) return deny('Identity', 'NotAReporter', MESSAGES.identity);
 
   // 2. Node binding.
   const binding = nodeBinding(id, rawSpecField(request.object, 'agent'), config);
   if (binding === 'NodeMismatch') return deny('NodeBinding', binding, MESSAGES.nodeMismatch(id.node ?? ''));
   if (binding === 'NodeBindingRequired') return deny('NodeBinding', binding, MESSAGES.nodeBindingRequired);
 
-  // 3. Shape: the CRD's rules again, then the update rules.
+  // 3. Shape: the reporter metadata limits, the CRD's rules again, then the update rules.
+  if (!metadataAllowed(request.object)) return deny('Shape', 'MetadataNotAllowed', MESSAGES.metadata);
   const parsed = harouterStateSchema.safeParse(request.object);
   if (!parsed.success) return deny('Shape', 'InvalidObject', shapeMessage(parsed.error));
   const spec = parsed.data.spec;
@@ -220,6 +280,13 @@ export function admit(request: AdmissionRequest, config: AdmissionConfig, nowMs:
   if (!Number.isFinite(nowMs)) return deny('Clock', 'ClockSkew', MESSAGES.clock);
   const limitNs = BigInt(Math.trunc(nowMs) + CLOCK_SKEW_LIMIT_MS) * 1_000_000n;
   if (observed !== undefined && observed > limitNs) return deny('Clock', 'ClockSkew', MESSAGES.clock);
+
+  // 5. Membership, on CREATE: at most one report per router the node serves.
+  if (request.operation === 'CREATE') {
+    const agents = routers(request.namespace ?? '', spec.routerId);
+    if (agents === undefined) return deny('Membership', 'UnknownRouter', MESSAGES.unknownRouter);
+    if (!agents.includes(spec.agent)) return deny('Membership', 'NotAMember', MESSAGES.notAMember);
+  }
 
   return id.reporter
     ? { allowed: true, reason: 'Reporter', message: 'reporter on its node' }

@@ -16,7 +16,13 @@ import type { Metrics } from '../metrics.ts';
 import { closeServer } from '../runtime/close-server.ts';
 import { type AdmissionConfig, checkAdmissionConfig } from './config.ts';
 import { WEBHOOK_PATH } from './manifests.ts';
-import { type AdmissionDecision, ALLOWED_REASONS, admit, DENIED_REASONS } from './policy.ts';
+import {
+  type AdmissionDecision,
+  ALLOWED_REASONS,
+  admit,
+  DENIED_REASONS,
+  type RouterAgents,
+} from './policy.ts';
 import { type AdmissionResponse, admissionReviewSchema, NODE_NAME_EXTRA } from './review.ts';
 
 /** Options of {@link startWebhookServer}. */
@@ -26,6 +32,8 @@ export interface WebhookServerOptions {
   /** Directory holding `tls.crt` and `tls.key`. */
   certDir: string;
   config: AdmissionConfig;
+  /** The HARouters' agents, from the informer cache (the membership rule); must be synced before serving. */
+  routers: RouterAgents;
   logger: Logger;
   metrics: Metrics;
   /** Milliseconds since the epoch (default `Date.now`); the clock rule's reference. */
@@ -156,7 +164,7 @@ export async function startWebhookServer(options: WebhookServerOptions): Promise
     const review = admissionReviewSchema.safeParse(json);
     if (!review.success) throw malformed('request body is not an admission.k8s.io/v1 AdmissionReview');
     const request = review.data.request;
-    const decision: AdmissionDecision = admit(request, config, clock());
+    const decision: AdmissionDecision = admit(request, config, clock(), options.routers);
     const response: AdmissionResponse = { uid: request.uid, allowed: decision.allowed };
     if (!decision.allowed) {
       response.status = {

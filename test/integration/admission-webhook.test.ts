@@ -9,6 +9,7 @@ import {
   ADMISSION_CASES,
   type ClusterFixture,
   collectionPath,
+  createRouter,
   installTestWebhook,
   intruderCreate,
   kubeRequest,
@@ -25,11 +26,30 @@ import { createTestNamespace } from '../support/index.ts';
 let fx: ClusterFixture;
 let webhook: TestWebhook | undefined;
 let cleanupNamespace = '';
+let pinNamespace = '';
+
+/** Lets the fixture's reporter write reports in `namespace` too (RBAC only: admission still decides). */
+async function allowReporterIn(namespace: string): Promise<void> {
+  const res = await kubeRequest(
+    fx.admin,
+    'POST',
+    `/apis/rbac.authorization.k8s.io/v1/namespaces/${namespace}/rolebindings`,
+    {
+      apiVersion: 'rbac.authorization.k8s.io/v1',
+      kind: 'RoleBinding',
+      metadata: { name: 'writer' },
+      roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: 'cluster-admin' },
+      subjects: [{ kind: 'ServiceAccount', name: 'harouter-reporter', namespace: fx.namespace }],
+    },
+  );
+  expect(res.status).toBe(201);
+}
 
 beforeAll(async () => {
   fx = await setUpAdmissionCluster('adm-webhook');
   cleanupNamespace = await createTestNamespace('adm-webhook-cleanup');
-  webhook = await installTestWebhook(fx, [fx.namespace, cleanupNamespace]);
+  pinNamespace = await createTestNamespace('adm-webhook-pin');
+  webhook = await installTestWebhook(fx, [fx.namespace, cleanupNamespace, pinNamespace]);
   await waitUntilIntercepting(fx);
 });
 
@@ -58,28 +78,66 @@ describe('admission table, webhook mode', () => {
   });
 });
 
+describe("a node's token cannot pin a namespace", () => {
+  it('its finalizer is refused, so deleting the namespace with its report completes', async () => {
+    await allowReporterIn(pinNamespace);
+    const routerId = crypto.randomUUID();
+    await createRouter(fx.admin, pinNamespace, routerId, [NODE_A]);
+    const path = `${collectionPath(pinNamespace)}/${routerId}.${NODE_A}`;
+    await waitFor('the router to reach the webhook cache', async () => {
+      const res = await kubeRequest(fx.clients.reporterA, 'POST', collectionPath(pinNamespace), {
+        ...report(routerId, NODE_A),
+        metadata: { name: `${routerId}.${NODE_A}` },
+      });
+      return res.status === 201 ? true : undefined;
+    });
+    const pinned = await kubeRequest(
+      fx.clients.reporterA,
+      'PATCH',
+      path,
+      { metadata: { finalizers: ['example.com/keep'] } },
+      'application/merge-patch+json',
+    );
+    expect(pinned.status, pinned.body.message).toBe(422);
+    expect(pinned.body.message).toMatch(/metadata rule/);
+    const owned = await kubeRequest(
+      fx.clients.reporterA,
+      'PATCH',
+      path,
+      {
+        metadata: {
+          ownerReferences: [{ apiVersion: 'v1', kind: 'Namespace', name: 'x', uid: crypto.randomUUID() }],
+        },
+      },
+      'application/merge-patch+json',
+    );
+    expect(owned.status, owned.body.message).toBe(422);
+
+    const ns = `/api/v1/namespaces/${pinNamespace}`;
+    expect((await kubeRequest(fx.admin, 'DELETE', ns)).status).toBeLessThan(300);
+    await waitFor(
+      'the namespace to finish deleting',
+      async () => ((await kubeRequest(fx.admin, 'GET', ns)).status === 404 ? true : undefined),
+      90_000,
+    );
+  }, 120_000);
+});
+
 describe('fail closed, but never in the way of cleanup', () => {
   it('with the webhook down, reports are refused and namespace deletion still completes', async () => {
     // A report in a second namespace the webhook also guards, by a reporter allowed there.
-    const res = await kubeRequest(
-      fx.admin,
-      'POST',
-      `/apis/rbac.authorization.k8s.io/v1/namespaces/${cleanupNamespace}/rolebindings`,
-      {
-        apiVersion: 'rbac.authorization.k8s.io/v1',
-        kind: 'RoleBinding',
-        metadata: { name: 'writer' },
-        roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: 'cluster-admin' },
-        subjects: [{ kind: 'ServiceAccount', name: 'harouter-reporter', namespace: fx.namespace }],
-      },
-    );
-    expect(res.status).toBe(201);
-    const created = await kubeRequest(
-      fx.clients.reporterA,
-      'POST',
-      collectionPath(cleanupNamespace),
-      report(crypto.randomUUID(), NODE_A),
-    );
+    await allowReporterIn(cleanupNamespace);
+    const routerId = crypto.randomUUID();
+    await createRouter(fx.admin, cleanupNamespace, routerId, [NODE_A]);
+    const created = await waitFor('the router to reach the webhook cache', async () => {
+      const res = await kubeRequest(
+        fx.clients.reporterA,
+        'POST',
+        collectionPath(cleanupNamespace),
+        report(routerId, NODE_A),
+      );
+      return res.status === 201 ? res : undefined;
+    });
     expect(created.status, created.body.message).toBe(201);
 
     await webhook?.stop();

@@ -25,6 +25,7 @@ import { sendApply } from '../../src/report/apply.ts';
 import { loadTransport } from '../../src/report/kubeconfig.ts';
 import {
   type ClusterFixture,
+  createRouter,
   installCrds,
   installTestWebhook,
   kubeRequest,
@@ -214,11 +215,14 @@ describe('harouterctl report against the real API server', () => {
       operatorServiceAccount: `${namespace}/operator`,
       requireNodeBinding: true,
     };
+    // The router the reports are about, listing both nodes (the webhook's membership rule).
+    await createRouter(admin, namespace, ROUTER, ['node-a', 'node-b']);
     webhook = await installTestWebhook({
       namespace,
       admin,
       config,
       clients: {} as ClusterFixture['clients'],
+      probeRouterId: ROUTER,
     });
     // Configurations are picked up asynchronously: wait until a dry run for the wrong node is denied.
     const reporterA = await loadTransport(kubeconfigs['node-a'] as string);

@@ -12,8 +12,17 @@
 import { randomUUID } from 'node:crypto';
 import { request as httpsRequest } from 'node:https';
 import type { KubeConfig } from '@kubernetes/client-node';
-import { API_VERSION, HAROUTER_STATE, STALE_REPORT_MESSAGE } from '../../src/api/index.ts';
+import {
+  API_VERSION,
+  GROUP,
+  HAROUTER,
+  HAROUTER_STATE,
+  type HARouter,
+  STALE_REPORT_MESSAGE,
+  VERSION,
+} from '../../src/api/index.ts';
 import type { AdmissionConfig } from '../../src/webhook/config.ts';
+import type { RouterAgents } from '../../src/webhook/policy.ts';
 import type { AdmissionRequest, UserInfo } from '../../src/webhook/review.ts';
 
 export const NODE_A = 'node-a';
@@ -21,8 +30,16 @@ export const NODE_B = 'node-b';
 /** The observedAt of stored reports; updates move it by one nanosecond either way. */
 export const T0 = '2026-01-01T00:00:00.5Z';
 
-/** Who sends a request. */
-export const ACTORS = ['reporterA', 'reporterB', 'unboundReporter', 'intruder', 'admin', 'operator'] as const;
+/** Who sends a request. `garbageCollector` is one of Kubernetes' cleanup identities. */
+export const ACTORS = [
+  'reporterA',
+  'reporterB',
+  'unboundReporter',
+  'intruder',
+  'admin',
+  'operator',
+  'garbageCollector',
+] as const;
 export type Actor = (typeof ACTORS)[number];
 
 /** Service account names used by the fixtures (in the test's namespace). */
@@ -46,8 +63,26 @@ export function testAdmissionConfig(namespace: string): AdmissionConfig {
 export interface ReportObject {
   apiVersion: string;
   kind: string;
-  metadata: { name: string; namespace?: string; resourceVersion?: string };
+  metadata: { name: string; namespace?: string; resourceVersion?: string } & Record<string, unknown>;
   spec: Record<string, unknown>;
+}
+
+/** The finalizer the table's administrator sets (and the cluster runner clears after each case). */
+export const TEST_FINALIZER = 'example.com/keep';
+
+/** `object` with extra metadata (labels, annotations, finalizers, ownerReferences). */
+export function withMetadata(object: ReportObject, metadata: Record<string, unknown>): ReportObject {
+  return { ...object, metadata: { ...object.metadata, ...metadata } };
+}
+
+/** `n` labels or annotations, each (key and value together) exactly `bytes` long. */
+export function entries(n: number, bytes = 16): Record<string, string> {
+  return Object.fromEntries(
+    Array.from({ length: n }, (_, i) => {
+      const key = `example.com/k${i}`;
+      return [key, 'v'.repeat(bytes - key.length)];
+    }),
+  );
 }
 
 /** A valid report of `agent` about `routerId`. */
@@ -76,14 +111,32 @@ export interface AdmissionCase {
   object?: (ctx: CaseContext) => unknown;
   /** Expected answer; `message` must match the denial in every layer that refuses it. */
   expect: { allowed: boolean; message?: RegExp };
-  /** The answer of the policy mode when it differs (only the clock rule: CEL has no clock). */
+  /**
+   * The answer of the policy mode when it differs: only for the webhook's own rules, the clock
+   * (CEL has no clock) and membership (CEL cannot look up HARouters).
+   */
   policyExpect?: { allowed: boolean; why: string };
+  /**
+   * The HARouter `ctx.routerId` before the request: its agents (default node-a and node-b), or
+   * `absent`. The membership rule reads it.
+   */
+  router?: 'absent' | readonly string[];
+  /** The existing report carries the administrator's finalizer. */
+  existingFinalizer?: boolean;
   /** Refused by the CRD schema itself (so also with no admission at all). */
   schema?: boolean;
 }
 
 const SPEC_MESSAGE = (message: string) => (ctx: CaseContext) => report(ctx.routerId, NODE_A, { message });
 const PRINTABLE = /printable rule/;
+const METADATA = /Shape: a reporter's HARouterState may carry no metadata\.finalizers .*\(metadata rule\)/;
+const MEMBERSHIP_WEBHOOK_ONLY = {
+  allowed: true,
+  why: "CEL cannot look up HARouters: the membership rule is the webhook's alone (policy mode: reporter.quota)",
+};
+/** The object of an UPDATE that leaves spec as stored and sets `metadata`. */
+const sameSpec = (metadata: Record<string, unknown>) => (ctx: CaseContext) =>
+  withMetadata(report(ctx.routerId, NODE_A), metadata);
 
 /** The cases of issue 3, in both modes. */
 export const ADMISSION_CASES: AdmissionCase[] = [
@@ -250,14 +303,160 @@ export const ADMISSION_CASES: AdmissionCase[] = [
     actor: 'reporterB',
     operation: 'DELETE',
     existing: NODE_A,
-    expect: { allowed: false, message: /Delete: only the reporter bound to the node named in spec\.agent/ },
+    expect: {
+      allowed: false,
+      message: /Delete: a reporter may delete only the reports of the node its token is bound to/,
+    },
   },
   {
-    name: 'delete by a service account not on the list is denied',
+    name: 'delete by a service account that is not a reporter is left to RBAC (allowed here)',
     actor: 'intruder',
     operation: 'DELETE',
     existing: NODE_A,
-    expect: { allowed: false, message: /Delete: only the reporter bound to the node named in spec\.agent/ },
+    expect: { allowed: true },
+  },
+  {
+    name: 'delete by the cluster administrator is allowed (a decommissioned node)',
+    actor: 'admin',
+    operation: 'DELETE',
+    existing: NODE_A,
+    expect: { allowed: true },
+  },
+  {
+    name: 'delete by the garbage collector is allowed',
+    actor: 'garbageCollector',
+    operation: 'DELETE',
+    existing: NODE_A,
+    expect: { allowed: true },
+  },
+  {
+    name: 'report for a router that does not exist is denied (membership rule)',
+    actor: 'reporterA',
+    operation: 'CREATE',
+    router: 'absent',
+    object: (ctx) => report(ctx.routerId, NODE_A),
+    expect: { allowed: false, message: /Membership: no HARouter of this spec\.routerId exists/ },
+    policyExpect: MEMBERSHIP_WEBHOOK_ONLY,
+  },
+  {
+    name: 'report for a router that does not list the node is denied (membership rule)',
+    actor: 'reporterA',
+    operation: 'CREATE',
+    router: [NODE_B],
+    object: (ctx) => report(ctx.routerId, NODE_A),
+    expect: { allowed: false, message: /Membership: the HARouter named by spec\.routerId does not list/ },
+    policyExpect: MEMBERSHIP_WEBHOOK_ONLY,
+  },
+  {
+    name: 'report carrying a finalizer is denied (metadata rule)',
+    actor: 'reporterA',
+    operation: 'CREATE',
+    object: (ctx) => withMetadata(report(ctx.routerId, NODE_A), { finalizers: [TEST_FINALIZER] }),
+    expect: { allowed: false, message: METADATA },
+  },
+  {
+    name: 'report carrying an ownerReference is denied (metadata rule)',
+    actor: 'reporterA',
+    operation: 'CREATE',
+    object: (ctx) =>
+      withMetadata(report(ctx.routerId, NODE_A), {
+        ownerReferences: [{ apiVersion: 'v1', kind: 'ConfigMap', name: 'anchor', uid: randomUUID() }],
+      }),
+    expect: { allowed: false, message: METADATA },
+  },
+  {
+    name: 'report with 8 labels and 8 annotations of 1 KiB each is allowed',
+    actor: 'reporterA',
+    operation: 'CREATE',
+    object: (ctx) =>
+      withMetadata(report(ctx.routerId, NODE_A), { labels: entries(8, 30), annotations: entries(8, 1024) }),
+    expect: { allowed: true },
+  },
+  {
+    name: 'report with 9 labels is denied (metadata rule)',
+    actor: 'reporterA',
+    operation: 'CREATE',
+    object: (ctx) => withMetadata(report(ctx.routerId, NODE_A), { labels: entries(9) }),
+    expect: { allowed: false, message: METADATA },
+  },
+  {
+    name: 'report with 9 annotations is denied (metadata rule)',
+    actor: 'reporterA',
+    operation: 'CREATE',
+    object: (ctx) => withMetadata(report(ctx.routerId, NODE_A), { annotations: entries(9) }),
+    expect: { allowed: false, message: METADATA },
+  },
+  {
+    name: 'report with an annotation of 1 KiB and one byte is denied (metadata rule)',
+    actor: 'reporterA',
+    operation: 'CREATE',
+    object: (ctx) => withMetadata(report(ctx.routerId, NODE_A), { annotations: entries(1, 1025) }),
+    expect: { allowed: false, message: METADATA },
+  },
+  {
+    name: 'reporter adding a finalizer to its own report (spec unchanged) is denied (metadata rule)',
+    actor: 'reporterA',
+    operation: 'UPDATE',
+    existing: NODE_A,
+    object: sameSpec({ finalizers: [TEST_FINALIZER] }),
+    expect: { allowed: false, message: METADATA },
+  },
+  {
+    name: 'reporter adding a label to its own report (spec unchanged) is allowed',
+    actor: 'reporterA',
+    operation: 'UPDATE',
+    existing: NODE_A,
+    object: sameSpec({ labels: entries(1) }),
+    expect: { allowed: true },
+  },
+  {
+    name: 'administrator adding a finalizer (spec unchanged) is allowed: RBAC decides',
+    actor: 'admin',
+    operation: 'UPDATE',
+    existing: NODE_A,
+    object: sameSpec({ finalizers: [TEST_FINALIZER] }),
+    expect: { allowed: true },
+  },
+  {
+    name: 'administrator clearing a finalizer (spec unchanged) is allowed',
+    actor: 'admin',
+    operation: 'UPDATE',
+    existing: NODE_A,
+    existingFinalizer: true,
+    object: sameSpec({}),
+    expect: { allowed: true },
+  },
+  {
+    name: "administrator's labels (spec unchanged) are not held to the reporter limits",
+    actor: 'admin',
+    operation: 'UPDATE',
+    existing: NODE_A,
+    object: sameSpec({ labels: entries(9) }),
+    expect: { allowed: true },
+  },
+  {
+    name: 'administrator changing the spec is denied (not a reporter)',
+    actor: 'admin',
+    operation: 'UPDATE',
+    existing: NODE_A,
+    object: (ctx) => report(ctx.routerId, NODE_A, { state: 'Fault', observedAt: '2026-01-01T00:00:01Z' }),
+    expect: { allowed: false, message: /Identity: only the configured reporter service accounts/ },
+  },
+  {
+    name: 'garbage collector updating metadata only is allowed (cleanup)',
+    actor: 'garbageCollector',
+    operation: 'UPDATE',
+    existing: NODE_A,
+    object: sameSpec({ labels: entries(1) }),
+    expect: { allowed: true },
+  },
+  {
+    name: "garbage collector changing a report's spec is judged like anyone else's (denied)",
+    actor: 'garbageCollector',
+    operation: 'UPDATE',
+    existing: NODE_A,
+    object: (ctx) => report(ctx.routerId, NODE_A, { state: 'Fault', observedAt: '2026-01-01T00:00:01Z' }),
+    expect: { allowed: false, message: /Identity: only the configured reporter service accounts/ },
   },
   {
     name: "delete by the operator's service account is allowed",
@@ -304,13 +503,34 @@ export function userInfoFor(actor: Actor, namespace: string): UserInfo {
       return sa(SA.operator);
     case 'admin':
       return { username: 'harouter-admin', groups: ['system:masters', 'system:authenticated'] };
+    case 'garbageCollector':
+      return {
+        username: GARBAGE_COLLECTOR,
+        uid: randomUUID(),
+        groups: ['system:serviceaccounts', 'system:serviceaccounts:kube-system', 'system:authenticated'],
+      };
   }
+}
+
+/** The garbage collector's identity (one of the cleanup identities of `CLEANUP_USERNAMES`). */
+const GARBAGE_COLLECTOR = 'system:serviceaccount:kube-system:generic-garbage-collector';
+
+/** The agents of the case's HARouter (undefined: absent). */
+function caseRouterAgents(c: AdmissionCase): readonly string[] | undefined {
+  return c.router === 'absent' ? undefined : (c.router ?? [NODE_A, NODE_B]);
+}
+
+/** The webhook's view of the HARouters for a case: only `ctx.routerId`, in `namespace`. */
+export function routersFor(c: AdmissionCase, namespace: string, ctx: CaseContext): RouterAgents {
+  const agents = caseRouterAgents(c);
+  return (ns, routerId) => (ns === namespace && routerId === ctx.routerId ? agents : undefined);
 }
 
 /** The AdmissionRequest of a case, as the API server would send it to the webhook. */
 export function admissionRequestFor(c: AdmissionCase, namespace: string, ctx: CaseContext): AdmissionRequest {
   const stored = c.existing ? report(ctx.routerId, c.existing) : undefined;
   if (stored) stored.metadata.namespace = namespace;
+  if (stored && c.existingFinalizer) stored.metadata.finalizers = [TEST_FINALIZER];
   const object = toJson(c.object?.(ctx));
   const name = (object as ReportObject | undefined)?.metadata?.name ?? stored?.metadata.name ?? ctx.routerId;
   return {
@@ -641,13 +861,17 @@ export interface ClusterFixture {
   config: AdmissionConfig;
   admin: KubeConfig;
   clients: Record<Actor, KubeConfig>;
+  /** A HARouter listing node-a and node-b that never gets a report: dry-run probes report for it. */
+  probeRouterId: string;
 }
 
 /**
  * Installs the CRDs, creates a namespace, RBAC that lets every test identity write
  * HARouterStates there (so that only admission decides), and real TokenRequest
  * tokens: the reporter pod-bound on node-a and on node-b, the reporter unbound, an
- * intruder pod-bound on node-a, and the operator.
+ * intruder pod-bound on node-a, the operator, and the garbage collector (a cleanup
+ * identity, whose own ClusterRole lets it update and delete anything); and a
+ * HARouter for the probes.
  */
 export async function setUpAdmissionCluster(prefix: string): Promise<ClusterFixture> {
   const support = await import('./index.ts');
@@ -686,9 +910,34 @@ export async function setUpAdmissionCluster(prefix: string): Promise<ClusterFixt
     unboundReporter: await mint(SA.reporter),
     intruder: await mint(SA.intruder, { name: 'intruder-a', nodeName: NODE_A }),
     operator: await mint(SA.operator),
+    garbageCollector: support.kubeConfigForToken(
+      await support.mintServiceAccountToken({
+        namespace: 'kube-system',
+        serviceAccount: 'generic-garbage-collector',
+      }),
+      namespace,
+    ),
     admin,
   };
-  return { namespace, config: testAdmissionConfig(namespace), admin, clients };
+  const probeRouterId = randomUUID();
+  await createRouter(admin, namespace, probeRouterId, [NODE_A, NODE_B]);
+  return { namespace, config: testAdmissionConfig(namespace), admin, clients, probeRouterId };
+}
+
+/** Creates the HARouter `routerId` listing `agents` (as the administrator). */
+export async function createRouter(
+  admin: KubeConfig,
+  namespace: string,
+  routerId: string,
+  agents: readonly string[],
+): Promise<void> {
+  const res = await kubeRequest(admin, 'POST', collectionPath(namespace, 'harouters'), {
+    apiVersion: API_VERSION,
+    kind: 'HARouter',
+    metadata: { name: routerId },
+    spec: { agents: agents.map((name) => ({ name })) },
+  });
+  if (res.status !== 201) throw new Error(`setup: creating HARouter ${routerId}: ${res.body.message}`);
 }
 
 /** A label selector for exactly these namespaces (admission objects in tests never reach other files). */
@@ -714,8 +963,8 @@ export async function waitUntilIntercepting(
   await waitFor(
     'admission to intercept HARouterState writes',
     async () => {
-      const denied = await kubeRequest(fx.admin, 'POST', path, report(randomUUID(), NODE_A));
-      const allowed = await kubeRequest(fx.clients.reporterA, 'POST', path, report(randomUUID(), NODE_A));
+      const denied = await kubeRequest(fx.admin, 'POST', path, report(fx.probeRouterId, NODE_A));
+      const allowed = await kubeRequest(fx.clients.reporterA, 'POST', path, report(fx.probeRouterId, NODE_A));
       seen = `admin: ${denied.status} ${denied.body.message}; reporter: ${allowed.status} ${allowed.body.message}`;
       const ok =
         denied.status === 403 &&
@@ -741,12 +990,52 @@ export interface ClusterOutcome {
 export async function runClusterCase(fx: ClusterFixture, c: AdmissionCase): Promise<ClusterOutcome> {
   const ctx: CaseContext = { routerId: randomUUID(), nowMs: Date.now() };
   const path = collectionPath(fx.namespace);
+  const agents = caseRouterAgents(c);
+  if (agents) {
+    await createRouter(fx.admin, fx.namespace, ctx.routerId, agents);
+    // The webhook reads HARouters from its informer cache: wait until a member's report passes.
+    const member = agents[0] === NODE_A ? fx.clients.reporterA : fx.clients.reporterB;
+    await waitFor('the HARouter to reach the webhook cache', async () => {
+      const probe = report(ctx.routerId, agents[0] as string);
+      const res = await kubeRequest(member, 'POST', `${path}?dryRun=All`, probe);
+      return res.status === 201 ? true : undefined;
+    });
+  }
   if (c.existing) {
     const owner = c.existing === NODE_A ? fx.clients.reporterA : fx.clients.reporterB;
     const created = await kubeRequest(owner, 'POST', path, report(ctx.routerId, c.existing));
     if (created.status !== 201)
       throw new Error(`setup: creating the existing report: ${created.body.message}`);
+    if (c.existingFinalizer) {
+      await setFinalizers(fx, `${path}/${ctx.routerId}.${c.existing}`, [TEST_FINALIZER]);
+    }
   }
+  try {
+    return await sendCase(fx, c, ctx);
+  } finally {
+    // A finalizer left behind would hold the namespace in Terminating.
+    const name = `${ctx.routerId}.${c.existing ?? NODE_A}`;
+    const left = await kubeRequest(fx.admin, 'GET', `${path}/${name}`);
+    if ((left.body.metadata as { finalizers?: string[] } | undefined)?.finalizers?.length) {
+      await setFinalizers(fx, `${path}/${name}`, null);
+    }
+  }
+}
+
+/** Sets (or with null clears) a report's finalizers as the administrator, by merge patch. */
+async function setFinalizers(fx: ClusterFixture, objectPath: string, finalizers: string[] | null) {
+  const res = await kubeRequest(
+    fx.admin,
+    'PATCH',
+    objectPath,
+    { metadata: { finalizers } },
+    'application/merge-patch+json',
+  );
+  if (res.status !== 200) throw new Error(`setting finalizers on ${objectPath}: ${res.body.message}`);
+}
+
+async function sendCase(fx: ClusterFixture, c: AdmissionCase, ctx: CaseContext): Promise<ClusterOutcome> {
+  const path = collectionPath(fx.namespace);
   const client = fx.clients[c.actor];
   let res: KubeResponse;
   if (c.operation === 'CREATE') {
@@ -803,6 +1092,9 @@ export async function installTestWebhook(
   const { createMetrics } = await import('../../src/metrics.ts');
   const { webhookConfiguration } = await import('../../src/webhook/manifests.ts');
   const { startWebhookServer } = await import('../../src/webhook/server.ts');
+  const { Informer, collectionPath: informerPath } = await import('../../src/kube/informer.ts');
+  const { createKubeClients } = await import('../../src/kube/client.ts');
+  const { routerAgents } = await import('../../src/webhook/policy.ts');
   const dir = await mkdtemp(join(tmpdir(), 'admission-webhook-'));
   const info = support.controlPlaneInfo();
   await support.issueServingCert({
@@ -811,11 +1103,23 @@ export async function installTestWebhook(
     name: 'tls',
   });
   const metrics = createMetrics({ processMetrics: false });
+  const logger = createLogger('silent');
+  // As in the operator: the membership rule reads a HARouter informer's cache, synced before serving.
+  const routers = new Informer<HARouter>({
+    name: 'harouters',
+    kc: fx.admin,
+    raw: createKubeClients(fx.admin).raw,
+    path: informerPath({ group: GROUP, version: VERSION, plural: HAROUTER.plural }),
+    log: logger,
+  });
+  routers.start();
+  await routers.waitForSync();
   const server = await startWebhookServer({
     bindAddress: '127.0.0.1:0',
     certDir: dir,
     config,
-    logger: createLogger('silent'),
+    routers: (namespace, routerId) => routerAgents(routers.get(`${namespace}/${routerId}`)),
+    logger,
     metrics,
   });
   const name = `harouter-test-${fx.namespace}`;
@@ -832,7 +1136,7 @@ export async function installTestWebhook(
   );
   let stopped = false;
   const stop = async () => {
-    if (!stopped) await server.close();
+    if (!stopped) await Promise.all([server.close(), routers.stop()]);
     stopped = true;
   };
   return {

@@ -10,6 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { FLAGS, type OperatorConfig, parseConfig } from '../../src/config.ts';
+import { EXCLUDE_CLEANUP_CONDITION } from '../../src/webhook/manifests.ts';
 import {
   alertRuleGroups,
   chartDir,
@@ -388,7 +389,11 @@ describe('helm template with default values', () => {
     });
     expect(webhook.matchConditions).toHaveLength(1);
     for (const user of CLEANUP_USERS) expect(webhook.matchConditions[0].expression).toContain(`'${user}'`);
-    expect(webhook.matchConditions[0].expression.trim()).toMatch(/^!\(request\.userInfo\.username in \[/);
+    // The same expression as the code's (the policy and local mode use that one).
+    const squeeze = (text: string) => text.replace(/\s+/g, ' ').replace(/\[ /g, '[').trim();
+    expect(squeeze(webhook.matchConditions[0].expression)).toBe(
+      squeeze(EXCLUDE_CLEANUP_CONDITION.expression),
+    );
 
     const service = findObject(objects, 'Service', `${FULLNAME}-webhook`);
     expect(service.spec.ports).toEqual([
@@ -501,6 +506,10 @@ describe('helm template with other values', () => {
       { kind: 'ServiceAccount', name: 'harouter-reporter', namespace: NS },
       { kind: 'ServiceAccount', name: 'keepalived-reporter', namespace: 'agents' },
     ]);
+    // reporter.quota: in policy mode nothing checks a report's router; a quota bounds the count.
+    const quota = findObject(objects, 'ResourceQuota', `${FULLNAME}-reports`);
+    expect(quota.metadata.namespace).toBe('default');
+    expect(quota.spec).toEqual({ hard: { 'count/harouterstates.harouter.dev': '300' } });
   });
 
   it('both mode: webhook and policy, agreeing on their configuration', async () => {

@@ -2,11 +2,13 @@
  * Property test of the pure policy: thousands of generated requests. Each
  * generated field carries its own verdict (built valid or built broken, by
  * construction, not by asking the code under test), so the expected decision is
- * known independently: `admit` never throws and allows exactly the valid requests.
+ * known independently: `admit` never throws and allows exactly the valid requests
+ * (reporter metadata limits, HARouter membership on CREATE and spec-unchanged
+ * updates included).
  */
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { admit } from '../../src/webhook/policy.ts';
+import { admit, type RouterAgents } from '../../src/webhook/policy.ts';
 import { type AdmissionRequest, admissionRequestSchema, NODE_NAME_EXTRA } from '../../src/webhook/review.ts';
 import { testAdmissionConfig } from '../support/admission-cases.ts';
 
@@ -128,6 +130,34 @@ const priority: fc.Arbitrary<V<unknown>> = fc.oneof(
   bad(fc.constantFrom(-1, 256, 1.5, '100', null)),
 );
 
+/** Reporter metadata: none, within the limits, or one way past them. */
+const metadata: fc.Arbitrary<V<Record<string, unknown>>> = fc.oneof(
+  { weight: 20, arbitrary: good(fc.constant({})) },
+  {
+    weight: 5,
+    arbitrary: good(
+      fc.record({
+        labels: fc.dictionary(label, label, { maxKeys: 8 }),
+        annotations: fc.dictionary(label, fc.string({ maxLength: 900 }), { maxKeys: 8 }),
+      }),
+    ),
+  },
+  bad(fc.constant({ finalizers: ['example.com/keep'] })),
+  bad(fc.constant({ ownerReferences: [{ apiVersion: 'v1', kind: 'ConfigMap', name: 'x', uid: 'u' }] })),
+  bad(
+    fc
+      .uniqueArray(label, { minLength: 9, maxLength: 12 })
+      .map((ks) => ({ labels: Object.fromEntries(ks.map((k) => [k, 'v'])) })),
+  ),
+  bad(fc.integer({ min: 1025, max: 4096 }).map((n) => ({ annotations: { a: 'x'.repeat(n - 1) } }))),
+);
+
+/** What the webhook's HARouter cache says of the report's router (read on CREATE only). */
+const membership = fc.oneof(
+  { weight: 15, arbitrary: fc.constant('member' as const) },
+  fc.constantFrom('absent' as const, 'notListed' as const),
+);
+
 const rarely = fc.oneof({ weight: 6, arbitrary: fc.constant(false) }, fc.constant(true));
 const ACTORS = ['bound', 'boundElsewhere', 'unbound', 'intruder', 'admin'] as const;
 const scenario = fc.record({
@@ -139,9 +169,12 @@ const scenario = fc.record({
   priority,
   nameOk: fc.oneof({ weight: 15, arbitrary: fc.constant(true) }, fc.constant(false)),
   actor: fc.oneof({ weight: 12, arbitrary: fc.constant('bound' as const) }, fc.constantFrom(...ACTORS)),
-  update: fc.option(fc.record({ previous: instant, agentChanged: rarely, routerChanged: rarely }), {
-    nil: undefined,
-  }),
+  metadata,
+  membership,
+  update: fc.option(
+    fc.record({ previous: instant, agentChanged: rarely, routerChanged: rarely, specUnchanged: rarely }),
+    { nil: undefined },
+  ),
 });
 
 type Scenario = typeof scenario extends fc.Arbitrary<infer T> ? T : never;
@@ -176,9 +209,28 @@ function build(s: Scenario): { request: AdmissionRequest; expected: boolean } {
   if (s.message.value !== undefined) spec.message = s.message.value;
   if (s.priority.value !== undefined) spec.priority = s.priority.value;
   const name = s.nameOk ? `${s.routerId.value}.${s.agent.value}` : `${s.routerId.value}.elsewhere`;
-  const object = { apiVersion: 'harouter.dev/v1alpha1', kind: 'HARouterState', metadata: { name }, spec };
+  const object = {
+    apiVersion: 'harouter.dev/v1alpha1',
+    kind: 'HARouterState',
+    metadata: { name, ...s.metadata.value },
+    spec,
+  };
   let oldObject: unknown;
   let updateOk = true;
+  const isReporter = s.actor === 'bound' || s.actor === 'boundElsewhere' || s.actor === 'unbound';
+  if (s.update?.specUnchanged) {
+    // Not a report: RBAC decides, except that a reporter stays within the metadata limits.
+    const request: AdmissionRequest = {
+      uid: 'u',
+      resource: { group: 'harouter.dev', version: 'v1alpha1', resource: 'harouterstates' },
+      namespace: NS,
+      operation: 'UPDATE',
+      userInfo: userFor(s.actor, s.agent.value),
+      object,
+      oldObject: { ...object, metadata: { name }, spec: structuredClone(spec) },
+    };
+    return { request, expected: !isReporter || s.metadata.ok };
+  }
   if (s.update) {
     const previous = render(s.update.previous);
     const oldSpec: Record<string, unknown> = {
@@ -201,6 +253,7 @@ function build(s: Scenario): { request: AdmissionRequest; expected: boolean } {
     s.routerId.ok && s.agent.ok && s.state.ok && s.observedAt.ok && s.message.ok && s.priority.ok && s.nameOk;
   const identityOk = s.actor === 'bound';
   const clockOk = !s.observedAt.ok || s.observedAt.value.ns <= LIMIT_NS;
+  const memberOk = s.update !== undefined || s.membership === 'member';
   const request: AdmissionRequest = {
     uid: 'u',
     resource: { group: 'harouter.dev', version: 'v1alpha1', resource: 'harouterstates' },
@@ -210,15 +263,26 @@ function build(s: Scenario): { request: AdmissionRequest; expected: boolean } {
     object,
     ...(oldObject ? { oldObject } : {}),
   };
-  return { request, expected: identityOk && fieldsOk && updateOk && clockOk };
+  return { request, expected: identityOk && s.metadata.ok && fieldsOk && updateOk && clockOk && memberOk };
 }
+
+/** The webhook's HARouter cache for a scenario: the router lists the agent, lists others, or is absent. */
+function routersOf(s: Scenario): RouterAgents {
+  return (namespace, id) => {
+    if (namespace !== NS || id !== s.routerId.value || s.membership === 'absent') return undefined;
+    return s.membership === 'member' ? [s.agent.value, 'node-z'] : ['node-z'];
+  };
+}
+
+/** A cache that knows every router, listing node-a and node-b. */
+const anyRouter: RouterAgents = () => ['node-a', 'node-b'];
 
 describe('admit (property)', () => {
   it('never throws and allows exactly the valid requests', () => {
     fc.assert(
       fc.property(scenario, (s) => {
         const { request, expected } = build(s);
-        const decision = admit(request, config, NOW_MS);
+        const decision = admit(request, config, NOW_MS, routersOf(s));
         expect(decision.allowed, `${decision.message}`).toBe(expected);
       }),
       { numRuns: 5000 },
@@ -303,6 +367,7 @@ describe('admit (property)', () => {
             parsed.data,
             { ...config, requireNodeBinding: from.kind !== 'unbound' },
             NOW_MS,
+            anyRouter,
           );
           expect(typeof decision.allowed).toBe('boolean');
           const rule = decision.allowed ? `allowed:${decision.reason}` : decision.rule;

@@ -9,8 +9,14 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createPki, issueServingCert } from '../../src/local/controlplane/pki.ts';
 import { createLogger } from '../../src/log.ts';
 import { createMetrics } from '../../src/metrics.ts';
+import type { RouterAgents } from '../../src/webhook/policy.ts';
 import { parseBindAddress, startWebhookServer, type WebhookServer } from '../../src/webhook/server.ts';
-import { ADMISSION_CASES, admissionRequestFor, testAdmissionConfig } from '../support/admission-cases.ts';
+import {
+  ADMISSION_CASES,
+  admissionRequestFor,
+  routersFor,
+  testAdmissionConfig,
+} from '../support/admission-cases.ts';
 
 let dir = '';
 let certDir = '';
@@ -65,12 +71,18 @@ function post(
   });
 }
 
-const review = (c: (typeof ADMISSION_CASES)[number]) =>
-  JSON.stringify({
+/** The HARouter cache the server reads: each case sets its own (see `routersFor`). */
+let routers: RouterAgents = () => undefined;
+
+const review = (c: (typeof ADMISSION_CASES)[number]) => {
+  const ctx = { routerId: randomUUID(), nowMs: Date.now() };
+  routers = routersFor(c, 'team-a', ctx);
+  return JSON.stringify({
     apiVersion: 'admission.k8s.io/v1',
     kind: 'AdmissionReview',
-    request: admissionRequestFor(c, 'team-a', { routerId: randomUUID(), nowMs: Date.now() }),
+    request: admissionRequestFor(c, 'team-a', ctx),
   });
+};
 
 beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), 'webhook-server-'));
@@ -83,6 +95,7 @@ beforeAll(async () => {
     bindAddress: '127.0.0.1:0',
     certDir,
     config: testAdmissionConfig('team-a'),
+    routers: (namespace, routerId) => routers(namespace, routerId),
     logger: createLogger('debug', logStream),
     metrics,
     certPollIntervalMs: 60_000,
@@ -162,7 +175,11 @@ describe('webhook server', () => {
   });
 
   it('refuses to start without a usable certificate or with a bad configuration', async () => {
-    const common = { logger: createLogger('silent'), metrics: createMetrics({ processMetrics: false }) };
+    const common = {
+      logger: createLogger('silent'),
+      metrics: createMetrics({ processMetrics: false }),
+      routers: () => undefined,
+    };
     await expect(
       startWebhookServer({
         ...common,
