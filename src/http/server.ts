@@ -3,7 +3,8 @@
  * (`/metrics`, from the operator's own registry) and the probes (`/healthz`,
  * `/readyz`). Probe checks are named functions; a probe answers 200 `ok` when
  * all pass and 500 listing the failing ones otherwise (`?verbose` lists all),
- * like controller-runtime's healthz handler.
+ * like controller-runtime's healthz handler. Both are bounded (`limits.ts`):
+ * connections, concurrent requests, header size and time.
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -12,6 +13,7 @@ import type { BindAddress } from '../flag-values.ts';
 import type { Logger } from '../log.ts';
 import type { Metrics } from '../metrics.ts';
 import { closeServer } from '../runtime/close-server.ts';
+import { boundServer, HTTP_LIMITS, RequestGate, type ServerLimits } from './limits.ts';
 
 /** A listening server: its bound port, and `close` (requests in flight get a few seconds, kept-alive clients are not waited on). */
 export interface HttpServerHandle {
@@ -44,8 +46,11 @@ async function serve(
   bind: BindAddress,
   routes: Record<string, Handler>,
   log: Logger,
+  limits: ServerLimits = HTTP_LIMITS,
 ): Promise<HttpServerHandle> {
-  const server: Server = createServer((req, res) => {
+  const gate = new RequestGate(limits);
+  const server: Server = createServer({ maxHeaderSize: limits.maxHeaderBytes }, (req, res) => {
+    if (!gate.admit(req, res)) return;
     // `new URL` throws on some request targets (`//[`): answer 400, never let it escape the listener.
     const url = URL.parse(req.url ?? '/', 'http://localhost');
     if (!url) {
@@ -69,7 +74,7 @@ async function serve(
       res.end('internal error\n');
     });
   });
-  server.keepAliveTimeout = 65_000;
+  boundServer(server, limits);
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen({ port: bind.port, host: bind.host }, () => {

@@ -11,6 +11,14 @@ import { createServer, type Server } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { createSecureContext } from 'node:tls';
+import {
+  boundServer,
+  jsonDepthWithin,
+  RequestError,
+  RequestGate,
+  type ServerLimits,
+  WEBHOOK_LIMITS,
+} from '../http/limits.ts';
 import type { Logger } from '../log.ts';
 import type { Metrics } from '../metrics.ts';
 import { closeServer } from '../runtime/close-server.ts';
@@ -40,8 +48,10 @@ export interface WebhookServerOptions {
   clock?: () => number;
   /** How often the certificate files are checked for changes (default 10 s). */
   certPollIntervalMs?: number;
-  /** Largest request body accepted (default 2 MiB; larger gets HTTP 413). */
+  /** Largest request body accepted (default 3 MiB; larger gets HTTP 413). */
   maxBodyBytes?: number;
+  /** The bounds on connections, requests, bytes and time (default {@link WEBHOOK_LIMITS}). */
+  limits?: Partial<ServerLimits>;
 }
 
 /** A running webhook server. */
@@ -59,7 +69,6 @@ export interface WebhookServer {
 
 /** The `webhook` label of the controller-runtime webhook metrics. */
 const WEBHOOK_LABEL = WEBHOOK_PATH;
-const DEFAULT_MAX_BODY_BYTES = 2 * 1024 * 1024;
 
 /** Parses `host:port`, `:port` or `[v6]:port`. */
 export function parseBindAddress(address: string): { host: string | undefined; port: number } {
@@ -85,38 +94,6 @@ async function readPair(certDir: string): Promise<CertPair> {
   return { cert, key };
 }
 
-class RequestError extends Error {
-  readonly status: number;
-  constructor(status: number, message: string) {
-    super(message);
-    this.status = status;
-  }
-}
-
-function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
-  return new Promise((resolve, reject) => {
-    const declared = Number(req.headers['content-length']);
-    if (Number.isFinite(declared) && declared > limit) {
-      reject(new RequestError(413, 'request body too large'));
-      req.resume();
-      return;
-    }
-    const chunks: Buffer[] = [];
-    let size = 0;
-    req.on('data', (chunk: Buffer) => {
-      size += chunk.length;
-      if (size > limit) {
-        reject(new RequestError(413, 'request body too large'));
-        req.destroy();
-        return;
-      }
-      chunks.push(chunk);
-    });
-    req.on('end', () => resolve(Buffer.concat(chunks)));
-    req.on('error', reject);
-  });
-}
-
 /** Starts the webhook server; rejects when the certificate cannot be loaded or the address bound. */
 export async function startWebhookServer(options: WebhookServerOptions): Promise<WebhookServer> {
   const problems = checkAdmissionConfig(options.config);
@@ -124,7 +101,12 @@ export async function startWebhookServer(options: WebhookServerOptions): Promise
   const log = options.logger.child({ component: 'webhook' });
   const { metrics, config } = options;
   const clock = options.clock ?? Date.now;
-  const maxBodyBytes = options.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES;
+  const limits: ServerLimits = {
+    ...WEBHOOK_LIMITS,
+    ...options.limits,
+    ...(options.maxBodyBytes !== undefined ? { maxBodyBytes: options.maxBodyBytes } : {}),
+  };
+  const gate = new RequestGate(limits);
   const { host, port } = parseBindAddress(options.bindAddress ?? ':9443');
 
   for (const reason of ALLOWED_REASONS) metrics.admissionDecisions.inc({ decision: 'allowed', reason }, 0);
@@ -135,6 +117,8 @@ export async function startWebhookServer(options: WebhookServerOptions): Promise
 
   const send = (res: ServerResponse, status: number, body: unknown) => {
     const text = JSON.stringify(body);
+    // Only the API server's well-formed reviews (200) keep their connection; the rest close it.
+    if (status !== 200) res.shouldKeepAlive = false;
     res.writeHead(status, { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(text) });
     res.end(text);
     metrics.webhookRequests.inc({ webhook: WEBHOOK_LABEL, code: String(status) });
@@ -148,13 +132,14 @@ export async function startWebhookServer(options: WebhookServerOptions): Promise
     const contentType = req.headers['content-type'] ?? '';
     if (!contentType.startsWith('application/json'))
       return send(res, 415, { error: 'expected application/json' });
-    const body = await readBody(req, maxBodyBytes);
+    const body = await gate.readBody(req, res);
     // Without a well-formed request there is no uid to answer: HTTP 400, which the API server treats
     // as a failure (fail closed); counted as denied, MalformedRequest.
     const malformed = (message: string) => {
       metrics.admissionDecisions.inc({ decision: 'denied', reason: 'MalformedRequest' });
       return new RequestError(400, message);
     };
+    if (!jsonDepthWithin(body, limits.maxJsonDepth)) throw malformed('request body nests too deep');
     let json: unknown;
     try {
       json = JSON.parse(body.toString('utf8'));
@@ -193,8 +178,18 @@ export async function startWebhookServer(options: WebhookServerOptions): Promise
   };
 
   const server: Server = createServer(
-    { cert: current.cert, key: current.key, minVersion: 'TLSv1.2' },
+    {
+      cert: current.cert,
+      key: current.key,
+      minVersion: 'TLSv1.2',
+      handshakeTimeout: limits.handshakeTimeoutMs,
+      maxHeaderSize: limits.maxHeaderBytes,
+    },
     (req, res) => {
+      if (!gate.admit(req, res)) {
+        metrics.webhookRequests.inc({ webhook: WEBHOOK_LABEL, code: '429' });
+        return;
+      }
       const started = process.hrtime.bigint();
       metrics.webhookInFlight.inc({ webhook: WEBHOOK_LABEL });
       res.on('close', () => {
@@ -206,19 +201,18 @@ export async function startWebhookServer(options: WebhookServerOptions): Promise
       });
       handle(req, res).catch((err: unknown) => {
         const status = err instanceof RequestError ? err.status : 500;
+        // Bad requests are counted (controller_runtime_webhook_requests_total{code}), logged at debug only:
+        // anyone who reaches the port could otherwise fill the log.
         if (status === 500) log.error({ err }, 'webhook request failed');
-        else log.warn({ status, error: (err as Error).message }, 'bad webhook request');
+        else log.debug({ status, error: (err as Error).message }, 'bad webhook request');
         if (!res.headersSent && !res.destroyed) send(res, status, { error: (err as Error).message });
         else if (!res.headersSent)
           metrics.webhookRequests.inc({ webhook: WEBHOOK_LABEL, code: String(status) });
       });
     },
   );
-  // The API server keeps connections alive; outlive its idle timeout so it never writes to a closed socket.
-  server.keepAliveTimeout = 90_000;
-  server.headersTimeout = 10_000;
-  server.requestTimeout = 15_000;
-  server.timeout = 120_000;
+  // Keep-alive outlives the API server's idle timeout (90 s) so it never writes to a closed socket.
+  boundServer(server, limits);
   server.on('tlsClientError', (err) => log.debug({ err: { message: err.message } }, 'TLS handshake failed'));
 
   await new Promise<void>((resolve, reject) => {

@@ -1,0 +1,248 @@
+/**
+ * Bounded work per request for every server the operator exposes (webhook,
+ * metrics, probes): whatever anyone who can reach a port sends, the memory and
+ * the time it can tie up stay bounded, and real requests keep being served.
+ *
+ * - connections: at most `maxConnections` sockets; when full, the oldest idle
+ *   keep-alive socket is closed to make room (a client holding idle sockets
+ *   cannot lock the API server out), and only when none is idle is the new one
+ *   refused;
+ * - time: TLS handshake, headers, the whole request and idle keep-alive each
+ *   have a deadline;
+ * - requests: at most `maxConcurrentRequests` at once; beyond, HTTP 429 and the
+ *   connection is closed without reading the body;
+ * - bytes: a body larger than `maxBodyBytes` is refused from its
+ *   Content-Length before a byte is read, and otherwise as soon as it grows past
+ *   the limit while being read; all bodies being read share `maxBytesInFlight`;
+ * - JSON: the nesting depth is checked on the raw bytes before `JSON.parse`.
+ */
+import type { IncomingMessage, Server, ServerResponse } from 'node:http';
+import type { Socket } from 'node:net';
+
+/** The bounds of one server (see the module comment). */
+export interface ServerLimits {
+  readonly maxConnections: number;
+  readonly maxConcurrentRequests: number;
+  /** Largest request body; 0 for servers that take no body. */
+  readonly maxBodyBytes: number;
+  /** Sum of the bodies being read at once. */
+  readonly maxBytesInFlight: number;
+  /** Deepest `{`/`[` nesting accepted in a JSON body. */
+  readonly maxJsonDepth: number;
+  /** TLS handshake deadline (HTTPS servers). */
+  readonly handshakeTimeoutMs: number;
+  /** From connection (or the previous response) to the end of the request headers. */
+  readonly headersTimeoutMs: number;
+  /** From the start of a request to the end of its body. */
+  readonly requestTimeoutMs: number;
+  /** Idle time after which a kept-alive connection is closed. */
+  readonly keepAliveTimeoutMs: number;
+  /** Largest request head (request line and headers), in bytes. */
+  readonly maxHeaderBytes: number;
+}
+
+/**
+ * The webhook's bounds. The API server's AdmissionReviews of HARouterStates are a
+ * few KiB (reporter metadata is limited); an administrator's object with large
+ * annotations, sent as object and oldObject, stays under 3 MiB. Its own idle
+ * timeout is 90 s, so keep-alive outlives it.
+ */
+export const WEBHOOK_LIMITS: ServerLimits = Object.freeze({
+  maxConnections: 256,
+  maxConcurrentRequests: 64,
+  maxBodyBytes: 3 * 1024 * 1024,
+  maxBytesInFlight: 16 * 1024 * 1024,
+  maxJsonDepth: 64,
+  handshakeTimeoutMs: 5_000,
+  headersTimeoutMs: 10_000,
+  requestTimeoutMs: 15_000,
+  keepAliveTimeoutMs: 90_000,
+  maxHeaderBytes: 16 * 1024,
+});
+
+/** The metrics and probe servers' bounds: GET only, a few scrapers and kubelets. */
+export const HTTP_LIMITS: ServerLimits = Object.freeze({
+  maxConnections: 64,
+  maxConcurrentRequests: 8,
+  maxBodyBytes: 0,
+  maxBytesInFlight: 0,
+  maxJsonDepth: 0,
+  handshakeTimeoutMs: 5_000,
+  headersTimeoutMs: 10_000,
+  requestTimeoutMs: 15_000,
+  keepAliveTimeoutMs: 65_000,
+  maxHeaderBytes: 16 * 1024,
+});
+
+/** An error with the HTTP status to answer. */
+export class RequestError extends Error {
+  readonly status: number;
+  constructor(status: number, message: string) {
+    super(message);
+    this.status = status;
+  }
+}
+
+/** Counts requests and body bytes in flight against a server's limits. */
+export class RequestGate {
+  readonly #limits: ServerLimits;
+  #requests = 0;
+  #bytes = 0;
+
+  constructor(limits: ServerLimits) {
+    this.#limits = limits;
+  }
+
+  /** Requests and body bytes in flight now. */
+  get load(): { requests: number; bytes: number } {
+    return { requests: this.#requests, bytes: this.#bytes };
+  }
+
+  /**
+   * Admits a request, or answers 429 (closing the connection, body unread) when
+   * the server is at its limit. Returns false when refused. An admitted request
+   * leaves the gate when its response closes.
+   */
+  admit(req: IncomingMessage, res: ServerResponse): boolean {
+    if (this.#requests >= this.#limits.maxConcurrentRequests) {
+      refuse(res, 429, 'too many requests');
+      req.socket.destroySoon();
+      return false;
+    }
+    this.#requests++;
+    res.once('close', () => {
+      this.#requests--;
+    });
+    return true;
+  }
+
+  /**
+   * Reads a request body within the limits: 413 past `maxBodyBytes` (from the
+   * Content-Length, or while reading), 503 when the bytes in flight would pass
+   * `maxBytesInFlight`. The bytes are released when the response closes.
+   */
+  readBody(req: IncomingMessage, res: ServerResponse): Promise<Buffer> {
+    const { maxBodyBytes, maxBytesInFlight } = this.#limits;
+    let held = 0;
+    res.once('close', () => {
+      this.#bytes -= held;
+      held = 0;
+    });
+    const take = (n: number): RequestError | undefined => {
+      if (held + n > maxBodyBytes) return new RequestError(413, 'request body too large');
+      if (this.#bytes + n > maxBytesInFlight) return new RequestError(503, 'server busy');
+      held += n;
+      this.#bytes += n;
+      return undefined;
+    };
+    return new Promise((resolve, reject) => {
+      const fail = (err: RequestError) => {
+        // Stop reading: the rest of the body is never buffered (the connection closes after the answer).
+        req.pause();
+        res.shouldKeepAlive = false;
+        reject(err);
+      };
+      const declared = Number(req.headers['content-length']);
+      if (Number.isFinite(declared) && declared > maxBodyBytes) {
+        fail(new RequestError(413, 'request body too large'));
+        return;
+      }
+      const chunks: Buffer[] = [];
+      let done = false;
+      req.on('data', (chunk: Buffer) => {
+        if (done) return;
+        const err = take(chunk.length);
+        if (err) {
+          done = true;
+          chunks.length = 0;
+          fail(err);
+          return;
+        }
+        chunks.push(chunk);
+      });
+      req.on('end', () => {
+        if (!done) resolve(Buffer.concat(chunks));
+        done = true;
+      });
+      req.on('error', (err) => {
+        if (!done) reject(new RequestError(400, err.message));
+        done = true;
+      });
+    });
+  }
+}
+
+/** Answers a refusal as plain text (never request content). */
+export function refuse(res: ServerResponse, status: number, text: string): void {
+  if (res.headersSent || res.destroyed) return;
+  res.shouldKeepAlive = false;
+  res.writeHead(status, {
+    'content-type': 'text/plain; charset=utf-8',
+    connection: 'close',
+    ...(status === 429 || status === 503 ? { 'retry-after': '1' } : {}),
+  });
+  res.end(`${text}\n`);
+}
+
+/**
+ * True when the JSON text in `body` nests `{`/`[` at most `maxDepth` deep. Reads
+ * bytes only (strings and escapes skipped), so it costs no allocation: it runs
+ * before `JSON.parse`, which would build every level.
+ */
+export function jsonDepthWithin(body: Uint8Array, maxDepth: number): boolean {
+  let depth = 0;
+  let inString = false;
+  for (let i = 0; i < body.length; i++) {
+    const c = body[i];
+    if (inString) {
+      if (c === 0x5c) i++;
+      else if (c === 0x22) inString = false;
+    } else if (c === 0x22) inString = true;
+    else if (c === 0x7b || c === 0x5b) {
+      if (++depth > maxDepth) return false;
+    } else if (c === 0x7d || c === 0x5d) depth--;
+  }
+  return true;
+}
+
+/** The key of a connection, the same for its TCP socket and the TLS socket on top of it. */
+const peerKey = (socket: Socket) => `${socket.remoteAddress}|${socket.remotePort}`;
+
+/**
+ * Applies the connection and time bounds to a server before it listens:
+ * deadlines, and the connection cap that evicts the oldest socket not serving a
+ * request (idle keep-alive, or still in its handshake or headers) first.
+ */
+export function boundServer(server: Server, limits: ServerLimits): void {
+  server.headersTimeout = limits.headersTimeoutMs;
+  server.requestTimeout = limits.requestTimeoutMs;
+  server.keepAliveTimeout = limits.keepAliveTimeoutMs;
+  // Inactivity on a socket (a client that stops reading the answer, say).
+  server.timeout = limits.requestTimeoutMs;
+  /** Open connections, oldest first; `busy` while a request on it is being served. */
+  const open = new Map<string, { socket: Socket; busy: boolean }>();
+  server.on('connection', (socket: Socket) => {
+    if (open.size >= limits.maxConnections) {
+      const idle = [...open].find(([, c]) => !c.busy);
+      if (!idle) {
+        socket.destroy();
+        return;
+      }
+      open.delete(idle[0]);
+      idle[1].socket.destroy();
+    }
+    const key = peerKey(socket);
+    open.set(key, { socket, busy: false });
+    socket.once('close', () => {
+      if (open.get(key)?.socket === socket) open.delete(key);
+    });
+  });
+  server.on('request', (req: IncomingMessage, res: ServerResponse) => {
+    const connection = open.get(peerKey(req.socket));
+    if (!connection) return;
+    connection.busy = true;
+    res.once('close', () => {
+      connection.busy = false;
+    });
+  });
+}
