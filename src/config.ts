@@ -17,6 +17,10 @@ export interface OperatorConfig {
   /** Watched namespace for HARouters, reports, Services and EndpointSlices; undefined: all. */
   namespace: string | undefined;
   metricsBindAddress: BindAddress | null;
+  /** Serve metrics over HTTPS to callers the API server authenticates and authorizes. */
+  metricsSecure: boolean;
+  /** `tls.crt`/`tls.key` for the secure metrics; empty: a self-signed certificate made at start. */
+  metricsCertDir: string;
   healthProbeBindAddress: BindAddress | null;
   webhookBindAddress: BindAddress;
   certDir: string;
@@ -137,6 +141,23 @@ export const FLAGS: readonly FlagSpec[] = [
     default: ':8080',
     schema: bind(true),
     key: 'metricsBindAddress',
+  },
+  {
+    name: 'metrics-secure',
+    help:
+      'Serve /metrics over HTTPS, only to callers the API server authenticates (TokenReview) and authorizes ' +
+      'for get on the non-resource URL /metrics (SubjectAccessReview). false: plain HTTP (local mode, tests).',
+    default: 'true',
+    boolean: true,
+    schema: bool,
+    key: 'metricsSecure',
+  },
+  {
+    name: 'metrics-cert-dir',
+    help: 'Directory holding tls.crt and tls.key for the secure metrics (empty: a self-signed certificate).',
+    default: '',
+    schema: z.string(),
+    key: 'metricsCertDir',
   },
   {
     name: 'health-probe-bind-address',

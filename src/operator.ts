@@ -7,6 +7,9 @@
  * state; a stop request (SIGTERM/SIGINT) stops the workers, releases the lease,
  * and closes the servers and watches.
  */
+import { readFile } from 'node:fs/promises';
+import { hostname } from 'node:os';
+import { join } from 'node:path';
 import type { KubeConfig, V1EndpointSlice, V1Node, V1Service } from '@kubernetes/client-node';
 import {
   ENDPOINTSLICE_MANAGED_BY,
@@ -38,7 +41,15 @@ import type {
   Reconciler,
 } from './controller/types.ts';
 import { WorkQueue } from './controller/workqueue.ts';
-import { type Check, type HttpServerHandle, startMetricsServer, startProbeServer } from './http/server.ts';
+import { createMetricsAuthorizer } from './http/metrics-auth.ts';
+import { selfSignedCertificate } from './http/self-signed.ts';
+import {
+  type Check,
+  type HttpServerHandle,
+  type SecureMetrics,
+  startMetricsServer,
+  startProbeServer,
+} from './http/server.ts';
 import { createKubeClients, type KubeClients, loadKubeConfig, type RawRequester } from './kube/client.ts';
 import { describeError } from './kube/errors.ts';
 import {
@@ -273,6 +284,7 @@ export class Operator {
           bind: config.metricsBindAddress,
           metrics: this.metrics,
           log: this.#log,
+          ...(config.metricsSecure ? { secure: await this.#secureMetrics() } : {}),
         });
         this.#servers.push(server);
         this.#ports.metrics = server.port;
@@ -325,6 +337,15 @@ export class Operator {
     } else {
       this.#startWorkers();
     }
+  }
+
+  /** The secure metrics' certificate (mounted, else self-signed) and caller check. */
+  async #secureMetrics(): Promise<SecureMetrics> {
+    const dir = this.#config.metricsCertDir;
+    const pair = dir
+      ? { cert: await readFile(join(dir, 'tls.crt')), key: await readFile(join(dir, 'tls.key')) }
+      : selfSignedCertificate(['localhost', '127.0.0.1', hostname()]);
+    return { ...pair, authorize: createMetricsAuthorizer({ raw: this.clients.raw }) };
   }
 
   get config(): OperatorConfig {

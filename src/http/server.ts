@@ -7,6 +7,7 @@
  * connections, concurrent requests, header size and time.
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import type { Registry } from 'prom-client';
 import type { BindAddress } from '../flag-values.ts';
@@ -14,6 +15,7 @@ import type { Logger } from '../log.ts';
 import type { Metrics } from '../metrics.ts';
 import { closeServer } from '../runtime/close-server.ts';
 import { boundServer, HTTP_LIMITS, RequestGate, type ServerLimits } from './limits.ts';
+import type { MetricsAccess } from './metrics-auth.ts';
 
 /** A listening server: its bound port, and `close` (requests in flight get a few seconds, kept-alive clients are not waited on). */
 export interface HttpServerHandle {
@@ -46,10 +48,11 @@ async function serve(
   bind: BindAddress,
   routes: Record<string, Handler>,
   log: Logger,
+  tls?: { cert: string | Buffer; key: string | Buffer },
   limits: ServerLimits = HTTP_LIMITS,
 ): Promise<HttpServerHandle> {
   const gate = new RequestGate(limits);
-  const server: Server = createServer({ maxHeaderSize: limits.maxHeaderBytes }, (req, res) => {
+  const listener = (req: IncomingMessage, res: ServerResponse) => {
     if (!gate.admit(req, res)) return;
     // `new URL` throws on some request targets (`//[`): answer 400, never let it escape the listener.
     const url = URL.parse(req.url ?? '/', 'http://localhost');
@@ -73,7 +76,18 @@ async function serve(
       if (!res.headersSent) res.writeHead(500, { 'content-type': 'text/plain; charset=utf-8' });
       res.end('internal error\n');
     });
-  });
+  };
+  const server: Server = tls
+    ? createHttpsServer(
+        {
+          ...tls,
+          minVersion: 'TLSv1.2',
+          handshakeTimeout: limits.handshakeTimeoutMs,
+          maxHeaderSize: limits.maxHeaderBytes,
+        },
+        listener,
+      )
+    : createServer({ maxHeaderSize: limits.maxHeaderBytes }, listener);
   boundServer(server, limits);
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
@@ -92,23 +106,45 @@ async function serve(
   };
 }
 
-function metricsHandler(registry: Registry): Handler {
-  return async (_req, res) => {
+/** Secure metrics: HTTPS with this certificate, and a check of every caller (see `metrics-auth.ts`). */
+export interface SecureMetrics {
+  cert: string | Buffer;
+  key: string | Buffer;
+  authorize: (req: IncomingMessage) => Promise<MetricsAccess>;
+}
+
+const ACCESS_TEXT: Record<Exclude<MetricsAccess, 200>, string> = {
+  401: 'unauthorized',
+  403: 'forbidden',
+  503: 'cannot authorize now',
+};
+
+/** `GET /metrics` from a registry; with `secure`, only for callers it authorizes. */
+function metricsHandler(registry: Registry, secure?: SecureMetrics): Handler {
+  return async (req, res) => {
+    const access = secure ? await secure.authorize(req) : 200;
+    if (access !== 200) {
+      res.writeHead(access, { 'content-type': 'text/plain; charset=utf-8' }).end(`${ACCESS_TEXT[access]}\n`);
+      return;
+    }
     const body = await registry.metrics();
     res.writeHead(200, { 'content-type': registry.contentType }).end(body);
   };
 }
 
-/** Serves `GET /metrics` from `metrics.registry`. */
+/** Serves `GET /metrics` from `metrics.registry`: plain HTTP, or HTTPS to authorized callers only. */
 export function startMetricsServer(options: {
   bind: BindAddress;
   metrics: Metrics;
   log: Logger;
+  secure?: SecureMetrics;
 }): Promise<HttpServerHandle> {
+  const { secure } = options;
   return serve(
     options.bind,
-    { '/metrics': metricsHandler(options.metrics.registry) },
+    { '/metrics': metricsHandler(options.metrics.registry, secure) },
     options.log.child({ server: 'metrics' }),
+    secure ? { cert: secure.cert, key: secure.key } : undefined,
   );
 }
 

@@ -64,6 +64,8 @@ export function operatorArgs(
     process.env.HAROUTER_LOCAL_OPERATOR ?? resolve(repoRoot, 'bin', 'harouter-operator.js'),
     `--kubeconfig=${options.kubeconfig}`,
     `--metrics-bind-address=127.0.0.1:${options.ports.metrics}`,
+    // Plain HTTP on loopback: local mode is for one person on one machine.
+    '--metrics-secure=false',
     `--health-probe-bind-address=127.0.0.1:${options.ports.probes}`,
     `--webhook-bind-address=127.0.0.1:${options.ports.webhook}`,
     `--cert-dir=${options.certDir}`,

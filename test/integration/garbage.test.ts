@@ -221,6 +221,7 @@ beforeAll(async () => {
       `--kubeconfig=${info.kubeconfigPath}`,
       `--namespace=${ns}`,
       `--metrics-bind-address=127.0.0.1:${ports.metrics}`,
+      '--metrics-secure=false',
       `--health-probe-bind-address=127.0.0.1:${ports.probes}`,
       `--webhook-bind-address=127.0.0.1:${ports.webhook}`,
       `--cert-dir=${dir}`,

@@ -51,6 +51,7 @@ async function startOperator(identity: string, extra: string[] = []): Promise<Ru
       `--kubeconfig=${controlPlaneInfo().kubeconfigPath}`,
       `--namespace=${ns}`,
       `--metrics-bind-address=127.0.0.1:${metricsPort}`,
+      '--metrics-secure=false',
       `--health-probe-bind-address=127.0.0.1:${probePort}`,
       `--leader-election-namespace=${ns}`,
       `--identity=${identity}`,

@@ -108,6 +108,8 @@ function admissionReview(body: unknown): Promise<{ status: number; body: string 
 function operatorArgs(chartArgs: string[], kubeconfig: string): string[] {
   const replaced: Record<string, string> = {
     'metrics-bind-address': `127.0.0.1:${ports.metrics}`,
+    // Plain HTTP for this Prometheus; the secure metrics are tested in metrics-secure.test.ts.
+    'metrics-secure': 'false',
     'health-probe-bind-address': `127.0.0.1:${ports.health}`,
     'webhook-bind-address': `127.0.0.1:${ports.webhook}`,
     'cert-dir': dir,

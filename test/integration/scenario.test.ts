@@ -97,6 +97,7 @@ beforeAll(async () => {
       '--webhook=false',
       '--leader-elect=false',
       `--metrics-bind-address=127.0.0.1:${metricsPort}`,
+      '--metrics-secure=false',
       `--health-probe-bind-address=127.0.0.1:${probePort}`,
       '--identity=scenario',
       '--log-level=info',

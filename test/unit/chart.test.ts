@@ -65,9 +65,16 @@ function flags(args: string[]): Map<string, string> {
 /** RBAC rules as sorted `group/resource:verb` triples. */
 function permissions(role: KubeObject): string[] {
   const triples: string[] = [];
-  for (const rule of role.rules as { apiGroups: string[]; resources: string[]; verbs: string[] }[]) {
-    for (const group of rule.apiGroups)
-      for (const resource of rule.resources)
+  for (const rule of role.rules as {
+    apiGroups?: string[];
+    resources?: string[];
+    nonResourceURLs?: string[];
+    verbs: string[];
+  }[]) {
+    for (const url of rule.nonResourceURLs ?? [])
+      for (const verb of rule.verbs) triples.push(`url:${url}:${verb}`);
+    for (const group of rule.apiGroups ?? [])
+      for (const resource of rule.resources ?? [])
         for (const verb of rule.verbs) triples.push(`${group || 'core'}/${resource}:${verb}`);
   }
   return triples.sort();
@@ -148,6 +155,9 @@ describe('helm template with default values', () => {
       [
         'ClusterRole',
         'ClusterRole',
+        'ClusterRole',
+        'ClusterRole',
+        'ClusterRoleBinding',
         'ClusterRoleBinding',
         'ClusterRoleBinding',
         'ConfigMap',
@@ -254,6 +264,7 @@ describe('helm template with default values', () => {
     for (const name of f.keys()) expect(OPERATOR_FLAGS, name).toContain(name);
     expect(Object.fromEntries(f)).toEqual({
       'metrics-bind-address': ':8080',
+      'metrics-secure': 'true',
       'health-probe-bind-address': ':8081',
       webhook: 'true',
       'webhook-bind-address': ':9443',
@@ -316,13 +327,25 @@ describe('helm template with default values', () => {
   });
 
   it('grants the operator exactly the verbs it uses, cluster-wide, and Leases only in its namespace', () => {
+    expect(permissions(findObject(objects, 'ClusterRole', `${FULLNAME}-cluster`))).toEqual(
+      expand({
+        'core/nodes': ['get', 'list', 'watch'],
+        'authentication.k8s.io/tokenreviews': ['create'],
+        'authorization.k8s.io/subjectaccessreviews': ['create'],
+      }),
+    );
+    expect(findObject(objects, 'ClusterRoleBinding', `${FULLNAME}-cluster`).subjects).toEqual([
+      { kind: 'ServiceAccount', name: FULLNAME, namespace: NS },
+    ]);
+    expect(permissions(findObject(objects, 'ClusterRole', `${FULLNAME}-metrics-reader`))).toEqual([
+      'url:/metrics:get',
+    ]);
     expect(permissions(findObject(objects, 'ClusterRole', FULLNAME))).toEqual(
       expand({
         'harouter.dev/harouters': ['get', 'list', 'watch'],
         'harouter.dev/harouterstates': ['get', 'list', 'watch'],
         'harouter.dev/harouters/status': ['patch', 'update'],
         'harouter.dev/harouterstates/status': ['patch', 'update'],
-        'core/nodes': ['get', 'list', 'watch'],
         'core/services': ['get', 'list', 'watch'],
         'discovery.k8s.io/endpointslices': ['get', 'list', 'watch', 'create', 'patch', 'update', 'delete'],
         'core/events': ['create', 'patch'],
@@ -342,6 +365,32 @@ describe('helm template with default values', () => {
     const roleBinding = findObject(objects, 'RoleBinding', `${FULLNAME}-leader-election`);
     expect(roleBinding.roleRef.name).toBe(role.metadata.name);
     expect(roleBinding.subjects).toEqual([{ kind: 'ServiceAccount', name: FULLNAME, namespace: NS }]);
+  });
+
+  it('operator.watchNamespace: the namespaced rights bound only there; metrics.readers bound to metrics-reader', async () => {
+    const narrowed = await renderChart({
+      set: ['operator.watchNamespace=tenant', 'metrics.readers={monitoring/prometheus}'],
+    });
+    const binding = findObject(narrowed, 'RoleBinding', FULLNAME);
+    expect(binding.metadata.namespace).toBe('tenant');
+    expect(binding.roleRef).toEqual({
+      apiGroup: 'rbac.authorization.k8s.io',
+      kind: 'ClusterRole',
+      name: FULLNAME,
+    });
+    expect(
+      narrowed
+        .filter((o) => o.kind === 'ClusterRoleBinding')
+        .map((o) => o.metadata.name)
+        .sort(),
+    ).toEqual([`${FULLNAME}-cluster`, `${FULLNAME}-metrics-reader`, `${FULLNAME}-reporter`].sort());
+    expect(findObject(narrowed, 'ClusterRoleBinding', `${FULLNAME}-metrics-reader`).subjects).toEqual([
+      { kind: 'ServiceAccount', namespace: 'monitoring', name: 'prometheus' },
+    ]);
+    const insecure = await renderChart({ set: ['metrics.secure=false'] });
+    expect(permissions(findObject(insecure, 'ClusterRole', `${FULLNAME}-cluster`))).toEqual(
+      expand({ 'core/nodes': ['get', 'list', 'watch'] }),
+    );
   });
 
   it('lets reporters write HARouterStates only, never their status', () => {
@@ -573,7 +622,16 @@ describe('helm template with other values', () => {
     const service = findObject(objects, 'Service', `${FULLNAME}-metrics`);
     expect(service.metadata.labels).toMatchObject(monitor.spec.selector.matchLabels);
     expect(monitor.spec.endpoints).toEqual([
-      { port: 'metrics', path: '/metrics', interval: '30s', scrapeTimeout: '10s', honorLabels: true },
+      {
+        port: 'metrics',
+        path: '/metrics',
+        scheme: 'https',
+        bearerTokenFile: '/var/run/secrets/kubernetes.io/serviceaccount/token',
+        tlsConfig: { insecureSkipVerify: true },
+        interval: '30s',
+        scrapeTimeout: '10s',
+        honorLabels: true,
+      },
     ]);
     expect(monitor.metadata.labels.release).toBe('kube-prometheus-stack');
 

@@ -16,6 +16,8 @@ describe('parseConfig', () => {
       kubeconfig: undefined,
       namespace: undefined,
       metricsBindAddress: { host: undefined, port: 8080 },
+      metricsSecure: true,
+      metricsCertDir: '',
       healthProbeBindAddress: { host: undefined, port: 8081 },
       webhookBindAddress: { host: undefined, port: 9443 },
       certDir: '/tmp/k8s-webhook-server/serving-certs',

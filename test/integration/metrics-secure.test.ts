@@ -1,0 +1,163 @@
+/**
+ * Secure metrics on the real API server (API.md, "Metrics"): the operator
+ * process, running with exactly the chart's RBAC and its own service-account
+ * token, serves /metrics over HTTPS only to callers the API server authenticates
+ * (TokenReview) and authorizes for get on /metrics (SubjectAccessReview).
+ */
+import { type ChildProcess, spawn } from 'node:child_process';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { request } from 'node:https';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { type KubernetesObject, KubernetesObjectApi } from '@kubernetes/client-node';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { freePort } from '../../src/local/controlplane/index.ts';
+import { installCrds, kubeRequest, waitFor } from '../support/admission-cases.ts';
+import {
+  adminKubeConfig,
+  createTestNamespace,
+  kubeConfigForToken,
+  mintServiceAccountToken,
+} from '../support/index.ts';
+import { renderChart } from '../unit/chart-helpers.ts';
+
+const REPO = resolve(import.meta.dirname, '../..');
+const NODE = join(REPO, 'node_modules', '.bin', 'node');
+const BIN = join(REPO, 'bin', 'harouter-operator.js');
+const RELEASE = 'msec';
+const FULLNAME = `${RELEASE}-harouter-operator`;
+
+let namespace: string;
+let dir: string;
+let child: ChildProcess | undefined;
+const created: KubernetesObject[] = [];
+const ports = { metrics: 0, probes: 0 };
+
+/** GET /metrics over HTTPS (the certificate is self-signed), with an optional bearer token. */
+function scrape(token?: string): Promise<{ status: number; body: string }> {
+  return new Promise((resolveScrape, reject) => {
+    const req = request(
+      {
+        host: '127.0.0.1',
+        port: ports.metrics,
+        path: '/metrics',
+        rejectUnauthorized: false,
+        headers: token ? { authorization: `Bearer ${token}` } : {},
+      },
+      (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('end', () =>
+          resolveScrape({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString() }),
+        );
+      },
+    );
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+beforeAll(async () => {
+  const admin = adminKubeConfig();
+  await installCrds(admin);
+  namespace = await createTestNamespace('metrics-secure');
+  dir = await mkdtemp(join(tmpdir(), 'harouter-metrics-secure-'));
+  // The chart's ServiceAccount and RBAC, for real: the operator asks the API server with these rights.
+  const objects = await renderChart({
+    release: RELEASE,
+    namespace,
+    set: [`operator.watchNamespace=${namespace}`, `metrics.readers={${namespace}/scraper}`],
+  });
+  const client = admin.makeApiClient(KubernetesObjectApi);
+  const rbacKinds = new Set(['ServiceAccount', 'ClusterRole', 'ClusterRoleBinding', 'Role', 'RoleBinding']);
+  for (const object of objects.filter((o) => rbacKinds.has(o.kind))) {
+    created.push(await client.create(object as KubernetesObject));
+  }
+  const token = await mintServiceAccountToken({ namespace, serviceAccount: FULLNAME });
+  const kubeconfig = join(dir, 'operator.kubeconfig');
+  await writeFile(kubeconfig, kubeConfigForToken(token, namespace).exportConfig(), { mode: 0o600 });
+  ports.metrics = await freePort();
+  ports.probes = await freePort();
+  child = spawn(
+    NODE,
+    [
+      BIN,
+      `--kubeconfig=${kubeconfig}`,
+      `--namespace=${namespace}`,
+      `--metrics-bind-address=127.0.0.1:${ports.metrics}`,
+      `--health-probe-bind-address=127.0.0.1:${ports.probes}`,
+      '--webhook=false',
+      `--leader-election-namespace=${namespace}`,
+      '--identity=metrics-secure-0',
+    ],
+    { stdio: ['ignore', 'ignore', 'inherit'], env: { PATH: process.env.PATH ?? '' } },
+  );
+  await waitFor(
+    'the operator to be ready',
+    async () => {
+      const res = await fetch(`http://127.0.0.1:${ports.probes}/readyz`).catch(() => undefined);
+      return res?.status === 200 ? true : undefined;
+    },
+    60_000,
+  );
+}, 120_000);
+
+afterAll(async () => {
+  if (child && child.exitCode === null) child.kill('SIGKILL');
+  const client = adminKubeConfig().makeApiClient(KubernetesObjectApi);
+  for (const object of created.filter((o) => !o.metadata?.namespace)) {
+    await client.delete(object).catch(() => undefined);
+  }
+  await rm(dir, { recursive: true, force: true });
+});
+
+describe('secure metrics', () => {
+  it('refuses a caller without a token (401) or with a token the API server does not know (401)', async () => {
+    expect((await scrape()).status).toBe(401);
+    expect((await scrape('not-a-token')).status).toBe(401);
+  });
+
+  it('refuses an authenticated caller that may not get /metrics (403)', async () => {
+    const stranger = await mintServiceAccountToken({ namespace, serviceAccount: 'stranger' });
+    expect((await scrape(stranger)).status).toBe(403);
+  });
+
+  it('serves an authorized service account (bound through metrics.readers) over HTTPS', async () => {
+    const scraper = await mintServiceAccountToken({ namespace, serviceAccount: 'scraper' });
+    const res = await scrape(scraper);
+    expect(res.status).toBe(200);
+    expect(res.body).toContain('harouter_admission_decisions_total');
+    // Plain HTTP is not served on the secure port.
+    const plain = await fetch(`http://127.0.0.1:${ports.metrics}/metrics`).catch(() => undefined);
+    expect(plain?.status).not.toBe(200);
+  });
+
+  it('with operator.watchNamespace the operator has its rights there only (SubjectAccessReview)', async () => {
+    const user = `system:serviceaccount:${namespace}:${FULLNAME}`;
+    const can = async (verb: string, group: string, resource: string, ns?: string) => {
+      const res = await kubeRequest(
+        adminKubeConfig(),
+        'POST',
+        '/apis/authorization.k8s.io/v1/subjectaccessreviews',
+        {
+          apiVersion: 'authorization.k8s.io/v1',
+          kind: 'SubjectAccessReview',
+          spec: {
+            user,
+            groups: ['system:serviceaccounts', 'system:authenticated'],
+            resourceAttributes: { verb, group, resource, ...(ns ? { namespace: ns } : {}) },
+          },
+        },
+      );
+      return (res.body.status as { allowed?: boolean } | undefined)?.allowed === true;
+    };
+    expect(await can('watch', 'harouter.dev', 'harouters', namespace)).toBe(true);
+    expect(await can('delete', 'discovery.k8s.io', 'endpointslices', namespace)).toBe(true);
+    expect(await can('watch', 'harouter.dev', 'harouters', 'elsewhere')).toBe(false);
+    expect(await can('delete', 'discovery.k8s.io', 'endpointslices', 'elsewhere')).toBe(false);
+    expect(await can('watch', 'harouter.dev', 'harouters')).toBe(false);
+    expect(await can('watch', '', 'nodes')).toBe(true);
+    expect(await can('create', 'authentication.k8s.io', 'tokenreviews')).toBe(true);
+    expect(await can('create', 'authorization.k8s.io', 'subjectaccessreviews')).toBe(true);
+  });
+});
