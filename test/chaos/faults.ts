@@ -163,17 +163,15 @@ export async function inject(name: FaultName, ctx: FaultContext): Promise<Eviden
       // resourceVersion it last saw is answered 410 Gone, and every informer must relist.
       const goneBefore = ctx.history.gone();
       const relistsBefore = await relists(ctx);
-      const head = (await (
-        await fetch(`${ctx.plane.etcdUrl}/v3/kv/range`, {
-          method: 'POST',
-          body: JSON.stringify({ key: 'AA==' }),
-        })
-      ).json()) as { header: { revision: string } };
-      const compacted = await fetch(`${ctx.plane.etcdUrl}/v3/kv/compaction`, {
-        method: 'POST',
-        body: JSON.stringify({ revision: head.header.revision, physical: true }),
+      // etcd takes client certificates only: through the control plane's etcdRequest.
+      const head = (await ctx.plane.etcdRequest('POST', '/v3/kv/range', { key: 'AA==' })).body as {
+        header: { revision: string };
+      };
+      const compacted = await ctx.plane.etcdRequest('POST', '/v3/kv/compaction', {
+        revision: head.header.revision,
+        physical: true,
       });
-      if (!compacted.ok) throw new Error(`etcd compaction failed: HTTP ${compacted.status}`);
+      if (compacted.status !== 200) throw new Error(`etcd compaction failed: HTTP ${compacted.status}`);
       await ctx.plane.restart('kube-apiserver');
       await waitFor(
         "the chaos run's own watch to be answered 410 Gone",

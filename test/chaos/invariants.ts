@@ -10,11 +10,13 @@
  *   slice newly pointed there, not a slice left from before the node went
  *   NotReady: those are measured as the withdrawal time).
  */
+
 import type { V1Node } from '@kubernetes/client-node';
 import type { HARouter, HARouterState } from '../../src/api/index.ts';
 import { nodeFacts } from '../../src/controller/event-keys.ts';
 import { decide, type NodeView } from '../../src/reconcile/decide.ts';
 import { type EndpointSliceObject, isOwnedSlice, plan, sliceName } from '../../src/reconcile/plan.ts';
+import { type ServiceFacts, serviceRefusal } from '../../src/reconcile/service-opt-in.ts';
 import type { KubeHttp } from './http.ts';
 import type { Truth } from './storm.ts';
 
@@ -52,7 +54,7 @@ export async function checkOnce(
       `/apis/discovery.k8s.io/v1/namespaces/${namespace}/endpointslices?labelSelector=${encodeURIComponent('endpointslice.kubernetes.io/managed-by=harouter.dev')}`,
     ),
     list<V1Node>(admin, '/api/v1/nodes'),
-    list<{ metadata: { name: string } }>(admin, `/api/v1/namespaces/${namespace}/services`),
+    list<ServiceFacts & { metadata: { name: string } }>(admin, `/api/v1/namespaces/${namespace}/services`),
   ]);
   const examples: string[] = [];
   const stored = new Map(reports.map((r) => [r.metadata.name, r]));
@@ -65,7 +67,7 @@ export async function checkOnce(
     }
   }
   const views = new Map<string, NodeView>(nodes.map((n) => [n.metadata?.name ?? '', nodeFacts(n)]));
-  const serviceNames = new Set(services.map((s) => s.metadata.name));
+  const servicesByName = new Map(services.map((s) => [s.metadata.name, s]));
   const byRouter = new Map<string, HARouterState[]>();
   for (const r of reports) byRouter.set(r.spec.routerId, [...(byRouter.get(r.spec.routerId) ?? []), r]);
   let wrongRoutes = 0;
@@ -82,7 +84,7 @@ export async function checkOnce(
           views.has(a.name) ? [[a.name, views.get(a.name) as NodeView]] : [],
         ),
       ),
-      serviceExists: endpoint ? serviceNames.has(endpoint.serviceName) : true,
+      serviceRefusal: serviceRefusal(router, endpoint ? servicesByName.get(endpoint.serviceName) : undefined),
     });
     if (decision.kind !== 'route') continue;
     const wanted = endpoint ? sliceName(endpoint.serviceName) : undefined;

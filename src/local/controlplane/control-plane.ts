@@ -15,8 +15,14 @@ export interface ControlPlane {
   readonly ca: KeyPair;
   readonly pki: Pki;
   readonly binaries: Binaries;
-  /** etcd's client URL (`http://127.0.0.1:<port>`), for compaction in the chaos run. */
+  /** etcd's client URL (`https://127.0.0.1:<port>`; client certificates only, see `etcdRequest`). */
   readonly etcdUrl: string;
+  /** One JSON request to etcd's gRPC gateway with the client certificate (compaction in the chaos run). */
+  etcdRequest(
+    method: 'GET' | 'POST',
+    path: string,
+    body?: unknown,
+  ): Promise<{ status: number; body: unknown }>;
   /**
    * Fault injection, for the chaos run (`test/chaos/`) only: sends `signal` to a
    * running component (SIGSTOP and SIGCONT freeze and thaw it).
@@ -157,6 +163,34 @@ function firstExited(processes: ManagedProcess[]): () => string | undefined {
   };
 }
 
+/** One JSON request over TLS with a client certificate; never throws on an HTTP status. */
+function jsonRequest(
+  url: string,
+  method: 'GET' | 'POST',
+  body: unknown,
+  tls: { ca: Buffer; cert: Buffer; key: Buffer },
+): Promise<{ status: number; body: unknown }> {
+  return new Promise((resolveRequest, reject) => {
+    const req = request(url, { method, ...tls, timeout: 5000 }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('end', () => {
+        const text = Buffer.concat(chunks).toString();
+        let parsed: unknown = text;
+        try {
+          parsed = JSON.parse(text);
+        } catch {
+          // not JSON: the text as it is
+        }
+        resolveRequest({ status: res.statusCode ?? 0, body: parsed });
+      });
+    });
+    req.on('error', reject);
+    req.on('timeout', () => req.destroy(new Error(`${method} ${url} timed out`)));
+    req.end(body === undefined ? undefined : JSON.stringify(body));
+  });
+}
+
 /**
  * Starts a real control plane on free loopback ports: etcd (no fsync: the data is
  * throw-away), kube-apiserver with RBAC, service-account token issuing
@@ -184,8 +218,18 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
   const stop = async () => {
     for (const p of [...processes].reverse()) await p.stop();
   };
-  const etcdUrl = `http://127.0.0.1:${etcdPort}`;
-  const peerUrl = `http://127.0.0.1:${peerPort}`;
+  // TLS with client certificates from etcd's own CA, clients and peers alike: on plain HTTP any
+  // local user could read and write the cluster's data, bypassing RBAC and admission.
+  const etcdUrl = `https://127.0.0.1:${etcdPort}`;
+  const peerUrl = `https://127.0.0.1:${peerPort}`;
+  const etcdTls = pki.etcd;
+  const etcdClient = {
+    ca: await readFile(etcdTls.ca.certPath),
+    cert: await readFile(etcdTls.client.certPath),
+    key: await readFile(etcdTls.client.keyPath),
+  };
+  const etcdRequest = (method: 'GET' | 'POST', path: string, body?: unknown) =>
+    jsonRequest(`${etcdUrl}${path}`, method, body, etcdClient);
   const startEtcd = () =>
     startProcess(
       'etcd',
@@ -198,6 +242,14 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
         `--listen-peer-urls=${peerUrl}`,
         `--initial-advertise-peer-urls=${peerUrl}`,
         `--initial-cluster=default=${peerUrl}`,
+        `--cert-file=${etcdTls.server.certPath}`,
+        `--key-file=${etcdTls.server.keyPath}`,
+        `--trusted-ca-file=${etcdTls.ca.certPath}`,
+        '--client-cert-auth=true',
+        `--peer-cert-file=${etcdTls.server.certPath}`,
+        `--peer-key-file=${etcdTls.server.keyPath}`,
+        `--peer-trusted-ca-file=${etcdTls.ca.certPath}`,
+        '--peer-client-cert-auth=true',
         '--unsafe-no-fsync=true',
         '--log-level=warn',
       ],
@@ -209,8 +261,8 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
       'etcd /health',
       timeout,
       async () => {
-        const res = await fetch(`${etcdUrl}/health`);
-        return res.ok && ((await res.json()) as { health?: string }).health === 'true';
+        const res = await etcdRequest('GET', '/health');
+        return res.status === 200 && (res.body as { health?: string }).health === 'true';
       },
       firstExited(processes),
     );
@@ -220,6 +272,9 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
       binaries.kubeApiserver,
       [
         `--etcd-servers=${etcdUrl}`,
+        `--etcd-cafile=${etcdTls.ca.certPath}`,
+        `--etcd-certfile=${etcdTls.client.certPath}`,
+        `--etcd-keyfile=${etcdTls.client.keyPath}`,
         '--bind-address=127.0.0.1',
         '--advertise-address=127.0.0.1',
         `--secure-port=${apiPort}`,
@@ -334,6 +389,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
     pki,
     binaries,
     etcdUrl,
+    etcdRequest,
     signal: (component, signal) => find(component).signal(signal),
     restart,
     stop,

@@ -29,6 +29,13 @@ export interface Pki {
   readonly admin: KeyPair;
   /** RSA key that signs and verifies service-account tokens. */
   readonly serviceAccountKeyPath: string;
+  /**
+   * etcd's own CA, its serving certificate, and the one client certificate it
+   * accepts (kube-apiserver's, also used by the chaos run): etcd serves TLS with
+   * client-certificate authentication only, so no other local user can bypass
+   * RBAC and admission.
+   */
+  readonly etcd: { readonly ca: KeyPair; readonly server: KeyPair; readonly client: KeyPair };
 }
 
 async function newKey(path: string, cwd: string): Promise<void> {
@@ -123,8 +130,9 @@ export async function createCa(
 /**
  * Creates a fresh PKI in `dir`: a CA, the API server's serving certificate
  * (127.0.0.1, localhost and the in-cluster names), an admin client certificate
- * in `system:masters` (which bypasses RBAC, as envtest's admin does), and the
- * service-account signing key.
+ * in `system:masters` (which bypasses RBAC, as envtest's admin does), the
+ * service-account signing key, and etcd's separate CA with its server and
+ * client certificates.
  */
 export async function createPki(dir: string): Promise<Pki> {
   await mkdir(dir, { recursive: true, mode: 0o700 });
@@ -149,7 +157,27 @@ export async function createPki(dir: string): Promise<Pki> {
   );
   const serviceAccountKeyPath = join(dir, 'service-account.key');
   await newKey(serviceAccountKeyPath, dir);
-  return { dir, ca, apiserver, admin, serviceAccountKeyPath };
+  const etcdCa = await createCa(dir, 'etcd-ca', '/CN=harouter-local-etcd-ca');
+  const etcdServer = await issueServingCert({ ca: etcdCa, dir, name: 'etcd-server' });
+  const etcdClient = await signed(
+    dir,
+    'etcd-client',
+    '/CN=kube-apiserver-etcd-client',
+    [
+      'basicConstraints=CA:FALSE',
+      'keyUsage=critical,digitalSignature,keyEncipherment',
+      'extendedKeyUsage=clientAuth',
+    ],
+    etcdCa,
+  );
+  return {
+    dir,
+    ca,
+    apiserver,
+    admin,
+    serviceAccountKeyPath,
+    etcd: { ca: etcdCa, server: etcdServer, client: etcdClient },
+  };
 }
 
 /** A file's content as base64, for kubeconfig `*-data` fields and webhook `caBundle`s. */
