@@ -43,15 +43,16 @@ export interface ServerLimits {
 
 /**
  * The webhook's bounds. The API server's AdmissionReviews of HARouterStates are a
- * few KiB (reporter metadata is limited); an administrator's object with large
- * annotations, sent as object and oldObject, stays under 3 MiB. Its own idle
- * timeout is 90 s, so keep-alive outlives it.
+ * few KiB (reporter metadata is limited, and the API server sends one review per
+ * write); 2 MiB leaves room for an administrator's large annotations. Its own
+ * idle timeout is 90 s, so keep-alive outlives it. Measured (issue 13): these
+ * bounds keep a garbage flood within the chart's 256 MiB.
  */
 export const WEBHOOK_LIMITS: ServerLimits = Object.freeze({
-  maxConnections: 256,
-  maxConcurrentRequests: 64,
-  maxBodyBytes: 3 * 1024 * 1024,
-  maxBytesInFlight: 16 * 1024 * 1024,
+  maxConnections: 128,
+  maxConcurrentRequests: 32,
+  maxBodyBytes: 2 * 1024 * 1024,
+  maxBytesInFlight: 8 * 1024 * 1024,
   maxJsonDepth: 64,
   handshakeTimeoutMs: 5_000,
   headersTimeoutMs: 10_000,
@@ -142,26 +143,38 @@ export class RequestGate {
         res.shouldKeepAlive = false;
         reject(err);
       };
+      // With a Content-Length (the API server always sends one) the whole body is reserved up
+      // front and read into one buffer: no second copy, and a refusal before a byte is read.
       const declared = Number(req.headers['content-length']);
-      if (Number.isFinite(declared) && declared > maxBodyBytes) {
-        fail(new RequestError(413, 'request body too large'));
+      const sized = Number.isSafeInteger(declared) && declared >= 0;
+      const early = sized ? take(declared) : undefined;
+      if (early) {
+        fail(early);
         return;
       }
+      const into = sized ? Buffer.allocUnsafe(declared) : undefined;
       const chunks: Buffer[] = [];
+      let size = 0;
       let done = false;
       req.on('data', (chunk: Buffer) => {
         if (done) return;
-        const err = take(chunk.length);
+        const err = into
+          ? size + chunk.length > into.length
+            ? new RequestError(400, 'request body longer than its Content-Length')
+            : undefined
+          : take(chunk.length);
         if (err) {
           done = true;
           chunks.length = 0;
           fail(err);
           return;
         }
-        chunks.push(chunk);
+        if (into) chunk.copy(into, size);
+        else chunks.push(chunk);
+        size += chunk.length;
       });
       req.on('end', () => {
-        if (!done) resolve(Buffer.concat(chunks));
+        if (!done) resolve(into ? into.subarray(0, size) : Buffer.concat(chunks, size));
         done = true;
       });
       req.on('error', (err) => {
