@@ -25,7 +25,11 @@ export interface ServerLimits {
   readonly maxConcurrentRequests: number;
   /** Largest request body; 0 for servers that take no body. */
   readonly maxBodyBytes: number;
-  /** Sum of the bodies being read at once. */
+  /**
+   * Sum of the bodies larger than {@link SMALL_BODY_BYTES} being read at once. Small
+   * bodies (every real AdmissionReview) never wait on large ones: they are bounded by
+   * `maxConnections` times `SMALL_BODY_BYTES`.
+   */
   readonly maxBytesInFlight: number;
   /** Deepest `{`/`[` nesting accepted in a JSON body. */
   readonly maxJsonDepth: number;
@@ -43,20 +47,23 @@ export interface ServerLimits {
 
 /**
  * The webhook's bounds. The API server's AdmissionReviews of HARouterStates are a
- * few KiB (reporter metadata is limited, and the API server sends one review per
- * write); 2 MiB leaves room for an administrator's large annotations. Its own
- * idle timeout is 90 s, so keep-alive outlives it. Measured (issue 13): these
- * bounds keep a garbage flood within the chart's 256 MiB.
+ * few KiB (reporter metadata is limited; a report's spec is small); 1 MiB leaves
+ * room for an administrator's annotations (256 KiB at most per object, sent as
+ * object and oldObject). The API server waits 5 s for an answer, so a request
+ * that takes longer than 10 s is garbage; its idle timeout is 90 s, so keep-alive
+ * outlives it. Every connection may have a request in flight (the limit that
+ * matters for memory is bytes); measured in issue 13 to keep a garbage flood
+ * within the chart's 256 MiB.
  */
 export const WEBHOOK_LIMITS: ServerLimits = Object.freeze({
   maxConnections: 128,
-  maxConcurrentRequests: 32,
-  maxBodyBytes: 2 * 1024 * 1024,
-  maxBytesInFlight: 8 * 1024 * 1024,
+  maxConcurrentRequests: 128,
+  maxBodyBytes: 1024 * 1024,
+  maxBytesInFlight: 4 * 1024 * 1024,
   maxJsonDepth: 64,
   handshakeTimeoutMs: 5_000,
-  headersTimeoutMs: 10_000,
-  requestTimeoutMs: 15_000,
+  headersTimeoutMs: 5_000,
+  requestTimeoutMs: 10_000,
   keepAliveTimeoutMs: 90_000,
   maxHeaderBytes: 16 * 1024,
 });
@@ -74,6 +81,9 @@ export const HTTP_LIMITS: ServerLimits = Object.freeze({
   keepAliveTimeoutMs: 65_000,
   maxHeaderBytes: 16 * 1024,
 });
+
+/** Bodies up to this size are not counted in `maxBytesInFlight` (see there). */
+export const SMALL_BODY_BYTES = 64 * 1024;
 
 /** An error with the HTTP status to answer. */
 export class RequestError extends Error {
@@ -129,11 +139,14 @@ export class RequestGate {
       this.#bytes -= held;
       held = 0;
     });
+    let size = 0;
     const take = (n: number): RequestError | undefined => {
-      if (held + n > maxBodyBytes) return new RequestError(413, 'request body too large');
-      if (this.#bytes + n > maxBytesInFlight) return new RequestError(503, 'server busy');
-      held += n;
-      this.#bytes += n;
+      if (size + n > maxBodyBytes) return new RequestError(413, 'request body too large');
+      // Only what a body holds beyond SMALL_BODY_BYTES counts against the shared budget.
+      const counted = Math.max(0, size + n - SMALL_BODY_BYTES) - Math.max(0, size - SMALL_BODY_BYTES);
+      if (this.#bytes + counted > maxBytesInFlight) return new RequestError(503, 'server busy');
+      held += counted;
+      this.#bytes += counted;
       return undefined;
     };
     return new Promise((resolve, reject) => {
@@ -148,33 +161,37 @@ export class RequestGate {
       const declared = Number(req.headers['content-length']);
       const sized = Number.isSafeInteger(declared) && declared >= 0;
       const early = sized ? take(declared) : undefined;
+      if (sized && !early) size = declared;
       if (early) {
         fail(early);
         return;
       }
       const into = sized ? Buffer.allocUnsafe(declared) : undefined;
       const chunks: Buffer[] = [];
-      let size = 0;
+      let read = 0;
       let done = false;
       req.on('data', (chunk: Buffer) => {
         if (done) return;
-        const err = into
-          ? size + chunk.length > into.length
-            ? new RequestError(400, 'request body longer than its Content-Length')
-            : undefined
-          : take(chunk.length);
+        let err: RequestError | undefined;
+        if (into) {
+          if (read + chunk.length > into.length)
+            err = new RequestError(400, 'request body longer than its Content-Length');
+        } else {
+          err = take(chunk.length);
+          if (!err) size += chunk.length;
+        }
         if (err) {
           done = true;
           chunks.length = 0;
           fail(err);
           return;
         }
-        if (into) chunk.copy(into, size);
+        if (into) chunk.copy(into, read);
         else chunks.push(chunk);
-        size += chunk.length;
+        read += chunk.length;
       });
       req.on('end', () => {
-        if (!done) resolve(into ? into.subarray(0, size) : Buffer.concat(chunks, size));
+        if (!done) resolve(into ? into.subarray(0, read) : Buffer.concat(chunks, read));
         done = true;
       });
       req.on('error', (err) => {

@@ -91,10 +91,13 @@ describe('RequestGate', () => {
     expect(statuses.filter((s) => s === 200)).toHaveLength(2);
     expect(statuses.filter((s) => s === 429)).toHaveLength(3);
 
-    const full = await gated({ maxBytesInFlight: 1500 });
+    // Only what bodies hold beyond 64 KiB counts: three 100 KiB bodies need 108 KiB of a 50 KiB budget.
+    const full = await gated({ maxBodyBytes: 200 * 1024, maxBytesInFlight: 50 * 1024 });
     const sizes = await Promise.all(
-      Array.from({ length: 3 }, () => post(full.port, 'x'.repeat(1000), '/slow').then((r) => r.status)),
+      Array.from({ length: 3 }, () => post(full.port, 'x'.repeat(100 * 1024), '/slow').then((r) => r.status)),
     );
+    // Small bodies never wait on large ones.
+    expect(await post(full.port, 'y'.repeat(60 * 1024))).toEqual({ status: 200, text: String(60 * 1024) });
     expect(sizes.filter((s) => s === 200).length).toBeGreaterThanOrEqual(1);
     expect(sizes).toContain(503);
     await new Promise((r) => setTimeout(r, 50));
