@@ -37,6 +37,7 @@ import {
   kubeConfigForToken,
   mintServiceAccountToken,
 } from '../support/index.ts';
+import { renderChart } from '../unit/chart-helpers.ts';
 
 const REPO = resolve(import.meta.dirname, '../..');
 const NODE = join(REPO, 'node_modules', '.bin', 'node');
@@ -197,6 +198,17 @@ const GARBAGE: ((i: number) => Promise<void>)[] = [
   () => rawBytes(ports.probes, Buffer.from(`GET / HTTP/1.1\r\nHost: x\r\nX: ${'a'.repeat(100_000)}\r\n\r\n`)),
 ];
 
+/** The literal environment variables of the chart's operator container (default values). */
+async function chartEnv(): Promise<Record<string, string>> {
+  const deployment = (await renderChart({})).find((o) => o.kind === 'Deployment');
+  const env = (deployment?.spec.template.spec.containers[0].env ?? []) as { name: string; value?: string }[];
+  const literal = Object.fromEntries(
+    env.filter((e) => e.value !== undefined).map((e) => [e.name, e.value as string]),
+  );
+  if (!literal.NODE_OPTIONS) throw new Error('the chart sets no NODE_OPTIONS for the operator');
+  return literal;
+}
+
 async function vmHwmMiB(pid: number): Promise<number> {
   const status = await readFile(`/proc/${pid}/status`, 'utf8');
   const kb = Number(/^VmHWM:\s+(\d+) kB$/m.exec(status)?.[1]);
@@ -231,7 +243,8 @@ beforeAll(async () => {
       '--identity=garbage',
       '--log-level=info',
     ],
-    { stdio: ['ignore', 'ignore', 'pipe'], env: { PATH: process.env.PATH ?? '' } },
+    // The environment the chart gives the container (NODE_OPTIONS: V8's heap sized for its limit).
+    { stdio: ['ignore', 'ignore', 'pipe'], env: { PATH: process.env.PATH ?? '', ...(await chartEnv()) } },
   );
   child.stderr?.resume();
   await waitFor(

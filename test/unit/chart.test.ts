@@ -286,7 +286,7 @@ describe('helm template with default values', () => {
     expect(container.env).toEqual([
       { name: 'POD_NAME', valueFrom: { fieldRef: { fieldPath: 'metadata.name' } } },
       { name: 'POD_NAMESPACE', valueFrom: { fieldRef: { fieldPath: 'metadata.namespace' } } },
-      { name: 'NODE_OPTIONS', value: '--max-old-space-size=256' },
+      { name: 'NODE_OPTIONS', value: '--max-old-space-size=256 --max-semi-space-size=4' },
     ]);
     expect(container.image).toBe('ghcr.io/harouter/harouter-operator:0.1.0');
     expect(operatorConfig(container.args)).toMatchObject({
