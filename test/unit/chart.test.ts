@@ -391,7 +391,7 @@ describe('helm template with default values', () => {
     expect(permissions(findObject(insecure, 'ClusterRole', `${FULLNAME}-cluster`))).toEqual(
       expand({ 'core/nodes': ['get', 'list', 'watch'] }),
     );
-  });
+  }, 60_000);
 
   it('lets reporters write HARouterStates only, never their status', () => {
     findObject(objects, 'ServiceAccount', 'harouter-reporter');
