@@ -262,7 +262,13 @@ export class HARouterReconciler implements Reconciler {
       router,
     );
     if (held) log.warn({ slice: wanted }, 'the EndpointSlice for this router is owned by another controller');
-    const decision = decide({ router, reports, nodes, serviceRefusal: serviceRefused, sliceHeldByOther: held });
+    const decision = decide({
+      router,
+      reports,
+      nodes,
+      serviceRefusal: serviceRefused,
+      sliceHeldByOther: held,
+    });
     if (decision.kind !== 'route') return undefined;
     const wait = this.#splitBrainWait(key, decision);
     if (wait > 0) {
