@@ -74,6 +74,18 @@ export function prometheusSummary(url: string): string {
 `;
 }
 
+/** The lines both summaries share: where the API server, kubeconfigs and the operator's ports are. */
+function endpointLines(env: Omit<LocalEnvironment, 'controlPlane'>, shown: (path: string) => string): string {
+  const reporter = (node: string) => shown(env.reporterKubeconfigs[node] ?? '');
+  return `  API server      ${env.server}
+  kubectl         ${env.kubectlPath}
+  kubeconfigs     ${shown(env.adminKubeconfig)} (cluster admin), ${reporter('node-a')}, ${reporter('node-b')}, ${reporter('node-c')}
+                  (pod-bound reporter tokens, valid 24 h; context namespace "${SAMPLE_NAMESPACE}")
+  metrics         http://127.0.0.1:${env.ports.metrics}/metrics
+  probes          http://127.0.0.1:${env.ports.probes}/healthz  http://127.0.0.1:${env.ports.probes}/readyz
+  webhook         https://127.0.0.1:${env.ports.webhook}/validate`;
+}
+
 /** What local mode prints once everything runs: the commands to try, with absolute paths. */
 export function summary(env: Omit<LocalEnvironment, 'controlPlane'>, cwd = process.cwd()): string {
   const shown = (path: string) => {
@@ -89,13 +101,7 @@ export function summary(env: Omit<LocalEnvironment, 'controlPlane'>, cwd = proce
   return `
 harouter local mode is running (started in ${t.total} s: control plane ${t.controlPlane} s, install ${t.install} s, operator ${t.operator} s).
 
-  API server      ${env.server}
-  kubectl         ${kubectl}
-  kubeconfigs     ${admin} (cluster admin), ${reporter('node-a')}, ${reporter('node-b')}, ${reporter('node-c')}
-                  (pod-bound reporter tokens, valid 24 h; context namespace "${SAMPLE_NAMESPACE}")
-  metrics         http://127.0.0.1:${env.ports.metrics}/metrics
-  probes          http://127.0.0.1:${env.ports.probes}/healthz  http://127.0.0.1:${env.ports.probes}/readyz
-  webhook         https://127.0.0.1:${env.ports.webhook}/validate
+${endpointLines(env, shown)}
   logs            ${shown(resolve(env.dir, 'logs'))}/ (operator.log${env.prometheus ? ', prometheus.log' : ''}) and ${shown(resolve(env.dir, 'cluster', 'logs'))}/
 ${env.prometheus ? prometheusSummary(env.prometheus.url) : ''}
 The sample router ${SAMPLE_ROUTER_ID} (namespace ${SAMPLE_NAMESPACE}) runs on node-a, node-b and node-c;
@@ -139,13 +145,7 @@ function keepalivedSummary(
   return `
 harouter local mode is running with keepalived (started in ${t.total} s: control plane ${t.controlPlane} s, install ${t.install} s, operator and election ${t.operator} s).
 
-  API server      ${env.server}
-  kubectl         ${kubectl}
-  kubeconfigs     ${admin} (cluster admin), ${reporter('node-a')}, ${reporter('node-b')}, ${reporter('node-c')}
-                  (pod-bound reporter tokens, valid 24 h; context namespace "${SAMPLE_NAMESPACE}")
-  metrics         http://127.0.0.1:${env.ports.metrics}/metrics
-  probes          http://127.0.0.1:${env.ports.probes}/healthz  http://127.0.0.1:${env.ports.probes}/readyz
-  webhook         https://127.0.0.1:${env.ports.webhook}/validate
+${endpointLines(env, shown)}
   agents          ${n.agents}
   nodes           network namespaces ${nodes.nodes.map((x) => x.namespace).join(', ')}
                   on a bridge in ${nodes.bridgeNamespace}; files in ${shown(resolve(env.dir, 'nodes'))}/<node>/
