@@ -16,7 +16,7 @@
 import { spawn } from 'node:child_process';
 import { chmod, mkdir, mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { KubeConfig } from '@kubernetes/client-node';
 import { AGENT_DEFAULTS } from '../src/agent/defaults.ts';
@@ -36,6 +36,7 @@ import {
   startAgentProcess,
   until,
 } from '../test/support/agent-process.ts';
+import { NODE, REPO } from '../test/support/paths.ts';
 import { pool } from '../test/support/pool.ts';
 
 const { values } = parseArgs({
@@ -47,8 +48,6 @@ const { values } = parseArgs({
 });
 const sizes = (values.transitions ?? '1000').split(',').map(Number);
 const processes = Number(values.processes);
-const REPO = resolve(import.meta.dirname, '..');
-const NODE = join(REPO, 'node_modules', '.bin', 'node');
 const CLI = join(REPO, 'bin', 'harouterctl.js');
 const MiB = 1024 * 1024;
 

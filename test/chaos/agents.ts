@@ -9,15 +9,14 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { closeSync, constants, createWriteStream, openSync, type WriteStream, writeSync } from 'node:fs';
 import { chmod, mkdir } from 'node:fs/promises';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import type { ReportedState } from '../../src/api/index.ts';
 import { freePort, writeKubeconfig } from '../../src/local/controlplane/index.ts';
+import { NODE, REPO } from '../support/paths.ts';
 import type { KillableAgents } from './faults.ts';
 import { waitFor, within } from './http.ts';
 import type { NodeReporter } from './storm.ts';
 
-const REPO = resolve(import.meta.dirname, '../..');
-const NODE = join(REPO, 'node_modules', '.bin', 'node');
 const BIN = join(REPO, 'bin', 'harouterctl.js');
 
 /** keepalived's words for the reported states. */

@@ -10,13 +10,12 @@ import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { createWriteStream, type WriteStream } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { connect, createServer, type Server, type Socket } from 'node:net';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { freePort } from '../../src/local/controlplane/index.ts';
+import { NODE, REPO } from '../support/paths.ts';
 import { waitFor } from './http.ts';
 import { OPERATOR_SA, REPORTER_SA, SYSTEM_NAMESPACE } from './setup.ts';
 
-const REPO = resolve(import.meta.dirname, '../..');
-const NODE = join(REPO, 'node_modules', '.bin', 'node');
 const BIN = join(REPO, 'bin', 'harouter-operator.js');
 
 /** Plain-HTTP metrics where the operator can serve them securely (the run scrapes them without a token). */

@@ -14,7 +14,7 @@ import { request as httpRequest } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { connect as tlsConnect } from 'node:tls';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { base64File, freePort, issueServingCert } from '../../src/local/controlplane/index.ts';
@@ -37,10 +37,9 @@ import {
   kubeConfigForToken,
   mintServiceAccountToken,
 } from '../support/index.ts';
+import { NODE, REPO } from '../support/paths.ts';
 import { renderChart } from '../unit/chart-helpers.ts';
 
-const REPO = resolve(import.meta.dirname, '../..');
-const NODE = join(REPO, 'node_modules', '.bin', 'node');
 const BIN = join(REPO, 'bin', 'harouter-operator.js');
 /** The chart's memory limit for the operator container. */
 const LIMIT_MIB = 256;

@@ -10,7 +10,7 @@ import { spawn } from 'node:child_process';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { createConnection, createServer, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { RbacAuthorizationV1Api } from '@kubernetes/client-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
@@ -39,9 +39,8 @@ import {
   kubeConfigForToken,
   mintServiceAccountToken,
 } from '../support/index.ts';
+import { NODE, REPO } from '../support/paths.ts';
 
-const REPO = resolve(import.meta.dirname, '../..');
-const NODE = join(REPO, 'node_modules', '.bin', 'node');
 const CLI = join(REPO, 'bin', 'harouterctl.js');
 const ROUTER = '0b6f4f64-2d0e-4c55-8f43-3c2b8e1a9d70';
 

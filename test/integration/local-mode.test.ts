@@ -12,14 +12,13 @@ import { existsSync } from 'node:fs';
 import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { prometheusBinary } from '../../src/local/controlplane/index.ts';
 import { SAMPLE_ROUTER_ID } from '../../src/local/sample.ts';
+import { NODE, REPO } from '../support/paths.ts';
 
-const REPO = resolve(import.meta.dirname, '../..');
-const NODE = join(REPO, 'node_modules', '.bin', 'node');
 const run = promisify(execFile);
 
 interface Local {

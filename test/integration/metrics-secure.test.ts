@@ -8,7 +8,7 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { request } from 'node:https';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { type KubernetesObject, KubernetesObjectApi } from '@kubernetes/client-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { freePort } from '../../src/local/controlplane/index.ts';
@@ -19,10 +19,9 @@ import {
   kubeConfigForToken,
   mintServiceAccountToken,
 } from '../support/index.ts';
+import { NODE, REPO } from '../support/paths.ts';
 import { renderChart } from '../unit/chart-helpers.ts';
 
-const REPO = resolve(import.meta.dirname, '../..');
-const NODE = join(REPO, 'node_modules', '.bin', 'node');
 const BIN = join(REPO, 'bin', 'harouter-operator.js');
 const RELEASE = 'msec';
 const FULLNAME = `${RELEASE}-harouter-operator`;

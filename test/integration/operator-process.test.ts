@@ -8,7 +8,7 @@ import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { mkdtemp, rename, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { CoordinationV1Api } from '@kubernetes/client-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FLAGS } from '../../src/config.ts';
@@ -22,10 +22,9 @@ import {
   report,
 } from '../support/admission-cases.ts';
 import { adminKubeConfig, controlPlaneInfo, createTestNamespace } from '../support/index.ts';
+import { NODE, REPO } from '../support/paths.ts';
 import { at, Cluster, installCrds, waitFor } from './reconcile-harness.ts';
 
-const REPO = resolve(import.meta.dirname, '../..');
-const NODE = join(REPO, 'node_modules', '.bin', 'node');
 const BIN = join(REPO, 'bin', 'harouter-operator.js');
 
 let ns: string;

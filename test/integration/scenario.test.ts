@@ -6,15 +6,14 @@
  */
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { GROUP, HAROUTER, VERSION } from '../../src/api/index.ts';
 import { freePort } from '../../src/local/controlplane/index.ts';
 import { adminKubeConfig, controlPlaneInfo, createTestNamespace } from '../support/index.ts';
+import { NODE, REPO } from '../support/paths.ts';
 import { at, Cluster, conditionOf, installCrds, waitFor } from './reconcile-harness.ts';
 
-const REPO = resolve(import.meta.dirname, '../..');
-const NODE = join(REPO, 'node_modules', '.bin', 'node');
 const BIN = join(REPO, 'bin', 'harouter-operator.js');
 
 let cluster: Cluster;

@@ -7,13 +7,12 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { createWriteStream, existsSync, type WriteStream } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { CustomObjectsApi, type KubeConfig, Watch } from '@kubernetes/client-node';
 import { compareObservedAt, GROUP, HAROUTER, HAROUTER_STATE, VERSION } from '../../src/api/index.ts';
+import { NODE, REPO } from './paths.ts';
 import { pool } from './pool.ts';
 
-const REPO = resolve(import.meta.dirname, '../..');
-const NODE = join(REPO, 'node_modules', '.bin', 'node');
 const BIN = join(REPO, 'bin', 'harouterctl.js');
 
 /** Waits until `check` is true, polling every 50 ms; rejects naming `what` after `timeoutMs`. */

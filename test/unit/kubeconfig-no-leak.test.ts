@@ -1,9 +1,10 @@
 import { execFile } from 'node:child_process';
 import { mkdtemp, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
+import { NODE, REPO } from '../support/paths.ts';
 
 /**
  * issue 13: a kubeconfig's content never reaches a log. The YAML parsers quote
@@ -11,8 +12,6 @@ import { describe, expect, it } from 'vitest';
  * parser's code and position only. Runs the real binary so that process-level
  * warnings on stderr are seen too.
  */
-const REPO = resolve(import.meta.dirname, '../..');
-const NODE = join(REPO, 'node_modules', '.bin', 'node');
 const CLI = join(REPO, 'bin', 'harouterctl.js');
 const ROUTER = '6f1c2a3e-8d4b-4c21-9a57-0e3b5d7f9a12';
 const TOKEN = 'eyJhbGciOiJSUzI1NiJ9.SECRET-TOKEN-DO-NOT-LOG.c2lnbmF0dXJl';
