@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 // harouter-operator: the Kubernetes operator for HARouters (see `--help`).
-// Runs the TypeScript source directly with Node 24's type stripping (no build step).
+// From a checkout this runs the TypeScript sources (Node 24's type stripping); the image runs its
+// compiled twin (`npm run build`, src/compile.ts).
 import { run } from '../src/main.ts';
 
 await run();

@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 // harouterctl: reports keepalived's VRRP transitions as HARouterState objects.
-// Runs the TypeScript source directly with Node 24's type stripping (no build step).
+// From a checkout this runs the TypeScript sources (Node 24's type stripping); the image runs its
+// compiled twin (`npm run build`, src/compile.ts).
 import { run } from '../src/cli/main.ts';
 
 await run();

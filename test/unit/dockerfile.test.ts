@@ -68,9 +68,9 @@ describe('Dockerfile', () => {
     expect(copies[0]).toBe('package.json package-lock.json ./');
   });
 
-  it('runtime stage copies the sources, node_modules and both bins from the build stage', () => {
+  it('runtime stage copies the compiled programs, node_modules and package.json from the build stage', () => {
     const copies = finalStage?.body.filter((i) => i.keyword === 'COPY').map((i) => i.args) ?? [];
-    for (const what of ['/app/node_modules', '/app/bin', '/app/src', '/app/package.json']) {
+    for (const what of ['/app/node_modules', '/app/dist/bin', '/app/dist/src', '/app/package.json']) {
       expect(
         copies.some((c) => c.startsWith('--from=build ') && c.includes(what)),
         what,
