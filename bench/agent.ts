@@ -9,19 +9,22 @@
  *    reports over kept-alive connections at the agent's concurrency.
  * The HARouters are created first (the webhook's membership rule), and the
  * operator is let settle before each phase. The FIFO writer holds the FIFO open
- * as keepalived does and writes all N lines at once. Prints one JSON line per N.
+ * as keepalived does and writes all N lines at once. The agent runs as the
+ * chart runs it: compiled to JavaScript (`src/compile.ts`, as in the image) with
+ * the DaemonSet's Node flags. Prints one JSON line per N.
  *
- *   npm run bench:agent -- [--transitions 1000,10000] [--keep]
+ *   npm run bench:agent -- [--transitions 1000,10000] [--node-flags '...'] [--keep]
  */
 import { spawn } from 'node:child_process';
-import { chmod, mkdir, mkdtemp, readFile, rm } from 'node:fs/promises';
+import { chmod, mkdir, mkdtemp, readFile, rm, symlink } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { KubeConfig } from '@kubernetes/client-node';
-import { AGENT_DEFAULTS } from '../src/agent/defaults.ts';
+import { AGENT_DEFAULTS, AGENT_NODE_OPTIONS } from '../src/agent/defaults.ts';
 import { createSender } from '../src/agent/sender.ts';
 import { formatObservedAt } from '../src/api/index.ts';
+import { compileTree } from '../src/compile.ts';
 import { freePort } from '../src/local/controlplane/index.ts';
 import { startLocal } from '../src/local/environment.ts';
 import { SAMPLE_NAMESPACE } from '../src/local/sample.ts';
@@ -43,6 +46,7 @@ const { values } = parseArgs({
   options: {
     transitions: { type: 'string', default: '1000,10000' },
     processes: { type: 'string', default: '50' },
+    'node-flags': { type: 'string', default: AGENT_NODE_OPTIONS },
     keep: { type: 'boolean', default: false },
   },
 });
@@ -90,6 +94,13 @@ async function main(): Promise<void> {
   });
   const admin = new KubeConfig();
   admin.loadFromFile(env.adminKubeconfig);
+  const compiled = join(dir, 'dist');
+  await compileTree(REPO, compiled);
+  await symlink(join(REPO, 'node_modules'), join(compiled, 'node_modules'));
+  const program = {
+    bin: join(compiled, 'bin', 'harouterctl.js'),
+    nodeArgs: (values['node-flags'] ?? '').split(/\s+/).filter(Boolean),
+  };
   try {
     for (const n of sizes) {
       const ids = routerIds(n);
@@ -110,6 +121,8 @@ async function main(): Promise<void> {
           '--log-level=warn',
         ],
         await freePort(),
+        {},
+        program,
       );
       await agent.ready();
       const writer = new FifoWriter(fifo);

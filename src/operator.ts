@@ -27,7 +27,11 @@ import { Controller } from './controller/controller.ts';
 import { keysForEvent } from './controller/event-keys.ts';
 import {
   REPORTS_BY_ROUTER,
+  ROUTERS_BY_AGENT,
+  ROUTERS_BY_SERVICE,
   reportRouterIndex,
+  routerAgentIndex,
+  routerServiceIndex,
   SLICES_BY_ROUTER,
   sliceRouterIndex,
 } from './controller/indexes.ts';
@@ -114,7 +118,11 @@ export function createInformers(options: InformerFactoryOptions): Informers {
     harouters: make<HARouter>(
       'harouters',
       collectionPath({ group: GROUP, version: VERSION, plural: HAROUTER.plural, namespace }),
-      { schema: harouterSchema as SafeParser<HARouter>, transform: trimMetadata },
+      {
+        schema: harouterSchema as SafeParser<HARouter>,
+        transform: trimMetadata,
+        indexers: { [ROUTERS_BY_AGENT]: routerAgentIndex, [ROUTERS_BY_SERVICE]: routerServiceIndex },
+      },
     ),
     harouterStates: make<HARouterState>(
       'harouterstates',

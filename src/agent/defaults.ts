@@ -14,3 +14,12 @@ export const AGENT_DEFAULTS = {
   concurrency: 32,
   requestTimeoutMs: 10_000,
 } as const;
+
+/**
+ * The Node flags the chart's DaemonSet gives the agent (its `NODE_OPTIONS`) and
+ * the agent benchmark runs it with: a 1 MiB young generation instead of V8's
+ * default, because the agent's objects are small and short-lived and every MiB
+ * of semi-space is resident on every network node (measured in
+ * docs/performance.md).
+ */
+export const AGENT_NODE_OPTIONS = '--max-semi-space-size=1';

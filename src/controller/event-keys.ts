@@ -5,13 +5,17 @@
  *
  * - a HARouter: its own key (also on delete, so that its metrics are removed);
  * - a HARouterState: the router it names (`spec.routerId`, in its namespace);
- * - a Node: every router listing it in `spec.agents`, only when its readiness or
- *   its InternalIP changed (kubelet heartbeats change neither);
+ * - a Node: every router listing it in `spec.agents` (the `ROUTERS_BY_AGENT`
+ *   index), only when its readiness or its InternalIP changed (kubelet
+ *   heartbeats change neither);
  * - an EndpointSlice the operator owns: its controller owner HARouter;
- * - a Service: the routers in its namespace whose `spec.endpoint` names it.
+ * - a Service: the routers in its namespace whose `spec.endpoint` names it
+ *   (the `ROUTERS_BY_SERVICE` index).
  */
 import type { V1Node } from '@kubernetes/client-node';
-import { HAROUTER } from '../api/index.ts';
+import { HAROUTER, type HARouter } from '../api/index.ts';
+import { ROUTERS_BY_AGENT, ROUTERS_BY_SERVICE } from './indexes.ts';
+import { routerKey } from './router-key.ts';
 import type { CacheName, CacheObject, Caches, InformerEvent, KeysForEvent } from './types.ts';
 
 interface Meta {
@@ -24,18 +28,6 @@ interface Meta {
 
 function objectsOf<T>(event: InformerEvent<T>): T[] {
   return event.type === 'update' ? [event.obj, event.oldObj] : [event.obj];
-}
-
-/** The reconcile key of a router. */
-export function routerKey(namespace: string, routerId: string): string {
-  return `${namespace}/${routerId}`;
-}
-
-/** Splits a key `namespace/routerId`; undefined when malformed. */
-export function parseRouterKey(key: string): { namespace: string; routerId: string } | undefined {
-  const slash = key.indexOf('/');
-  if (slash <= 0 || slash !== key.lastIndexOf('/') || slash === key.length - 1) return undefined;
-  return { namespace: key.slice(0, slash), routerId: key.slice(slash + 1) };
 }
 
 /** What of a Node matters to decisions: its readiness and its first IPv4 InternalIP. */
@@ -53,23 +45,11 @@ export function nodeFacts(node: V1Node | undefined): { ready: boolean; internalI
   return { ready, internalIP: internal?.address };
 }
 
-function routersListing(caches: Caches, nodeNames: ReadonlySet<string>): string[] {
+function keysOf(routers: HARouter[]): string[] {
   const keys: string[] = [];
-  for (const router of caches.harouters.list()) {
-    const agents = router?.spec?.agents;
-    const namespace = router?.metadata?.namespace;
-    if (!namespace || !Array.isArray(agents)) continue;
-    if (agents.some((a) => nodeNames.has(a?.name))) keys.push(routerKey(namespace, router.metadata.name));
-  }
-  return keys;
-}
-
-function routersNamingService(caches: Caches, namespace: string, serviceName: string): string[] {
-  const keys: string[] = [];
-  for (const router of caches.harouters.list()) {
-    if (router?.metadata?.namespace === namespace && router.spec?.endpoint?.serviceName === serviceName) {
-      keys.push(routerKey(namespace, router.metadata.name));
-    }
+  for (const router of routers) {
+    const { namespace, name } = router?.metadata ?? {};
+    if (namespace && name) keys.push(routerKey(namespace, name));
   }
   return keys;
 }
@@ -97,7 +77,9 @@ function keysUnsafe<K extends CacheName>(
       }
       const names = new Set<string>();
       for (const obj of objectsOf(event) as Meta[]) if (obj?.metadata?.name) names.add(obj.metadata.name);
-      for (const key of routersListing(caches, names)) keys.add(key);
+      for (const name of names) {
+        for (const key of keysOf(caches.harouters.byIndex(ROUTERS_BY_AGENT, name))) keys.add(key);
+      }
       break;
     }
     case 'endpointSlices':
@@ -111,7 +93,10 @@ function keysUnsafe<K extends CacheName>(
     case 'services':
       for (const obj of objectsOf(event) as Meta[]) {
         const { namespace, name } = obj?.metadata ?? {};
-        if (namespace && name) for (const key of routersNamingService(caches, namespace, name)) keys.add(key);
+        if (!namespace || !name) continue;
+        for (const key of keysOf(caches.harouters.byIndex(ROUTERS_BY_SERVICE, `${namespace}/${name}`))) {
+          keys.add(key);
+        }
       }
       break;
   }

@@ -30,7 +30,8 @@ export interface Reconciler {
 
 /** The caches the reconciler reads. Every store is synced before the first reconcile. */
 export interface Caches {
-  harouters: Store<HARouter>;
+  /** Indexed by `ROUTERS_BY_AGENT` and `ROUTERS_BY_SERVICE` (indexes.ts). */
+  harouters: IndexedStore<HARouter>;
   /** Indexed by `REPORTS_BY_ROUTER` (indexes.ts). */
   harouterStates: IndexedStore<HARouterState>;
   nodes: Store<V1Node>;

@@ -25,8 +25,9 @@ import {
   secondsSince,
   VERSION,
 } from '../api/index.ts';
-import { nodeFacts, parseRouterKey, routerKey } from '../controller/event-keys.ts';
+import { nodeFacts } from '../controller/event-keys.ts';
 import { REPORTS_BY_ROUTER, SLICES_BY_ROUTER } from '../controller/indexes.ts';
+import { parseRouterKey, routerKey } from '../controller/router-key.ts';
 import type { Caches, ReconcileResult, Reconciler } from '../controller/types.ts';
 import type { RawRequester } from '../kube/client.ts';
 import { describeError, isConflict, isNotFound } from '../kube/errors.ts';

@@ -44,13 +44,21 @@ export interface AgentProcess {
   ready(timeoutMs?: number): Promise<void>;
 }
 
-/** Starts `harouterctl agent` with `args` (add `--metrics-bind-address 127.0.0.1:<port>` to use metrics). */
+/** Which harouterctl to run: the checkout's sources by default, or a compiled copy (`npm run build`) with Node flags. */
+export interface AgentProgram {
+  bin: string;
+  nodeArgs?: string[];
+}
+
+/** Starts `harouterctl agent` with `args`, its metrics, health and readiness on `127.0.0.1:<metricsPort>`. */
 export function startAgentProcess(
   args: string[],
   metricsPort: number,
   env: Record<string, string> = {},
+  program: AgentProgram = { bin: BIN },
 ): AgentProcess {
-  const child = spawn(NODE, [BIN, 'agent', ...args, `--metrics-bind-address=127.0.0.1:${metricsPort}`], {
+  const command = [...(program.nodeArgs ?? []), program.bin, 'agent', ...args];
+  const child = spawn(NODE, [...command, `--metrics-bind-address=127.0.0.1:${metricsPort}`], {
     env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/', ...env },
     stdio: ['ignore', 'ignore', 'pipe'],
   });

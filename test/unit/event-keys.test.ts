@@ -1,13 +1,25 @@
 import type { V1EndpointSlice, V1Node, V1Service } from '@kubernetes/client-node';
 import { describe, expect, it } from 'vitest';
 import type { HARouter, HARouterState } from '../../src/api/index.ts';
-import { keysForEvent, nodeFacts, parseRouterKey } from '../../src/controller/event-keys.ts';
+import { keysForEvent, nodeFacts } from '../../src/controller/event-keys.ts';
+import {
+  ROUTERS_BY_AGENT,
+  ROUTERS_BY_SERVICE,
+  routerAgentIndex,
+  routerServiceIndex,
+} from '../../src/controller/indexes.ts';
+import { parseRouterKey } from '../../src/controller/router-key.ts';
 import type { Caches } from '../../src/controller/types.ts';
 import type { IndexedStore } from '../../src/runtime/store.ts';
 import { NAMESPACE, ROUTER_ID, report, router, T0 } from './reconcile-fixtures.ts';
 
-function store<T>(items: T[]): IndexedStore<T> {
-  return { get: () => undefined, list: () => items, byIndex: () => [] };
+/** A store answering index lookups with the operator's own index functions (by scanning). */
+function store<T>(items: T[], indexers: Record<string, (obj: T) => readonly string[]> = {}): IndexedStore<T> {
+  return {
+    get: () => undefined,
+    list: () => items,
+    byIndex: (index, value) => items.filter((obj) => indexers[index]?.(obj).includes(value)),
+  };
 }
 
 const OTHER = 'aaaaaaaa-bbbb-4ccc-8ddd-eeeeeeeeeeee';
@@ -19,7 +31,10 @@ const r2: HARouter = {
 const r3: HARouter = { ...r1, metadata: { ...r1.metadata, namespace: 'elsewhere' } };
 
 const caches: Caches = {
-  harouters: store([r1, r2, r3]),
+  harouters: store([r1, r2, r3], {
+    [ROUTERS_BY_AGENT]: routerAgentIndex,
+    [ROUTERS_BY_SERVICE]: routerServiceIndex,
+  }),
   harouterStates: store<HARouterState>([]),
   nodes: store<V1Node>([]),
   endpointSlices: store<V1EndpointSlice>([]),
@@ -122,6 +137,9 @@ describe('keysForEvent', () => {
         list: () => {
           throw new Error('boom');
         },
+        byIndex: () => {
+          throw new Error('boom');
+        },
         get: () => undefined,
       },
     };
@@ -143,5 +161,23 @@ describe('keysForEvent', () => {
     expect(parseRouterKey(key1)).toEqual({ namespace: NAMESPACE, routerId: ROUTER_ID });
     expect(parseRouterKey('no-slash')).toBeUndefined();
     expect(parseRouterKey('a/b/c')).toBeUndefined();
+  });
+});
+
+describe('router indexes', () => {
+  it('index a router by each distinct agent name, ignoring malformed entries', () => {
+    const r = router({ agents: ['node-a', 'node-b'] });
+    const odd = {
+      ...r,
+      spec: { ...r.spec, agents: [{ name: 'node-a' }, { name: 'node-a' }, {}, null, { name: 7 }] },
+    };
+    expect(routerAgentIndex(r)).toEqual(['node-a', 'node-b']);
+    expect(routerAgentIndex(odd as unknown as HARouter)).toEqual(['node-a']);
+    expect(routerAgentIndex({} as HARouter)).toEqual([]);
+  });
+
+  it('index a router by namespace/Service of its endpoint, none without an endpoint', () => {
+    expect(routerServiceIndex(r1)).toEqual([`${NAMESPACE}/web`]);
+    expect(routerServiceIndex(r2)).toEqual([]);
   });
 });
