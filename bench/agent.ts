@@ -16,7 +16,7 @@
  *   npm run bench:agent -- [--transitions 1000,10000] [--node-flags '...'] [--keep]
  */
 import { spawn } from 'node:child_process';
-import { chmod, mkdir, mkdtemp, readFile, rm, symlink } from 'node:fs/promises';
+import { chmod, mkdir, mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -24,7 +24,6 @@ import { KubeConfig } from '@kubernetes/client-node';
 import { AGENT_DEFAULTS, AGENT_NODE_OPTIONS } from '../src/agent/defaults.ts';
 import { createSender } from '../src/agent/sender.ts';
 import { formatObservedAt } from '../src/api/index.ts';
-import { compileTree } from '../src/compile.ts';
 import { freePort } from '../src/local/controlplane/index.ts';
 import { startLocal } from '../src/local/environment.ts';
 import { SAMPLE_NAMESPACE } from '../src/local/sample.ts';
@@ -41,6 +40,7 @@ import {
 } from '../test/support/agent-process.ts';
 import { NODE, REPO } from '../test/support/paths.ts';
 import { pool } from '../test/support/pool.ts';
+import { compileForBenchmark } from './compiled.ts';
 
 const { values } = parseArgs({
   options: {
@@ -94,9 +94,7 @@ async function main(): Promise<void> {
   });
   const admin = new KubeConfig();
   admin.loadFromFile(env.adminKubeconfig);
-  const compiled = join(dir, 'dist');
-  await compileTree(REPO, compiled);
-  await symlink(join(REPO, 'node_modules'), join(compiled, 'node_modules'));
+  const compiled = await compileForBenchmark(join(dir, 'dist'));
   const program = {
     bin: join(compiled, 'bin', 'harouterctl.js'),
     nodeArgs: (values['node-flags'] ?? '').split(/\s+/).filter(Boolean),

@@ -13,7 +13,10 @@
  * 3. single failovers at idle: `harouter_report_to_route_seconds` against one
  *    API round trip.
  *
- * Prints one JSON line per N (fields in docs/performance.md).
+ * The operator runs as the image and the chart run it: compiled to JavaScript
+ * (bench/compiled.ts) with the Deployment's Node flags (`--max-old-space-size`
+ * overrides the heap bound). Prints one JSON line per N (fields in
+ * docs/performance.md).
  *
  *   npm run bench -- [--routers 1000,10000] [--workers 16] [--concurrency 16] [--idle 20]
  *     [--operator-flag=--kube-api-max-inflight=32 ...] [--max-old-space-size MiB] [--cpu-prof DIR] [--keep]
@@ -44,6 +47,7 @@ import { startControlPlane } from '../src/local/controlplane/index.ts';
 import type { EndpointSliceObject } from '../src/reconcile/plan.ts';
 import { installCrds } from '../test/integration/reconcile-harness.ts';
 import { pool } from '../test/support/pool.ts';
+import { chartOperatorNodeFlags, compileForBenchmark } from './compiled.ts';
 
 const { values } = parseArgs({
   options: {
@@ -162,7 +166,7 @@ function writeReport(
   });
 }
 
-async function runSize(kc: KubeConfig, kubeconfigPath: string, n: number): Promise<void> {
+async function runSize(kc: KubeConfig, kubeconfigPath: string, n: number, compiled: string): Promise<void> {
   const namespace = `bench-${n}`;
   const raw = new ApiTransport(kc, { maxInFlight: concurrency, qps: 0 });
   const request = raw.request;
@@ -290,12 +294,13 @@ async function runSize(kc: KubeConfig, kubeconfigPath: string, n: number): Promi
   const operatorFlags = values['operator-flag'] ?? [];
   const heap = values['max-old-space-size'];
   const child = fork(
-    join(import.meta.dirname, 'operator-process.ts'),
+    join(compiled, 'bench', 'operator-process.js'),
     [kubeconfigPath, namespace, String(workers), ...operatorFlags],
     {
       execPath: process.execPath,
       execArgv: [
         '--expose-gc',
+        ...chartOperatorNodeFlags(),
         ...(heap ? [`--max-old-space-size=${heap}`] : []),
         ...(values['cpu-prof'] ? ['--cpu-prof', `--cpu-prof-dir=${values['cpu-prof']}`] : []),
       ],
@@ -440,7 +445,8 @@ try {
   const kc = new KubeConfig();
   kc.loadFromFile(plane.kubeconfigPath);
   await installCrds(kc);
-  for (const n of sizes) await runSize(kc, plane.kubeconfigPath, n);
+  const compiled = await compileForBenchmark(join(dir, 'dist'));
+  for (const n of sizes) await runSize(kc, plane.kubeconfigPath, n, compiled);
 } finally {
   await plane.stop();
   if (!values.keep) await rm(dir, { recursive: true, force: true });

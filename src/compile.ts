@@ -47,18 +47,23 @@ async function* typescriptFiles(dir: string): AsyncGenerator<string> {
 }
 
 /**
- * Compiles `COMPILED_DIRECTORIES` of `root` into `outDir` (emptied first), with
+ * Compiles `directories` of `root` (by default `COMPILED_DIRECTORIES`; the
+ * benchmarks add `bench`) into `outDir` (emptied first), with
  * a copy of `package.json` (the module type, and the version the programs print),
  * so that `outDir` is laid out as the image's `/app`; returns the files written,
  * relative to `outDir`. `.js` files (the `bin/`
  * shims) get the same specifier rewrite as compiled modules.
  */
-export async function compileTree(root: string, outDir: string): Promise<string[]> {
+export async function compileTree(
+  root: string,
+  outDir: string,
+  directories: readonly string[] = COMPILED_DIRECTORIES,
+): Promise<string[]> {
   await rm(outDir, { recursive: true, force: true });
   await mkdir(outDir, { recursive: true });
   await copyFile(join(root, 'package.json'), join(outDir, 'package.json'));
   const written: string[] = ['package.json'];
-  for (const folder of COMPILED_DIRECTORIES) {
+  for (const folder of directories) {
     for await (const source of typescriptFiles(join(root, folder))) {
       const text = await readFile(source, 'utf8');
       const output = source.endsWith('.ts')
