@@ -42,6 +42,7 @@ import {
   VERSION,
 } from '../src/api/index.ts';
 import { collectionPath, Informer } from '../src/kube/informer.ts';
+import { kubeConfigConnection } from '../src/kube/kubeconfig.ts';
 import { ApiTransport, type RawRequester } from '../src/kube/transport.ts';
 import { startControlPlane } from '../src/local/controlplane/index.ts';
 import type { EndpointSliceObject } from '../src/reconcile/plan.ts';
@@ -168,7 +169,7 @@ function writeReport(
 
 async function runSize(kc: KubeConfig, kubeconfigPath: string, n: number, compiled: string): Promise<void> {
   const namespace = `bench-${n}`;
-  const raw = new ApiTransport(kc, { maxInFlight: concurrency, qps: 0 });
+  const raw = new ApiTransport(kubeConfigConnection(kc), { maxInFlight: concurrency, qps: 0 });
   const request = raw.request;
   await request({ method: 'POST', path: '/api/v1/namespaces', body: { metadata: { name: namespace } } });
   const agents = ['a', 'b', 'c'].map((x) => `${namespace}-${x}`);
@@ -248,15 +249,15 @@ async function runSize(kc: KubeConfig, kubeconfigPath: string, n: number, compil
   const log = pino({ level: 'silent' });
   const routers = new Informer<HARouter>({
     name: 'bench-harouters',
-    kc,
     raw: request,
+    watch: raw.watch,
     log,
     path: collectionPath({ group: GROUP, version: VERSION, plural: HAROUTER.plural, namespace }),
   });
   const slices = new Informer<EndpointSliceObject & { metadata: { name: string } }>({
     name: 'bench-slices',
-    kc,
     raw: request,
+    watch: raw.watch,
     log,
     path: collectionPath({ group: 'discovery.k8s.io', version: 'v1', plural: 'endpointslices', namespace }),
   });

@@ -8,10 +8,9 @@
  * counted by what they write (routing, Events, `Accepted`); the report-to-route
  * observations are kept one by one for exact percentiles.
  */
-import { KubeConfig } from '@kubernetes/client-node';
 import pino from 'pino';
 import { parseConfig } from '../src/config.ts';
-import type { RawRequest, RawRequester } from '../src/kube/client.ts';
+import { loadConnection, type RawRequest, type RawRequester } from '../src/kube/client.ts';
 import { createMetrics } from '../src/metrics.ts';
 import { Operator } from '../src/operator.ts';
 import { createReconciler } from '../src/reconcile/reconciler.ts';
@@ -23,8 +22,8 @@ if (!kubeconfig || !namespace || !process.send) {
   );
   process.exit(2);
 }
-const kc = new KubeConfig();
-kc.loadFromFile(kubeconfig);
+// As harouter-operator loads it: no client-node at run time, so the memory measured is the operator's.
+const connection = await loadConnection(kubeconfig);
 
 /** The operator's writes by what they change. */
 const writes = { routing: 0, events: 0, accepted: 0, other: 0 };
@@ -69,7 +68,7 @@ const operator = new Operator({
   config: parsed.config,
   log: pino({ level: process.env.HAROUTER_BENCH_LOG ?? 'warn' }),
   metrics,
-  kc,
+  connection,
   createReconciler: (deps) => createReconciler({ ...deps, raw: counting(deps.raw) }),
 });
 await operator.start();

@@ -53,9 +53,12 @@ export async function main(
   // Loaded only now, so that --help and bad flags answer without loading the API client.
   const { Operator } = await import('./operator.ts');
   const { describeError } = await import('./kube/errors.ts');
+  const { loadConnection } = await import('./kube/kubeconfig.ts');
   let operator: InstanceType<typeof Operator>;
   try {
-    operator = new Operator({ config, log });
+    // Errors name the problem, never the kubeconfig's content (see kube/kubeconfig.ts).
+    const connection = await loadConnection(config.kubeconfig);
+    operator = new Operator({ config, log, connection });
   } catch (err) {
     log.error({ error: describeError(err) }, 'failed to start');
     return EXIT.failed;

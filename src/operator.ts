@@ -10,7 +10,7 @@
 import { readFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
-import type { KubeConfig, V1EndpointSlice, V1Node, V1Service } from '@kubernetes/client-node';
+import type { V1EndpointSlice, V1Node, V1Service } from '@kubernetes/client-node';
 import {
   ENDPOINTSLICE_MANAGED_BY,
   GROUP,
@@ -54,7 +54,13 @@ import {
   startMetricsServer,
   startProbeServer,
 } from './http/server.ts';
-import { createKubeClients, type KubeClients, loadKubeConfig, type RawRequester } from './kube/client.ts';
+import {
+  type Connection,
+  createKubeClients,
+  type KubeClients,
+  type RawRequester,
+  type WatchFn,
+} from './kube/client.ts';
 import { describeError } from './kube/errors.ts';
 import {
   collectionPath,
@@ -84,8 +90,10 @@ export type Informers = {
 
 /** What `createInformers` needs: client, namespace scope, logger and tuning. */
 export interface InformerFactoryOptions {
-  kc: KubeConfig;
   raw: RawRequester;
+  watch: WatchFn;
+  /** The API server's `host:port` (metrics label of the watches). */
+  host?: string;
   /** Namespace of HARouters, reports, Services and slices; undefined: all. Nodes are cluster-scoped. */
   namespace: string | undefined;
   log: Logger;
@@ -97,7 +105,7 @@ export interface InformerFactoryOptions {
 
 /** The operator's informers (not started). */
 export function createInformers(options: InformerFactoryOptions): Informers {
-  const { kc, raw, namespace, log, resyncPeriodMs, watchTimeoutSeconds, metrics } = options;
+  const { raw, watch, host, namespace, log, resyncPeriodMs, watchTimeoutSeconds, metrics } = options;
   const make = <T extends KubeObject>(
     name: string,
     path: string,
@@ -105,8 +113,9 @@ export function createInformers(options: InformerFactoryOptions): Informers {
   ) =>
     new Informer<T>({
       name,
-      kc,
       raw,
+      watch,
+      ...(host !== undefined ? { host } : {}),
       path,
       log,
       ...(resyncPeriodMs !== undefined ? { resyncPeriodMs } : {}),
@@ -176,8 +185,11 @@ export interface OperatorOptions {
   config: OperatorConfig;
   log: Logger;
   metrics?: Metrics;
-  /** Defaults to `loadKubeConfig(config.kubeconfig)`. */
-  kc?: KubeConfig;
+  /**
+   * The API server and credentials: `loadConnection(config.kubeconfig)` in the
+   * program; tests and tools holding a client-node KubeConfig pass `kubeConfigConnection(kc)`.
+   */
+  connection: Connection;
   /** Defaults to the reconcile side's `createReconciler`. */
   createReconciler?: (deps: {
     caches: Caches;
@@ -223,8 +235,7 @@ export class Operator {
     this.#config = config;
     this.#log = options.log;
     this.metrics = options.metrics ?? createMetrics();
-    const kc = options.kc ?? loadKubeConfig(config.kubeconfig);
-    this.clients = createKubeClients(kc, {
+    this.clients = createKubeClients(options.connection, {
       metrics: this.metrics,
       requestTimeoutMs: config.requestTimeoutMs,
       maxInFlight: config.kubeApiMaxInflight,
@@ -232,8 +243,9 @@ export class Operator {
       burst: config.kubeApiBurst,
     });
     this.informers = createInformers({
-      kc,
       raw: this.clients.raw,
+      watch: this.clients.watch,
+      host: this.clients.host,
       namespace: config.namespace,
       log: this.#log.child({ component: 'informer' }),
       resyncPeriodMs: config.resyncPeriodMs,

@@ -1,9 +1,10 @@
 /**
- * Mapping of API errors to safe, structured facts. `ApiException.message`
- * embeds the response headers and body: never log it. Parse `body` (the raw
- * response text, or an already-parsed object) into the `metav1.Status` fields.
+ * Mapping of API errors to safe, structured facts. The operator's own requests
+ * throw `KubeRequestError`; client-node's `ApiException` (typed clients in tests
+ * and tools) is recognised by its shape, without importing client-node: its
+ * `message` embeds the response headers and body, never log it. Parse `body` (the
+ * raw response text, or an already-parsed object) into the `metav1.Status` fields.
  */
-import { ApiException } from '@kubernetes/client-node';
 
 /** What an API error says, safe to log as fields (no headers, no token, no raw body). */
 export interface ApiErrorFacts {
@@ -28,6 +29,16 @@ export class KubeRequestError extends Error {
     this.status = status;
     this.body = body;
   }
+}
+
+/** client-node's `ApiException`, by shape: an Error with a numeric `code`, a `body` and `headers`. */
+function isApiException(err: unknown): err is Error & { code: number; body: unknown } {
+  return (
+    err instanceof Error &&
+    typeof (err as { code?: unknown }).code === 'number' &&
+    'body' in err &&
+    'headers' in err
+  );
 }
 
 function statusFacts(status: number, body: unknown): ApiErrorFacts {
@@ -93,7 +104,7 @@ export function reasonForStatus(status: number): string {
 
 /** Structured, log-safe facts about any error thrown by an API call. */
 export function apiErrorFacts(err: unknown): ApiErrorFacts {
-  if (err instanceof ApiException) return statusFacts(err.code, err.body);
+  if (isApiException(err)) return statusFacts(err.code, err.body);
   if (err instanceof KubeRequestError) return statusFacts(err.status, err.body);
   if (err instanceof Error) {
     if (err.name === 'TimeoutError') return { status: 0, reason: 'Timeout', message: 'request timed out' };
@@ -131,7 +142,7 @@ export function isTransient(err: unknown): boolean {
  * and body), other errors as name, message and stack.
  */
 export function describeError(err: unknown): Record<string, unknown> {
-  if (err instanceof ApiException || err instanceof KubeRequestError) return { ...apiErrorFacts(err) };
+  if (isApiException(err) || err instanceof KubeRequestError) return { ...apiErrorFacts(err) };
   const facts = apiErrorFacts(err);
   if (facts.status !== 0) return { ...facts };
   if (err instanceof Error)

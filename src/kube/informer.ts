@@ -1,10 +1,11 @@
 /**
- * An informer over client-node's `Watch` (not `makeInformer`/`ListWatch`,
- * which stop for good on most errors and never ask for bookmarks):
+ * An informer over the transport's watch (`ApiTransport.watch`; not client-node's
+ * `makeInformer`/`ListWatch`, which stop for good on most errors and never ask
+ * for bookmarks):
  *
  * - list (paginated, raw JSON), then watch from the list's resourceVersion with
- *   `allowWatchBookmarks=true` and a server `timeoutSeconds` under 30 s (client-node
- *   2.0.1 aborts a watch that has been silent for 30 s);
+ *   `allowWatchBookmarks=true` and a server `timeoutSeconds` under 30 s (the
+ *   transport ends a watch that has been silent for 30 s, as client-node did);
  * - resume each new watch from the last resourceVersion seen (events and bookmarks);
  * - relist on 410 Gone (the resourceVersion is too old), diffing the new list
  *   against the store so that changes and deletions missed meanwhile are
@@ -20,13 +21,14 @@
  *   every cached object), and optional indexes (client-go's `Indexers`) answer
  *   "the objects whose index value is X" without scanning the store.
  */
-import { type KubeConfig, Watch } from '@kubernetes/client-node';
 import type { Logger } from '../log.ts';
 import type { Metrics } from '../metrics.ts';
 import { Backoff, type BackoffOptions, sleep } from '../runtime/backoff.ts';
 import type { EventHandlers, IndexedStore } from '../runtime/store.ts';
-import type { RawRequester } from './client.ts';
 import { apiErrorFacts, describeError } from './errors.ts';
+import type { RawRequester, WatchFn } from './transport.ts';
+
+export type { WatchFn } from './transport.ts';
 
 /** The fields of an object the informer relies on. */
 export interface KubeObject {
@@ -34,14 +36,6 @@ export interface KubeObject {
   kind?: string;
   metadata?: { name?: string; namespace?: string; resourceVersion?: string };
 }
-
-/** client-node's `Watch.watch` signature; injectable for tests that interfere with watches. */
-export type WatchFn = (
-  path: string,
-  query: Record<string, string | number | boolean | undefined>,
-  onEvent: (type: string, obj: unknown) => void,
-  onDone: (err: unknown) => void,
-) => Promise<AbortController>;
 
 /** A zod-compatible schema (`safeParse`). */
 export interface SafeParser<T> {
@@ -57,8 +51,11 @@ export interface SafeParser<T> {
 export interface InformerOptions<T extends KubeObject> {
   /** Name used in logs (e.g. `harouters`). */
   name: string;
-  kc: KubeConfig;
   raw: RawRequester;
+  /** The watch (`ApiTransport.watch`; tests pass their own to interfere with watches). */
+  watch: WatchFn;
+  /** The API server's `host:port`, the `host` label of counted watches. */
+  host?: string;
   /** Collection path, e.g. `/api/v1/nodes` or `/apis/harouter.dev/v1alpha1/namespaces/ns/harouters`. */
   path: string;
   labelSelector?: string;
@@ -80,8 +77,6 @@ export interface InformerOptions<T extends KubeObject> {
    * (Lists are counted by the requester.)
    */
   metrics?: Metrics;
-  /** Override the watch (tests). */
-  watch?: WatchFn;
   /**
    * Trims an object (already parsed) before it is stored and handed to handlers.
    * Must return a new object or the same one; must not throw.
@@ -156,9 +151,7 @@ export class Informer<T extends KubeObject> implements IndexedStore<T> {
     this.#options = options;
     this.#log = options.log.child({ informer: options.name });
     this.#backoff = new Backoff(options.backoff ?? DEFAULT_INFORMER_BACKOFF);
-    const watcher = new Watch(options.kc);
-    this.#watch =
-      options.watch ?? ((path, query, onEvent, onDone) => watcher.watch(path, query, onEvent, onDone));
+    this.#watch = options.watch;
   }
 
   get(key: string): T | undefined {
@@ -406,15 +399,9 @@ export class Informer<T extends KubeObject> implements IndexedStore<T> {
   #countWatch(err: unknown, events: number): void {
     const metrics = this.#options.metrics;
     if (!metrics) return;
-    const status = (err as { statusCode?: unknown } | null)?.statusCode;
-    const code = !err || events > 0 ? '200' : typeof status === 'number' ? String(status) : '<error>';
-    let host = '';
-    try {
-      host = new URL(this.#options.kc.getCurrentCluster()?.server ?? '').host;
-    } catch {
-      host = '';
-    }
-    metrics.restClientRequests.inc({ code, method: 'GET', host });
+    const status = err ? apiErrorFacts(err).status : 0;
+    const code = !err || events > 0 ? '200' : status > 0 ? String(status) : '<error>';
+    metrics.restClientRequests.inc({ code, method: 'GET', host: this.#options.host ?? '' });
   }
 
   /** Applies one watch event to the store; returns an outcome when this watch must end. */

@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { SERVICE_ACCOUNT_DIR } from './kubeconfig.ts';
+import { SERVICE_ACCOUNT_DIR } from '../kube/kubeconfig.ts';
 import { UsageError } from './usage-error.ts';
 
 /** A DNS-1123 label: the shape of a namespace name. */

@@ -1,6 +1,6 @@
-import { CoreV1Api, type KubeConfig, type V1ConfigMap, Watch } from '@kubernetes/client-node';
+import { CoreV1Api, type V1ConfigMap } from '@kubernetes/client-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createKubeClients } from '../../src/kube/client.ts';
+import { createKubeClients, type KubeClients } from '../../src/kube/client.ts';
 import {
   collectionPath,
   Informer,
@@ -8,29 +8,32 @@ import {
   objectKey,
   type WatchFn,
 } from '../../src/kube/informer.ts';
+import { kubeConfigConnection } from '../../src/kube/kubeconfig.ts';
 import { createLogger } from '../../src/log.ts';
 import { adminKubeConfig, createTestNamespace } from '../support/index.ts';
 
 const log = createLogger(process.env.TEST_LOG_LEVEL === 'debug' ? 'debug' : 'silent');
 
-let kc: KubeConfig;
+// The operator's own transport: lists and watches over its kept-alive connections.
+let clients: KubeClients;
 let core: CoreV1Api;
 let namespace: string;
 const informers: Informer<V1ConfigMap>[] = [];
 
 beforeAll(async () => {
-  kc = adminKubeConfig();
+  const kc = adminKubeConfig();
+  clients = createKubeClients(kubeConfigConnection(kc));
   core = kc.makeApiClient(CoreV1Api);
   namespace = await createTestNamespace('informer');
 });
 
 afterAll(async () => {
   await Promise.all(informers.map((i) => i.stop()));
+  await clients.close();
 });
 
 /** A watch the test can cut, hold back and point at an expired resourceVersion. */
 function controllableWatch() {
-  const real = new Watch(kc);
   let release: () => void = () => {};
   const state = {
     gate: Promise.resolve(),
@@ -67,7 +70,7 @@ function controllableWatch() {
       onDone(null);
       return new AbortController();
     }
-    const ctrl = await real.watch(path, query, onEvent, onDone);
+    const ctrl = await clients.watch(path, query, onEvent, onDone);
     state.current = ctrl;
     return ctrl;
   };
@@ -75,11 +78,11 @@ function controllableWatch() {
 }
 
 function startInformer(extra: Partial<InformerOptions<V1ConfigMap>> = {}) {
-  const clients = createKubeClients(kc);
   const informer = new Informer<V1ConfigMap>({
     name: 'configmaps',
-    kc,
     raw: clients.raw,
+    watch: clients.watch,
+    host: clients.host,
     path: collectionPath({ version: 'v1', plural: 'configmaps', namespace }),
     log,
     backoff: { baseMs: 50, maxMs: 500 },

@@ -1,6 +1,7 @@
 import { CoordinationV1Api } from '@kubernetes/client-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createKubeClients } from '../../src/kube/client.ts';
+import { kubeConfigConnection } from '../../src/kube/kubeconfig.ts';
 import { LeaderElector } from '../../src/kube/leader-election.ts';
 import { createLogger } from '../../src/log.ts';
 import { createMetrics } from '../../src/metrics.ts';
@@ -20,7 +21,7 @@ afterAll(() => {
 });
 
 function candidate(identity: string, leaseName: string) {
-  const clients = createKubeClients(adminKubeConfig());
+  const clients = createKubeClients(kubeConfigConnection(adminKubeConfig()));
   const metrics = createMetrics({ processMetrics: false });
   const events: string[] = [];
   const elector = new LeaderElector({

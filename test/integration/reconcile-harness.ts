@@ -32,6 +32,7 @@ import {
   VERSION,
 } from '../../src/api/index.ts';
 import { parseConfig } from '../../src/config.ts';
+import { kubeConfigConnection } from '../../src/kube/kubeconfig.ts';
 import { createMetrics, type Metrics } from '../../src/metrics.ts';
 import { Operator } from '../../src/operator.ts';
 
@@ -294,7 +295,12 @@ export async function startTestOperator(
     {},
   );
   if (parsed.help) throw new Error('unexpected --help');
-  const operator = new Operator({ config: parsed.config, log, metrics, kc });
+  const operator = new Operator({
+    config: parsed.config,
+    log,
+    metrics,
+    connection: kubeConfigConnection(kc),
+  });
   await operator.start();
   await waitFor(async () => operator.isLeader() && operator.cachesSynced(), 30_000);
   return {

@@ -1094,6 +1094,7 @@ export async function installTestWebhook(
   const { startWebhookServer } = await import('../../src/webhook/server.ts');
   const { Informer, collectionPath: informerPath } = await import('../../src/kube/informer.ts');
   const { createKubeClients } = await import('../../src/kube/client.ts');
+  const { kubeConfigConnection } = await import('../../src/kube/kubeconfig.ts');
   const { routerAgents } = await import('../../src/webhook/policy.ts');
   const dir = await mkdtemp(join(tmpdir(), 'admission-webhook-'));
   const info = support.controlPlaneInfo();
@@ -1105,10 +1106,11 @@ export async function installTestWebhook(
   const metrics = createMetrics({ processMetrics: false });
   const logger = createLogger('silent');
   // As in the operator: the membership rule reads a HARouter informer's cache, synced before serving.
+  const clients = createKubeClients(kubeConfigConnection(fx.admin));
   const routers = new Informer<HARouter>({
     name: 'harouters',
-    kc: fx.admin,
-    raw: createKubeClients(fx.admin).raw,
+    raw: clients.raw,
+    watch: clients.watch,
     path: informerPath({ group: GROUP, version: VERSION, plural: HAROUTER.plural }),
     log: logger,
   });
@@ -1136,7 +1138,7 @@ export async function installTestWebhook(
   );
   let stopped = false;
   const stop = async () => {
-    if (!stopped) await Promise.all([server.close(), routers.stop()]);
+    if (!stopped) await Promise.all([server.close(), routers.stop().then(() => clients.close())]);
     stopped = true;
   };
   return {

@@ -4,11 +4,16 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import {
   inClusterConfig,
-  loadTransport,
+  KubeconfigError,
+  loadConnection,
   simpleConfig,
-  simpleTransport,
-} from '../../src/report/kubeconfig.ts';
+  simpleConnection,
+} from '../../src/kube/kubeconfig.ts';
+import { loadTransport } from '../../src/report/kubeconfig.ts';
 import { UsageError } from '../../src/report/usage-error.ts';
+
+// The kubeconfig loader both programs share (src/kube/kubeconfig.ts); harouterctl's
+// `loadTransport` turns its errors into usage errors (exit 2).
 
 const doc = (cluster: Record<string, unknown>, user: Record<string, unknown>, namespace?: string) => ({
   apiVersion: 'v1',
@@ -71,18 +76,18 @@ describe('simpleConfig', () => {
   });
 
   it('refuses a kubeconfig without a current context or server', () => {
-    expect(() => simpleConfig({ 'current-context': 'x', contexts: [] }, '/')).toThrow(UsageError);
+    expect(() => simpleConfig({ 'current-context': 'x', contexts: [] }, '/')).toThrow(KubeconfigError);
     expect(() => simpleConfig(doc({}, { token: 't' }), '/')).toThrow(/server/);
-    expect(() => simpleConfig('text', '/')).toThrow(UsageError);
+    expect(() => simpleConfig('text', '/')).toThrow(KubeconfigError);
   });
 });
 
-describe('simpleTransport', () => {
+describe('simpleConnection', () => {
   it('re-reads the token file on every attempt (the kubelet rotates it)', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'hctl-kc-'));
     const tokenFile = join(dir, 'token');
     await writeFile(tokenFile, 'first\n');
-    const transport = simpleTransport({
+    const transport = simpleConnection({
       server: 'https://h',
       tokenFile,
       ca: { data: Buffer.from('CA').toString('base64') },
@@ -96,7 +101,7 @@ describe('simpleTransport', () => {
   });
 
   it('passes skip-verify and the TLS server name', async () => {
-    const options = await simpleTransport({
+    const options = await simpleConnection({
       server: 'https://h',
       insecure: true,
       servername: 'api',
@@ -146,4 +151,37 @@ describe('loadTransport', () => {
     expect(transport).toMatchObject({ server: 'https://h:6443', namespace: 'ns1' });
     expect(await transport.requestOptions()).toMatchObject({ auth: 'u:p' });
   }, 30_000);
+});
+
+describe('loadConnection', () => {
+  const plain = (server: string) =>
+    `apiVersion: v1\nkind: Config\nclusters: [{name: c, cluster: {server: "${server}"}}]\n` +
+    'contexts: [{name: x, context: {cluster: c, user: u}}]\nusers: [{name: u, user: {token: t}}]\n' +
+    'current-context: x\n';
+
+  it('prefers the explicit path over KUBECONFIG, then KUBECONFIG over the service account', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'kc-order-'));
+    await writeFile(join(dir, 'a'), plain('https://a:6443'));
+    await writeFile(join(dir, 'b'), plain('https://b:6443'));
+    await writeFile(join(dir, 'token'), 'sa-token\n');
+    await writeFile(join(dir, 'ca.crt'), 'CA');
+    const inCluster = { KUBERNETES_SERVICE_HOST: '10.0.0.1', KUBERNETES_SERVICE_PORT: '443' };
+    const env = { ...inCluster, KUBECONFIG: join(dir, 'b') };
+    expect((await loadConnection(join(dir, 'a'), env, dir)).server).toBe('https://a:6443');
+    expect((await loadConnection(undefined, env, dir)).server).toBe('https://b:6443');
+    const sa = await loadConnection(undefined, inCluster, dir);
+    expect(sa.server).toBe('https://10.0.0.1:443');
+    expect((await sa.requestOptions()).headers).toEqual({ Authorization: 'Bearer sa-token' });
+  });
+
+  it('fails with a KubeconfigError that names the problem, not the content', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'kc-bad-'));
+    await writeFile(
+      join(dir, 'config'),
+      'apiVersion: v1\nkind: Config\nclusters: []\ncontexts: []\nusers: []\n',
+    );
+    await expect(loadConnection(join(dir, 'config'), {})).rejects.toThrow(KubeconfigError);
+    await expect(loadConnection(join(dir, 'config'), {})).rejects.toThrow(/no current context/);
+    await expect(loadConnection(join(dir, 'absent'), {})).rejects.toThrow(KubeconfigError);
+  });
 });

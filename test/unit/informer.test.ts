@@ -1,4 +1,3 @@
-import { KubeConfig } from '@kubernetes/client-node';
 import { describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import type { RawRequest } from '../../src/kube/client.ts';
@@ -17,13 +16,7 @@ import { createLogger } from '../../src/log.ts';
 // watch; its behaviour against a real API server is in test/integration/informer.test.ts.
 
 const log = createLogger('silent');
-const kc = new KubeConfig();
-kc.loadFromOptions({
-  clusters: [{ name: 'c', server: 'https://127.0.0.1:1', skipTLSVerify: true }],
-  users: [{ name: 'u' }],
-  contexts: [{ name: 'x', cluster: 'c', user: 'u' }],
-  currentContext: 'x',
-});
+const host = '127.0.0.1:1';
 
 type Obj = KubeObject & { data?: Record<string, string> };
 const cm = (name: string, rv: string, data: Record<string, string> = {}): Obj => ({
@@ -64,7 +57,7 @@ function harness(lists: Array<Obj[] | Error>, listRv: string[]) {
     return ctrl;
   };
   const informer = (extra: Partial<InformerOptions<Obj>> = {}) =>
-    new Informer<Obj>({ name: 't', kc, raw, watch, path: '/p', log, ...extra });
+    new Informer<Obj>({ name: 't', host, raw, watch, path: '/p', log, ...extra });
   return { raw, watch, listCalls, watches, informer };
 }
 
@@ -265,7 +258,14 @@ describe('Informer', () => {
   it('refuses a watch timeout of 30 s or more', () => {
     expect(
       () =>
-        new Informer<Obj>({ name: 't', kc, raw: async () => ({}), path: '/p', log, watchTimeoutSeconds: 30 }),
+        new Informer<Obj>({
+          name: 't',
+          raw: async () => ({}),
+          watch: async () => new AbortController(),
+          path: '/p',
+          log,
+          watchTimeoutSeconds: 30,
+        }),
     ).toThrow(RangeError);
   });
 });

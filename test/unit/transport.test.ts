@@ -1,8 +1,9 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { KubeConfig } from '@kubernetes/client-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ApiTransport } from '../../src/kube/transport.ts';
+import { apiErrorFacts, KubeRequestError } from '../../src/kube/errors.ts';
+import { simpleConnection } from '../../src/kube/kubeconfig.ts';
+import { ApiTransport, WatchStreamError } from '../../src/kube/transport.ts';
 import { createMetrics } from '../../src/metrics.ts';
 import { Semaphore } from '../../src/runtime/semaphore.ts';
 import { TokenBucket } from '../../src/runtime/token-bucket.ts';
@@ -74,22 +75,13 @@ describe('ApiTransport', () => {
     await new Promise((r) => server.close(r));
   });
 
-  const kubeConfig = () => {
-    const kc = new KubeConfig();
-    kc.loadFromOptions({
-      clusters: [{ name: 'c', server: base, skipTLSVerify: true }],
-      users: [{ name: 'u', token: 'secret-token' }],
-      contexts: [{ name: 'x', cluster: 'c', user: 'u' }],
-      currentContext: 'x',
-    });
-    return kc;
-  };
+  const connection = () => simpleConnection({ server: base, token: 'secret-token' });
 
   it('reuses kept-alive connections and never has more than maxInFlight requests out', async () => {
     sockets.clear();
     maxSeen = 0;
     const metrics = createMetrics({ processMetrics: false });
-    const transport = new ApiTransport(kubeConfig(), { maxInFlight: 4, metrics });
+    const transport = new ApiTransport(connection(), { maxInFlight: 4, metrics });
     await Promise.all(Array.from({ length: 40 }, (_, i) => transport.request({ path: `/api/v1/park/${i}` })));
     for (let i = 0; i < 20; i++) await transport.request({ path: '/api/v1/namespaces/x' });
     expect(maxSeen).toBeLessThanOrEqual(4);
@@ -100,10 +92,157 @@ describe('ApiTransport', () => {
   });
 
   it('waits for the rate limit: qps 50 with burst 1 spaces 6 requests over about 100 ms', async () => {
-    const transport = new ApiTransport(kubeConfig(), { qps: 50, burst: 1 });
+    const transport = new ApiTransport(connection(), { qps: 50, burst: 1 });
     const started = performance.now();
     for (let i = 0; i < 6; i++) await transport.request({ path: '/api/v1/namespaces/x' });
     expect(performance.now() - started).toBeGreaterThanOrEqual(90);
     await transport.close();
   });
 });
+
+describe('ApiTransport.watch', () => {
+  let server: Server;
+  let base: string;
+  const seen: { url: string; authorization?: string; socket: unknown }[] = [];
+  const closed: string[] = [];
+
+  beforeAll(async () => {
+    server = createServer((req, res) => {
+      const url = new URL(req.url ?? '/', 'http://x');
+      seen.push({ url: req.url ?? '', authorization: req.headers.authorization, socket: req.socket });
+      req.socket.once('close', () => closed.push(url.pathname));
+      const line = (type: string, name: string, extra: Record<string, unknown> = {}) =>
+        `${JSON.stringify({ type, object: { metadata: { name, resourceVersion: '7' }, ...extra } })}\n`;
+      switch (url.pathname) {
+        case '/api/v1/events': {
+          res.writeHead(200, { 'content-type': 'application/json' });
+          // One event split across writes, in the middle of a multi-byte character.
+          const bytes = Buffer.from(line('ADDED', 'a', { data: { v: 'é€' } }));
+          const cut = bytes.indexOf(0xe2) + 1;
+          res.write(bytes.subarray(0, cut));
+          setTimeout(() => {
+            res.write(Buffer.concat([bytes.subarray(cut), Buffer.from(`\n${line('BOOKMARK', '')}`)]));
+            res.end(line('DELETED', 'b').trimEnd()); // the last line without its newline
+          }, 20);
+          return;
+        }
+        case '/api/v1/gone':
+          res.writeHead(410, { 'content-type': 'application/json' });
+          res.end(JSON.stringify({ kind: 'Status', code: 410, reason: 'Expired', message: 'too old' }));
+          return;
+        case '/api/v1/huge':
+          res.writeHead(200, { 'content-type': 'application/json' });
+          res.write(line('ADDED', 'small'));
+          // A line that never ends: the client must give up at its bound, not buffer it all.
+          for (let i = 0; i < 64; i++) res.write('x'.repeat(1024));
+          return;
+        case '/api/v1/silent':
+        case '/api/v1/held':
+          res.writeHead(200, { 'content-type': 'application/json' });
+          res.flushHeaders();
+          return;
+        default:
+          res.writeHead(404);
+          res.end();
+      }
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  });
+
+  afterAll(async () => {
+    server.closeAllConnections();
+    await new Promise((r) => server.close(r));
+  });
+
+  const connection = () => simpleConnection({ server: base, token: 'watch-token' });
+
+  function watchOnce(transport: ApiTransport, path: string, query: Record<string, string | boolean> = {}) {
+    const events: Array<[string, unknown]> = [];
+    let controller: AbortController | undefined;
+    const done = new Promise<unknown>((resolve) => {
+      void transport
+        .watch(path, query, (type, obj) => events.push([type, obj]), resolve)
+        .then((c) => {
+          controller = c;
+        });
+    });
+    return { events, done, abort: () => controller?.abort() };
+  }
+
+  it('streams newline-delimited events, splitting chunks anywhere, and reuses the kept-alive connection', async () => {
+    const transport = new ApiTransport(connection());
+    const first = watchOnce(transport, '/api/v1/events', { resourceVersion: '5', allowWatchBookmarks: true });
+    expect(await first.done).toBeNull();
+    expect(
+      first.events.map(([type, obj]) => [type, (obj as { metadata: { name: string } }).metadata.name]),
+    ).toEqual([
+      ['ADDED', 'a'],
+      ['BOOKMARK', ''],
+      ['DELETED', 'b'],
+    ]);
+    expect(first.events[0]?.[1]).toMatchObject({ data: { v: 'é€' } });
+    const query = new URL(seen.at(-1)?.url ?? '', 'http://x').searchParams;
+    expect(Object.fromEntries(query)).toEqual({
+      resourceVersion: '5',
+      allowWatchBookmarks: 'true',
+      watch: '1',
+    });
+    expect(seen.at(-1)?.authorization).toBe('Bearer watch-token');
+    const second = watchOnce(transport, '/api/v1/events');
+    expect(await second.done).toBeNull();
+    expect(seen.at(-1)?.socket).toBe(seen.at(-2)?.socket);
+    await transport.close();
+  });
+
+  it('ends a refused watch with the Status as a KubeRequestError (410: relist)', async () => {
+    const transport = new ApiTransport(connection());
+    const { done, events } = watchOnce(transport, '/api/v1/gone');
+    const err = await done;
+    expect(err).toBeInstanceOf(KubeRequestError);
+    expect(apiErrorFacts(err)).toMatchObject({ status: 410, reason: 'Expired' });
+    expect(events).toEqual([]);
+    await transport.close();
+  });
+
+  it('ends the watch and drops the connection when a line exceeds the bound', async () => {
+    const transport = new ApiTransport(connection(), { maxWatchLineBytes: 16 * 1024 });
+    closed.length = 0;
+    const { done, events } = watchOnce(transport, '/api/v1/huge');
+    const err = await done;
+    expect(err).toBeInstanceOf(WatchStreamError);
+    expect(String((err as Error).message)).toContain('16384 bytes');
+    expect(events).toHaveLength(1);
+    await until(() => closed.includes('/api/v1/huge'));
+    await transport.close();
+  });
+
+  it('ends a silent watch as timed out, and an aborted one with the abort reason', async () => {
+    const transport = new ApiTransport(connection(), { watchIdleTimeoutMs: 100 });
+    const silent = watchOnce(transport, '/api/v1/silent');
+    expect(apiErrorFacts(await silent.done)).toMatchObject({ status: 0, reason: 'Timeout' });
+    closed.length = 0;
+    const held = watchOnce(transport, '/api/v1/held');
+    await until(() => seen.at(-1)?.url.startsWith('/api/v1/held') ?? false);
+    held.abort();
+    expect((await held.done) as Error).toMatchObject({ name: 'AbortError' });
+    await until(() => closed.includes('/api/v1/held'));
+    await transport.close();
+  });
+
+  it('close() ends the open watches', async () => {
+    const transport = new ApiTransport(connection());
+    const held = watchOnce(transport, '/api/v1/held');
+    await until(() => seen.at(-1)?.url.startsWith('/api/v1/held') ?? false);
+    await transport.close();
+    expect(await held.done).toBeInstanceOf(Error);
+  });
+});
+
+async function until(cond: () => boolean, ms = 2000): Promise<void> {
+  const end = Date.now() + ms;
+  while (!cond()) {
+    if (Date.now() > end) throw new Error('condition not met in time');
+    await new Promise((r) => setTimeout(r, 5));
+  }
+}
