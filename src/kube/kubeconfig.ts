@@ -18,7 +18,6 @@ import type https from 'node:https';
 import { homedir } from 'node:os';
 import { dirname, isAbsolute, join } from 'node:path';
 import type { KubeConfig } from '@kubernetes/client-node';
-import { parseDocument } from 'yaml';
 
 /** A kubeconfig that cannot be used; the message names the problem, never the file's content. */
 export class KubeconfigError extends Error {
@@ -217,7 +216,7 @@ export async function loadConnection(
       // names one file, as kubectl's does (never a fallback to other sources).
       connection = await clientNodeConnection((kc) => kc.loadFromDefault());
     } else {
-      const simple = simpleConfig(parseKubeconfig(readFileSync(chosen, 'utf8')), dirname(chosen));
+      const simple = simpleConfig(await parseKubeconfig(readFileSync(chosen, 'utf8')), dirname(chosen));
       connection =
         simple === 'fallback'
           ? await clientNodeConnection((kc) => kc.loadFromFile(chosen))
@@ -237,7 +236,9 @@ export async function loadConnection(
  * parser's own message quotes the offending line, which may hold a token.
  * Warnings (an unknown tag, say) are not printed for the same reason.
  */
-export function parseKubeconfig(text: string): unknown {
+export async function parseKubeconfig(text: string): Promise<unknown> {
+  // Imported only here: in a Pod (the service account) the operator never loads a YAML parser (11 MiB).
+  const { parseDocument } = await import('yaml');
   const doc = parseDocument(text, { logLevel: 'silent' });
   const [first] = doc.errors;
   if (first) throw new KubeconfigError(`the kubeconfig is not valid YAML: ${yamlErrorWhere(first)}`);
