@@ -94,6 +94,19 @@ export class RequestError extends Error {
   }
 }
 
+/**
+ * The client closed its connection before the request body was complete (the API
+ * server gave up on a slow answer, a client was killed). There is no one to answer:
+ * servers neither respond nor count it as an HTTP status, and above all not as a
+ * server error (a 5xx means the server failed).
+ */
+export class ClientAbortedError extends Error {
+  constructor() {
+    super('the client closed the request before its body was complete');
+    this.name = 'ClientAbortedError';
+  }
+}
+
 /** Counts requests and body bytes in flight against a server's limits. */
 export class RequestGate {
   readonly #limits: ServerLimits;
@@ -130,7 +143,8 @@ export class RequestGate {
   /**
    * Reads a request body within the limits: 413 past `maxBodyBytes` (from the
    * Content-Length, or while reading), 503 when the bytes in flight would pass
-   * `maxBytesInFlight`. The bytes are released when the response closes.
+   * `maxBytesInFlight`. The bytes are released when the response closes. Rejects with
+   * {@link ClientAbortedError} when the client goes away before the body is complete.
    */
   readBody(req: IncomingMessage, res: ServerResponse): Promise<Buffer> {
     const { maxBodyBytes, maxBytesInFlight } = this.#limits;
@@ -194,8 +208,14 @@ export class RequestGate {
         if (!done) resolve(into ? into.subarray(0, read) : Buffer.concat(chunks, read));
         done = true;
       });
-      req.on('error', (err) => {
-        if (!done) reject(new RequestError(400, err.message));
+      // An error on the request stream is the client's connection failing mid-body (Node reports a
+      // closed connection as `aborted`): a client abort, not a bad request.
+      req.on('error', () => {
+        if (!done) reject(new ClientAbortedError());
+        done = true;
+      });
+      req.on('close', () => {
+        if (!done) reject(new ClientAbortedError());
         done = true;
       });
     });

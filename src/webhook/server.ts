@@ -13,6 +13,7 @@ import { join } from 'node:path';
 import { createSecureContext } from 'node:tls';
 import {
   boundServer,
+  ClientAbortedError,
   jsonDepthWithin,
   RequestError,
   RequestGate,
@@ -200,6 +201,11 @@ export async function startWebhookServer(options: WebhookServerOptions): Promise
         );
       });
       handle(req, res).catch((err: unknown) => {
+        // A client that went away mid-request gets no answer and no status: not a server error.
+        if (err instanceof ClientAbortedError) {
+          log.debug({ error: err.message }, 'webhook client closed the request');
+          return;
+        }
         const status = err instanceof RequestError ? err.status : 500;
         // Bad requests are counted (controller_runtime_webhook_requests_total{code}), logged at debug only:
         // anyone who reaches the port could otherwise fill the log.

@@ -161,6 +161,53 @@ describe('webhook server', () => {
     );
   });
 
+  it('a client that closes mid-request gets no answer and no status; a failure of the server is a 500', async () => {
+    const count = async (code: string) => {
+      const text = await metrics.registry.metrics();
+      const m = new RegExp(
+        `controller_runtime_webhook_requests_total\\{webhook="/validate",code="${code}"\\} (\\d+)`,
+      ).exec(text);
+      return Number(m?.[1] ?? 0);
+    };
+    const failedLines = () => logLines.filter((l) => l.includes('webhook request failed')).length;
+    const before = { c400: await count('400'), c500: await count('500'), failed: failedLines() };
+    const allowed = ADMISSION_CASES.find((c) => c.operation === 'CREATE' && c.expect.allowed);
+    const body = review(allowed as (typeof ADMISSION_CASES)[number]);
+    // Half the body, then the connection closes (as the API server does when it gives up on an answer).
+    await new Promise<void>((resolve, reject) => {
+      const req = request({
+        host: '127.0.0.1',
+        port: server.port,
+        path: '/validate',
+        method: 'POST',
+        ca,
+        agent: false,
+        headers: { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(body) },
+      });
+      req.on('error', () => resolve());
+      req.on('response', () => reject(new Error('an aborted request was answered')));
+      req.write(body.slice(0, 40));
+      setTimeout(() => {
+        req.destroy();
+        setTimeout(resolve, 300);
+      }, 100);
+    });
+    await new Promise((r) => setTimeout(r, 200));
+    expect(await count('400')).toBe(before.c400);
+    expect(await count('500')).toBe(before.c500);
+    expect(failedLines()).toBe(before.failed);
+    expect(logLines.some((l) => l.includes('webhook client closed the request'))).toBe(true);
+
+    // A real failure (here the HARouter cache throwing) is still answered and counted as a 500.
+    review(allowed as (typeof ADMISSION_CASES)[number]);
+    routers = () => {
+      throw new Error('cache exploded');
+    };
+    expect((await post('/validate', body)).status).toBe(500);
+    expect(await count('500')).toBe(before.c500 + 1);
+    expect(failedLines()).toBe(before.failed + 1);
+  });
+
   it('reloads a changed certificate and keeps the old one when the new one is bad', async () => {
     const before = (await post('/validate', '{}')).serial;
     expect(await server.reloadCertificate()).toBe(false); // unchanged
