@@ -140,13 +140,32 @@ interface NodeEvent {
   rv: bigint;
   ready: boolean;
   at: number;
+  /** How the checker learnt of it: a live watch event, or a (re)list after a gap (`at` is then late). */
+  source?: 'watch' | 'list';
+  /** The Ready condition's lastTransitionTime (server side, whole seconds), ms since the epoch. */
+  changedAt?: number;
 }
 
 interface SliceVersion {
   rv: bigint;
   node: string | undefined;
   at: number;
+  source?: 'watch' | 'list';
+  /** The newest managedFields time of the version (server side, whole seconds), ms since the epoch. */
+  writtenAt?: number;
 }
+
+/** What `RoutingHistory` records of a version besides its revision and time of arrival. */
+export interface VersionFacts {
+  source?: 'watch' | 'list';
+  /** Server-side time of the change (whole seconds), ms since the epoch. */
+  serverAt?: number;
+}
+
+const timeOf = (iso: unknown): number | undefined => {
+  const ms = typeof iso === 'string' ? Date.parse(iso) : Number.NaN;
+  return Number.isFinite(ms) ? ms : undefined;
+};
 
 interface WatchEvent {
   type: string;
@@ -234,12 +253,18 @@ export class RoutingHistory {
   constructor(admin?: KubeHttp, namespace = '') {
     this.#watches = admin
       ? [
-          new RawWatch(admin, '/api/v1/nodes', (object) => {
+          new RawWatch(admin, '/api/v1/nodes', (object, type) => {
             const node = object as unknown as V1Node;
+            const ready = node.status?.conditions?.find((c) => c.type === 'Ready');
             this.recordNode(
               node.metadata?.name ?? '',
               BigInt(node.metadata?.resourceVersion ?? '0'),
               nodeFacts(node).ready,
+              Date.now(),
+              {
+                source: type === 'LIST' ? 'list' : 'watch',
+                serverAt: timeOf(ready?.lastTransitionTime as unknown),
+              },
             );
           }),
           new RawWatch(
@@ -248,7 +273,15 @@ export class RoutingHistory {
             (object, type) => {
               const slice = object as unknown as EndpointSliceObject;
               const node = type === 'DELETED' ? undefined : (slice.endpoints ?? [])[0]?.nodeName;
-              this.recordSlice(slice.metadata.name, BigInt(slice.metadata.resourceVersion ?? '0'), node);
+              const managed = (slice.metadata as { managedFields?: { time?: string }[] }).managedFields ?? [];
+              const written = managed.map((m) => timeOf(m.time) ?? 0).reduce((a, b) => Math.max(a, b), 0);
+              this.recordSlice(
+                slice.metadata.name,
+                BigInt(slice.metadata.resourceVersion ?? '0'),
+                node,
+                Date.now(),
+                { source: type === 'LIST' ? 'list' : 'watch', ...(written ? { serverAt: written } : {}) },
+              );
             },
           ),
         ]
@@ -256,16 +289,22 @@ export class RoutingHistory {
   }
 
   /** A version of a Node: its readiness at etcd revision `rv`. */
-  recordNode(name: string, rv: bigint, ready: boolean, at = Date.now()): void {
+  recordNode(name: string, rv: bigint, ready: boolean, at = Date.now(), facts: VersionFacts = {}): void {
     const events = this.#nodes.get(name) ?? [];
-    events.push({ rv, ready, at });
+    events.push({ rv, ready, at, source: facts.source, changedAt: facts.serverAt });
     this.#nodes.set(name, events);
   }
 
   /** A version of a slice: the node its endpoint names at revision `rv` (undefined: none, or deleted). */
-  recordSlice(name: string, rv: bigint, node: string | undefined, at = Date.now()): void {
+  recordSlice(
+    name: string,
+    rv: bigint,
+    node: string | undefined,
+    at = Date.now(),
+    facts: VersionFacts = {},
+  ): void {
     const versions = this.#slices.get(name) ?? [];
-    versions.push({ rv, node, at });
+    versions.push({ rv, node, at, source: facts.source, writtenAt: facts.serverAt });
     this.#slices.set(name, versions);
   }
 
@@ -288,14 +327,14 @@ export class RoutingHistory {
     return ready;
   }
 
-  /** When the watch saw `node` go NotReady last at or before revision `rv` (0: it was Ready). */
-  #notReadySeenAt(node: string, rv: bigint): number {
-    let at = 0;
+  /** The event by which `node` went NotReady last at or before revision `rv` (undefined: it was Ready). */
+  #notReadyEdge(node: string, rv: bigint): NodeEvent | undefined {
+    let edge: NodeEvent | undefined;
     for (const e of this.#nodes.get(node) ?? []) {
       if (e.rv > rv) break;
-      at = e.ready ? 0 : at || e.at;
+      edge = e.ready ? undefined : (edge ?? e);
     }
-    return at;
+    return edge;
   }
 
   /**
@@ -303,7 +342,8 @@ export class RoutingHistory {
    * NotReady node counts in `notReadyRoutes` when the watch saw that slice version
    * more than `graceMs` after it saw the node go NotReady; within `graceMs` it
    * is a race any cache-based controller has (the decision read the Node from its
-   * cache a moment before the Node changed) and counts in `notReadyRaces`.
+   * cache a moment before the Node changed) and counts in `notReadyRaces`. A version
+   * the checker learnt from a relist is timed by the server's clock instead.
    */
   judge(graceMs = 2000): {
     notReadyRoutes: number;
@@ -323,13 +363,29 @@ export class RoutingHistory {
         if (v.node === undefined || this.#readyAt(v.node, v.rv)) continue;
         const prev = versions[i - 1];
         if (prev && prev.node === v.node) continue;
-        const lateMs = v.at - this.#notReadySeenAt(v.node, v.rv);
+        const edge = this.#notReadyEdge(v.node, v.rv);
+        // When a version was learnt from a relist (the checker's own watch had a gap), its arrival says
+        // nothing of when it happened: the server's times (whole seconds) bound it instead, conservatively
+        // (the slice's write at the end of its second, the NotReady change at the start of its own).
+        const sliceAt = v.source === 'list' && v.writtenAt !== undefined ? v.writtenAt + 999 : v.at;
+        const notReadyAt =
+          edge === undefined
+            ? 0
+            : edge.source === 'list' && edge.changedAt !== undefined
+              ? edge.changedAt
+              : edge.at;
+        const lateMs = sliceAt - notReadyAt;
         if (lateMs <= graceMs) notReadyRaces++;
         else notReadyRoutes++;
-        if (examples.length < 5)
+        if (examples.length < 10) {
+          const iso = (ms: number | undefined) => (ms === undefined ? '?' : new Date(ms).toISOString());
           examples.push(
-            `slice ${name} pointed at ${v.node} at revision ${v.rv}, ${lateMs} ms after it went NotReady`,
+            `slice ${name} pointed at ${v.node} at revision ${v.rv}, ${lateMs} ms after it went NotReady ` +
+              `(slice: ${v.source ?? 'watch'} at ${iso(v.at)}, written ${iso(v.writtenAt)}, previous ` +
+              `${prev ? `${prev.node ?? 'none'} at revision ${prev.rv}` : 'none'}; node NotReady at revision ` +
+              `${edge?.rv ?? '?'}: ${edge?.source ?? 'watch'} at ${iso(edge?.at)}, changed ${iso(edge?.changedAt)})`,
           );
+        }
       }
     }
     for (const [node, events] of this.#nodes) {

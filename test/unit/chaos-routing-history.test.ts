@@ -49,4 +49,22 @@ describe('RoutingHistory.judge', () => {
     h.recordSlice('s', 21n, undefined);
     expect(h.judge().notReadyRoutes).toBe(0);
   });
+
+  it("a version learnt from the checker's relist is timed by the server's clock, not by its late arrival", () => {
+    const h = new RoutingHistory();
+    h.recordNode('a', 10n, true, 0);
+    h.recordSlice('s', 11n, 'b', 0);
+    h.recordNode('a', 20n, false, 10_000, { source: 'watch', serverAt: 10_000 });
+    // Written 1 s after the NotReady change (a race), seen 8 s later when the checker's watch relisted.
+    h.recordSlice('s', 21n, 'a', 18_000, { source: 'list', serverAt: 11_000 });
+    // The same slice written 6 s after it, seen live: a violation.
+    h.recordSlice('t', 12n, 'b', 0);
+    h.recordSlice('t', 22n, 'a', 16_000, { source: 'watch', serverAt: 16_000 });
+    const judged = h.judge(2000);
+    expect(judged.notReadyRaces).toBe(1);
+    expect(judged.notReadyRoutes).toBe(1);
+    expect(judged.examples[1]).toContain(
+      'slice t pointed at a at revision 22, 6000 ms after it went NotReady',
+    );
+  });
 });
