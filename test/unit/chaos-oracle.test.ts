@@ -3,10 +3,22 @@
  * alone, checked against the shared corpus (which the CRD and the zod schemas
  * classify alike) and against the contract's admission rules case by case.
  */
+import { evaluate } from '@marcbachmann/cel-js';
 import { describe, expect, it } from 'vitest';
+import { DEFAULT_ADMISSION_CONFIG } from '../../src/webhook/config.ts';
+import {
+  admissionParamsConfigMap,
+  EXCLUDE_CLEANUP_CONDITION,
+  validatingAdmissionPolicy,
+} from '../../src/webhook/manifests.ts';
+import { admit } from '../../src/webhook/policy.ts';
+import type { AdmissionRequest, UserInfo } from '../../src/webhook/review.ts';
+import { type ActorName, type FuzzWorld, generateCases } from '../chaos/arbitraries.ts';
 import {
   type Actor,
+  MODES,
   type Mode,
+  prunedStateSpec,
   rfc3339Nanos,
   routerVerdict,
   type StoredReport,
@@ -16,6 +28,7 @@ import {
 } from '../chaos/oracle.ts';
 import { ROUTER_CORPUS, STATE_CORPUS } from '../support/admission-cases.ts';
 
+const API = 'harouter.dev/v1alpha1';
 const ROUTER = '6f1c2b1e-8d3a-4c5e-9f70-1a2b3c4d5e6f';
 const OTHER = '0e0e0e0e-0000-4000-8000-000000000001';
 const world: World = {
@@ -201,5 +214,150 @@ describe('verdicts follow API.md', () => {
     expect(rfc3339Nanos('2100-02-29T00:00:00Z')).toBeUndefined();
     expect(rfc3339Nanos('2026-06-30T23:59:60Z')).toBeUndefined();
     expect(rfc3339Nanos('2026-01-01T00:00:00+24:00')).toBeUndefined();
+  });
+});
+
+/**
+ * The oracle against the product's own admission layers, offline: for generated requests that
+ * pass the API server's stages before admission (the oracle's reading of them), the webhook's
+ * pure policy (`admit`) and the ValidatingAdmissionPolicy's CEL (evaluated with cel-js) must give
+ * the oracle's verdict in each mode. What is left for the real server to show is its own stages.
+ */
+describe('the oracle agrees with the webhook policy and the CEL policy on generated requests', () => {
+  const SA = (ns: string, name: string) => `system:serviceaccount:${ns}:${name}`;
+  const bound = (node: string) => ({ 'authentication.kubernetes.io/node-name': [node] });
+  const users: Record<ActorName, { actor: Actor; user: UserInfo }> = {
+    reporterA: {
+      actor: reporterA,
+      user: { username: SA('harouter-system', 'harouter-reporter'), extra: bound('node-a') },
+    },
+    reporterB: {
+      actor: reporterB,
+      user: { username: SA('harouter-system', 'harouter-reporter'), extra: bound('node-b') },
+    },
+    unbound: {
+      actor: { name: 'unbound', kind: 'reporter' },
+      user: { username: SA('harouter-system', 'harouter-reporter') },
+    },
+    intruder: {
+      actor: intruder,
+      user: { username: SA('harouter-system', 'intruder'), extra: bound('node-a') },
+    },
+    admin: { actor: admin, user: { username: 'kubernetes-admin', groups: ['system:masters'] } },
+    operator: {
+      actor: { name: 'operator', kind: 'operator' },
+      user: { username: SA('harouter-system', 'harouter-operator') },
+    },
+    cleanup: { actor: cleanup, user: { username: SA('kube-system', 'generic-garbage-collector') } },
+  };
+  const id = (i: number, kind: number) => `0f0f0f0f-0000-4000-8${kind}00-${String(i).padStart(12, '0')}`;
+  const createRouters = Array.from({ length: 4 }, (_, i) => id(i, 1));
+  const storedReports: StoredReport[] = Array.from({ length: 4 }, (_, i) => id(i, 2)).flatMap((routerId) =>
+    ['node-a', 'node-b'].map((agent) => ({
+      metadata: { name: `${routerId}.${agent}` },
+      spec: { routerId, agent, state: 'Primary', observedAt: '2026-01-01T00:00:00.5Z' },
+    })),
+  );
+  const nowMs = Date.now();
+  const fuzzWorld: FuzzWorld = {
+    nodeA: 'node-a',
+    nodeB: 'node-b',
+    createRouters,
+    foreignRouter: id(0, 3),
+    stored: storedReports,
+    nowMs,
+  };
+  const routers = new Map<string, readonly string[]>([
+    ...createRouters.map((r) => [r, ['node-a', 'node-b', 'node-c']] as const),
+    ...storedReports.map((s) => [s.spec.routerId, ['node-a', 'node-b']] as const),
+    [id(0, 3), ['node-c']],
+  ]);
+  const policy = validatingAdmissionPolicy();
+  const params = admissionParamsConfigMap(DEFAULT_ADMISSION_CONFIG);
+  // cel-js has neither RE2's `\x{...}` escapes nor Kubernetes' `replace`: those two variables are
+  // computed here from the same configuration, and the escapes rewritten for JavaScript.
+  const computed: Record<string, unknown> = {
+    reporters: DEFAULT_ADMISSION_CONFIG.reporterServiceAccounts.map((r) =>
+      SA(...(r.split('/') as [string, string])),
+    ),
+    operator: SA(...(DEFAULT_ADMISSION_CONFIG.operatorServiceAccount.split('/') as [string, string])),
+  };
+  const cel = (expression: string, context: Record<string, unknown>) =>
+    evaluate(expression.replace(/\\x\{([0-9A-Fa-f]{4})\}/g, '\\u$1'), context as never);
+  const policyAllows = (context: Record<string, unknown>): boolean => {
+    if (cel(EXCLUDE_CLEANUP_CONDITION.expression, context) !== true) return true;
+    const variables: Record<string, unknown> = {};
+    const withVariables = { ...context, params, variables };
+    for (const v of policy.spec.variables)
+      variables[v.name] = computed[v.name] ?? cel(v.expression, withVariables);
+    return policy.spec.validations.every((v) => cel(v.expression, withVariables) === true);
+  };
+  const isRecord = (v: unknown): v is Record<string, unknown> =>
+    typeof v === 'object' && v !== null && !Array.isArray(v);
+
+  it('in every mode, for 1,500 generated cases', () => {
+    const disagreements: string[] = [];
+    let compared = 0;
+    for (const c of generateCases(fuzzWorld, 1500, 14)) {
+      if (c.kind !== 'state') continue;
+      const { actor, user } = users[c.actor];
+      const old = c.stored === undefined ? undefined : storedReports[c.stored];
+      const raw = c.object ?? {};
+      // The object as the API server hands it to admission: pruned spec, system metadata filled in.
+      const meta = isRecord(raw.metadata)
+        ? Object.fromEntries(Object.entries(raw.metadata).filter(([, v]) => v !== null))
+        : {};
+      const name = c.operation === 'CREATE' ? meta.name : old?.metadata.name;
+      const object =
+        c.operation === 'DELETE'
+          ? null
+          : {
+              apiVersion: API,
+              kind: 'HARouterState',
+              metadata: { ...meta, name, namespace: 'fuzz', uid: 'u' },
+              spec: prunedStateSpec(raw.spec),
+            };
+      const oldObject = old
+        ? {
+            apiVersion: API,
+            kind: 'HARouterState',
+            metadata: { ...old.metadata, namespace: 'fuzz', uid: 'u' },
+            spec: old.spec,
+          }
+        : null;
+      const request = {
+        uid: 'x',
+        resource: { group: 'harouter.dev', version: 'v1alpha1', resource: 'harouterstates' },
+        operation: c.operation,
+        userInfo: user,
+        namespace: 'fuzz',
+        name: String(name),
+        object,
+        oldObject,
+      };
+      for (const mode of MODES) {
+        const expected = stateVerdict(
+          mode,
+          { operation: c.operation, actor, object: c.object, ...(old ? { old } : {}) },
+          { routers, nowMs: Date.now() },
+        );
+        // The stages before admission are the real server's to show (the chaos run).
+        if (!expected.allowed && ['Shape', 'Precondition', 'RBAC'].includes(expected.rule)) continue;
+        compared++;
+        const context = { request, object, oldObject };
+        const excluded = cel(EXCLUDE_CLEANUP_CONDITION.expression, context) !== true;
+        const webhook =
+          excluded ||
+          admit(request as AdmissionRequest, DEFAULT_ADMISSION_CONFIG, Date.now(), (_ns, r) => routers.get(r))
+            .allowed;
+        const allowed = (mode === 'policy' || webhook) && (mode === 'webhook' || policyAllows(context));
+        if (allowed !== expected.allowed)
+          disagreements.push(
+            `${mode} ${c.operation} by ${c.actor} (${c.how}): oracle ${JSON.stringify(expected)}, layers ${allowed}`,
+          );
+      }
+    }
+    expect(compared).toBeGreaterThan(1500);
+    expect(disagreements.slice(0, 5)).toEqual([]);
   });
 });
