@@ -164,9 +164,12 @@ export async function inject(name: FaultName, ctx: FaultContext): Promise<Eviden
       const goneBefore = ctx.history.gone();
       const relistsBefore = await relists(ctx);
       // etcd takes client certificates only: through the control plane's etcdRequest.
-      const head = (await ctx.plane.etcdRequest('POST', '/v3/kv/range', { key: 'AA==' })).body as {
-        header: { revision: string };
-      };
+      const range = await ctx.plane.etcdRequest('POST', '/v3/kv/range', { key: 'AA==' });
+      const head = range.body as { header?: { revision?: string } };
+      if (range.status !== 200 || !head.header?.revision)
+        throw new Error(
+          `etcd's revision unreadable: HTTP ${range.status} ${JSON.stringify(range.body).slice(0, 200)}`,
+        );
       const compacted = await ctx.plane.etcdRequest('POST', '/v3/kv/compaction', {
         revision: head.header.revision,
         physical: true,

@@ -87,6 +87,8 @@ export async function issueServingCert(options: {
   name?: string;
   ips?: string[];
   dnsNames?: string[];
+  /** Also a client certificate (etcd's gRPC gateway dials etcd's own gRPC server with the serving pair). */
+  clientAuth?: boolean;
 }): Promise<KeyPair> {
   await mkdir(options.dir, { recursive: true, mode: 0o700 });
   const ips = options.ips ?? ['127.0.0.1'];
@@ -99,7 +101,7 @@ export async function issueServingCert(options: {
     [
       'basicConstraints=CA:FALSE',
       'keyUsage=critical,digitalSignature,keyEncipherment',
-      'extendedKeyUsage=serverAuth',
+      options.clientAuth ? 'extendedKeyUsage=serverAuth,clientAuth' : 'extendedKeyUsage=serverAuth',
       `subjectAltName=${san}`,
     ],
     options.ca,
@@ -158,7 +160,9 @@ export async function createPki(dir: string): Promise<Pki> {
   const serviceAccountKeyPath = join(dir, 'service-account.key');
   await newKey(serviceAccountKeyPath, dir);
   const etcdCa = await createCa(dir, 'etcd-ca', '/CN=harouter-local-etcd-ca');
-  const etcdServer = await issueServingCert({ ca: etcdCa, dir, name: 'etcd-server' });
+  // etcd's JSON gateway (`/v3/...`, the chaos run's compaction) reaches etcd's gRPC server with this
+  // pair, and client-certificate authentication refuses a certificate that is not also a client's.
+  const etcdServer = await issueServingCert({ ca: etcdCa, dir, name: 'etcd-server', clientAuth: true });
   const etcdClient = await signed(
     dir,
     'etcd-client',
