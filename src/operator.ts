@@ -25,6 +25,7 @@ import {
 import type { OperatorConfig } from './config.ts';
 import { Controller } from './controller/controller.ts';
 import { keysForEvent } from './controller/event-keys.ts';
+import { holdUntilFresh } from './controller/fresh-caches.ts';
 import {
   REPORTS_BY_ROUTER,
   ROUTERS_BY_AGENT,
@@ -121,9 +122,14 @@ export function createInformers(options: InformerFactoryOptions): Informers {
       ...(resyncPeriodMs !== undefined ? { resyncPeriodMs } : {}),
       ...(watchTimeoutSeconds !== undefined ? { watchTimeoutSeconds } : {}),
       ...(metrics ? { metrics } : {}),
+      // One informer reaching the API server again ends the others' backoff pauses: after an outage
+      // every cache is current (and decisions resume, see fresh-caches.ts) as soon as the server is.
+      onFresh: () => {
+        for (const other of Object.values(informers)) other.retryNow();
+      },
       ...extra,
     });
-  return {
+  const informers: Informers = {
     harouters: make<HARouter>(
       'harouters',
       collectionPath({ group: GROUP, version: VERSION, plural: HAROUTER.plural, namespace }),
@@ -158,6 +164,7 @@ export function createInformers(options: InformerFactoryOptions): Informers {
       transform: trimMetadata,
     }),
   };
+  return informers;
 }
 
 /** Routes every informer event through `keysFor` into `queue`. Call before starting the informers. */
@@ -262,7 +269,13 @@ export class Operator {
     this.#controller = new Controller({
       name: CONTROLLER_NAME,
       queue: this.queue,
-      reconciler,
+      // No decision on a cache whose watch is down (a Node gone NotReady meanwhile would still look Ready).
+      reconciler: holdUntilFresh(
+        reconciler,
+        Object.values(this.informers),
+        this.#stopping.signal,
+        this.#log.child({ component: 'controller' }),
+      ),
       workers: config.workers,
       log: this.#log.child({ component: 'controller' }),
       metrics: this.metrics,

@@ -84,7 +84,16 @@ export interface InformerOptions<T extends KubeObject> {
   transform?: (obj: T) => T;
   /** Named index functions: each returns the index values of an object (client-go's `Indexers`). */
   indexers?: Record<string, (obj: T) => readonly string[]>;
+  /** Called each time the cache becomes fresh again (see {@link Informer.isFresh}). Must not throw. */
+  onFresh?: () => void;
 }
+
+/**
+ * How long an established watch must stay up, with nothing received, before the cache counts as
+ * fresh again: a watch resumed after a gap receives what it missed at once, and a watch the
+ * server refuses (410 Gone) says so at once.
+ */
+export const FRESH_AFTER_CONNECT_MS = 250;
 
 /** Retry delays of failed lists and watches: 250 ms doubling to 30 s, 20% jitter. */
 export const DEFAULT_INFORMER_BACKOFF: BackoffOptions = { baseMs: 250, maxMs: 30_000, jitter: 0.2 };
@@ -136,6 +145,10 @@ export class Informer<T extends KubeObject> implements IndexedStore<T> {
   #resourceVersion = '';
   #synced = false;
   #syncWaiters: Array<() => void> = [];
+  #fresh = false;
+  #freshWaiters: Array<() => void> = [];
+  /** Aborted by `retryNow` to cut short the backoff pause in progress. */
+  #wake = new AbortController();
   #nextRelistAt = 0;
   #needList = true;
   #stopped = false;
@@ -190,18 +203,68 @@ export class Informer<T extends KubeObject> implements IndexedStore<T> {
 
   /** Resolves true when synced, false if stopped or `signal` aborts first. */
   waitForSync(signal?: AbortSignal): Promise<boolean> {
-    if (this.#synced) return Promise.resolve(true);
+    return this.#when(this.#synced, this.#syncWaiters, signal);
+  }
+
+  /** Resolves true at once when `now`, else when one of `waiters` is called; false if stopped or aborted first. */
+  #when(now: boolean, waiters: Array<() => void>, signal?: AbortSignal): Promise<boolean> {
+    if (now) return Promise.resolve(true);
     if (this.#stopped || signal?.aborted) return Promise.resolve(false);
     return new Promise((resolve) => {
       const onAbort = () => resolve(false);
       signal?.addEventListener('abort', onAbort, { once: true });
       this.#stop.signal.addEventListener('abort', onAbort, { once: true });
-      this.#syncWaiters.push(() => {
+      waiters.push(() => {
         signal?.removeEventListener('abort', onAbort);
         this.#stop.signal.removeEventListener('abort', onAbort);
         resolve(true);
       });
     });
+  }
+
+  /**
+   * True when the cache shows what the server holds, to within the delivery of a watch event: it
+   * has synced and a watch is established (or a list has just landed). False from a failed or
+   * expired watch, or a failed list, until the next list lands or watch is established: the
+   * cache then keeps serving its old objects (`hasSynced` stays true) and may miss any change
+   * made meanwhile (a Node gone NotReady while the watch waited out its backoff). Decisions
+   * should wait for it ({@link waitUntilFresh}).
+   */
+  isFresh(): boolean {
+    return this.#synced && this.#fresh;
+  }
+
+  /** Resolves true once fresh, false if stopped or `signal` aborts first. */
+  waitUntilFresh(signal?: AbortSignal): Promise<boolean> {
+    return this.#when(this.isFresh(), this.#freshWaiters, signal);
+  }
+
+  /**
+   * Cuts short the backoff pause in progress, if any: the next list or watch is tried now (another
+   * informer just reached the API server, so it is likely back).
+   */
+  retryNow(): void {
+    this.#wake.abort();
+  }
+
+  #setFresh(fresh: boolean): void {
+    if (fresh === this.#fresh) return;
+    this.#fresh = fresh;
+    if (!fresh || !this.#synced) return;
+    const waiters = this.#freshWaiters;
+    this.#freshWaiters = [];
+    for (const resolve of waiters) resolve();
+    try {
+      this.#options.onFresh?.();
+    } catch (err) {
+      this.#log.error({ error: describeError(err) }, 'onFresh failed');
+    }
+  }
+
+  /** A backoff pause, ended early by `stop` or `retryNow`. */
+  #pause(ms: number): Promise<void> {
+    this.#wake = new AbortController();
+    return sleep(ms, AbortSignal.any([this.#stop.signal, this.#wake.signal]));
   }
 
   /**
@@ -240,12 +303,13 @@ export class Informer<T extends KubeObject> implements IndexedStore<T> {
         const started = performance.now();
         const outcome = await this.#watchOnce();
         if (this.#stopped) return;
+        if (outcome.kind !== 'closed') this.#setFresh(false);
         if (outcome.kind === 'gone') {
           this.stats.gone++;
           this.#log.info({ resourceVersion: this.#resourceVersion }, 'watch expired, relisting');
           this.#needList = true;
           // Relist at once, unless the watch expired right away again (no spinning).
-          if (performance.now() - started < 1000) await sleep(this.#backoff.next(), this.#stop.signal);
+          if (performance.now() - started < 1000) await this.#pause(this.#backoff.next());
           continue;
         }
         if (outcome.kind === 'closed') {
@@ -256,21 +320,23 @@ export class Informer<T extends KubeObject> implements IndexedStore<T> {
             this.#backoff.reset();
             continue;
           }
-          await sleep(this.#backoff.next(), this.#stop.signal);
+          this.#setFresh(false);
+          await this.#pause(this.#backoff.next());
           continue;
         }
         this.stats.errors++;
         const delay = this.#backoff.next();
         this.#log.warn({ error: describeError(outcome.err), retryInMs: delay }, 'watch failed, retrying');
-        await sleep(delay, this.#stop.signal);
+        await this.#pause(delay);
       } catch (err) {
         if (this.#stopped) return;
         this.stats.errors++;
+        this.#setFresh(false);
         // Only the list throws here, and a failed list leaves `#needList` or the relist deadline as
         // they were: the next round lists again (a 410 on an expired continue token included).
         const delay = this.#backoff.next();
         this.#log.warn({ error: describeError(err), retryInMs: delay }, 'list failed, retrying');
-        await sleep(delay, this.#stop.signal);
+        await this.#pause(delay);
       }
     }
   }
@@ -339,6 +405,7 @@ export class Informer<T extends KubeObject> implements IndexedStore<T> {
       for (const resolve of waiters) resolve();
       this.#log.info({ items: next.size }, 'cache synced');
     }
+    this.#setFresh(true);
   }
 
   #watchOnce(): Promise<WatchOutcome> {
@@ -356,10 +423,12 @@ export class Informer<T extends KubeObject> implements IndexedStore<T> {
       let events = 0;
       let settled = false;
       let controller: AbortController | undefined;
+      let freshTimer: NodeJS.Timeout | undefined;
       const onStop = () => finish({ kind: 'closed', events });
       const finish = (outcome: WatchOutcome) => {
         if (settled) return;
         settled = true;
+        clearTimeout(freshTimer);
         this.#stop.signal.removeEventListener('abort', onStop);
         this.#currentWatch = undefined;
         controller?.abort();
@@ -372,6 +441,8 @@ export class Informer<T extends KubeObject> implements IndexedStore<T> {
           const end = this.#onWatchEvent(type, obj);
           if (end?.kind === 'gone') gone = true;
           if (end) finish(end);
+          // The stream delivers (what it missed first): the cache is current again.
+          else this.#setFresh(true);
         } catch (err) {
           this.#log.error({ error: describeError(err) }, 'watch event handling failed');
         }
@@ -385,7 +456,14 @@ export class Informer<T extends KubeObject> implements IndexedStore<T> {
       };
       if (this.#stop.signal.aborted) return finish({ kind: 'closed', events });
       this.#stop.signal.addEventListener('abort', onStop, { once: true });
-      this.#watch(this.#options.path, query, onEvent, onDone).then(
+      // Established (HTTP 200): fresh once it has stayed up a moment (see FRESH_AFTER_CONNECT_MS).
+      const onConnected = () => {
+        if (settled) return;
+        freshTimer = setTimeout(() => {
+          if (!settled) this.#setFresh(true);
+        }, FRESH_AFTER_CONNECT_MS);
+      };
+      this.#watch(this.#options.path, query, onEvent, onDone, onConnected).then(
         (ctrl) => {
           controller = ctrl;
           if (settled || this.#stopped) ctrl.abort();

@@ -66,6 +66,8 @@ export type WatchFn = (
   query: Record<string, string | number | boolean | undefined>,
   onEvent: (type: string, obj: unknown) => void,
   onDone: (err: unknown) => void,
+  /** Called once the server has accepted the watch (HTTP 200), before any event. */
+  onConnected?: () => void,
 ) => Promise<AbortController>;
 
 /** Limits and accounting of the transport. */
@@ -148,13 +150,20 @@ export class ApiTransport {
   };
 
   /** The `WatchFn` of this transport (see the module comment); resolves at once. */
-  readonly watch: WatchFn = async (path, query, onEvent, onDone) => {
+  readonly watch: WatchFn = async (path, query, onEvent, onDone, onConnected) => {
     const controller = new AbortController();
     this.#watches.add(controller);
-    void this.#stream(path, query, controller, onEvent, (err) => {
-      this.#watches.delete(controller);
-      onDone(err);
-    });
+    void this.#stream(
+      path,
+      query,
+      controller,
+      onEvent,
+      (err) => {
+        this.#watches.delete(controller);
+        onDone(err);
+      },
+      onConnected,
+    );
     return controller;
   };
 
@@ -221,6 +230,7 @@ export class ApiTransport {
     controller: AbortController,
     onEvent: (type: string, obj: unknown) => void,
     onDone: (err: unknown) => void,
+    onConnected?: () => void,
   ): Promise<void> {
     const signal = controller.signal;
     let ended = false;
@@ -263,6 +273,12 @@ export class ApiTransport {
             (body) => end(new KubeRequestError(res.statusCode ?? 0, body)),
             (err) => end(err),
           );
+          return;
+        }
+        try {
+          onConnected?.();
+        } catch (err) {
+          end(err);
           return;
         }
         const lines = new LineSplitter(this.#maxLineBytes);

@@ -4,6 +4,7 @@ import type { RawRequest } from '../../src/kube/client.ts';
 import { KubeRequestError } from '../../src/kube/errors.ts';
 import {
   collectionPath,
+  FRESH_AFTER_CONNECT_MS,
   Informer,
   type InformerOptions,
   type KubeObject,
@@ -28,6 +29,8 @@ interface WatchCall {
   query: Record<string, unknown>;
   emit: (type: string, obj: unknown) => void;
   done: (err: unknown) => void;
+  /** The server accepted the watch (HTTP 200). */
+  connected: () => void;
   aborted: boolean;
 }
 
@@ -47,9 +50,15 @@ function harness(lists: Array<Obj[] | Error>, listRv: string[]) {
       items: structuredClone(items),
     };
   };
-  const watch: WatchFn = async (_path, query, onEvent, onDone) => {
+  const watch: WatchFn = async (_path, query, onEvent, onDone, onConnected) => {
     const ctrl = new AbortController();
-    const call: WatchCall = { query, emit: onEvent, done: onDone, aborted: false };
+    const call: WatchCall = {
+      query,
+      emit: onEvent,
+      done: onDone,
+      connected: () => onConnected?.(),
+      aborted: false,
+    };
     ctrl.signal.addEventListener('abort', () => {
       call.aborted = true;
     });
@@ -338,5 +347,62 @@ describe('informer transform and indexes', () => {
     expect(informer.get('ns/bad')).toBeDefined();
     expect(informer.byIndex('router', 'r1').map((o) => o.metadata?.name)).toEqual(['a']);
     await informer.stop();
+  });
+
+  it('is fresh from a list or an established watch until a watch fails or expires', async () => {
+    const h = harness([[cm('a', '5')], [cm('a', '30')]], ['10', '31']);
+    const fresh: number[] = [];
+    const inf = h.informer({ backoff: fastBackoff, onFresh: () => fresh.push(Date.now()) });
+    expect(inf.isFresh()).toBe(false);
+    inf.start();
+    await inf.waitForSync();
+    expect(inf.isFresh()).toBe(true);
+    expect(fresh.length).toBe(1);
+    await until(() => h.watches.length === 1);
+    // The watch breaks (the API server went away): stale, still serving its objects.
+    h.watches[0]?.done(new Error('socket hang up'));
+    await until(() => !inf.isFresh());
+    expect(inf.hasSynced()).toBe(true);
+    expect(inf.get('ns/a')).toBeDefined();
+    let waited = false;
+    const waiting = inf.waitUntilFresh().then((v) => {
+      waited = v;
+    });
+    // The next watch is accepted: fresh once it has stayed up a moment with nothing to say.
+    await until(() => h.watches.length === 2);
+    h.watches[1]?.connected();
+    expect(inf.isFresh()).toBe(false);
+    await until(() => inf.isFresh(), FRESH_AFTER_CONNECT_MS + 500);
+    await waiting;
+    expect(waited).toBe(true);
+    // Accepted, then answered 410 Gone at once: never fresh until the relist lands.
+    h.watches[1]?.done(new Error('socket hang up'));
+    await until(() => h.watches.length === 3);
+    h.watches[2]?.connected();
+    h.watches[2]?.emit('ERROR', { code: 410 });
+    await until(() => h.listCalls.length === 2);
+    await until(() => inf.isFresh());
+    expect(inf.get('ns/a')?.metadata?.resourceVersion).toBe('30');
+    // An event on an established watch is fresh at once.
+    await until(() => h.watches.length === 4);
+    h.watches[3]?.done(new Error('reset'));
+    await until(() => h.watches.length === 5);
+    expect(inf.isFresh()).toBe(false);
+    h.watches[4]?.emit('MODIFIED', cm('a', '40'));
+    expect(inf.isFresh()).toBe(true);
+    await inf.stop();
+  });
+
+  it('retryNow ends a backoff pause at once', async () => {
+    const h = harness([[]], ['10']);
+    const inf = h.informer({ backoff: { baseMs: 60_000, maxMs: 60_000, jitter: 0 } });
+    inf.start();
+    await until(() => h.watches.length === 1);
+    h.watches[0]?.done(new Error('connection refused'));
+    await new Promise((r) => setTimeout(r, 50));
+    expect(h.watches.length).toBe(1);
+    inf.retryNow();
+    await until(() => h.watches.length === 2, 1000);
+    await inf.stop();
   });
 });

@@ -159,21 +159,32 @@ describe('ApiTransport.watch', () => {
 
   function watchOnce(transport: ApiTransport, path: string, query: Record<string, string | boolean> = {}) {
     const events: Array<[string, unknown]> = [];
+    const state = { connected: false };
     let controller: AbortController | undefined;
     const done = new Promise<unknown>((resolve) => {
       void transport
-        .watch(path, query, (type, obj) => events.push([type, obj]), resolve)
+        .watch(
+          path,
+          query,
+          (type, obj) => events.push([type, obj]),
+          resolve,
+          () => {
+            // Reported before any event.
+            state.connected = events.length === 0;
+          },
+        )
         .then((c) => {
           controller = c;
         });
     });
-    return { events, done, abort: () => controller?.abort() };
+    return { events, done, state, abort: () => controller?.abort() };
   }
 
   it('streams newline-delimited events, splitting chunks anywhere, and reuses the kept-alive connection', async () => {
     const transport = new ApiTransport(connection());
     const first = watchOnce(transport, '/api/v1/events', { resourceVersion: '5', allowWatchBookmarks: true });
     expect(await first.done).toBeNull();
+    expect(first.state.connected).toBe(true);
     expect(
       first.events.map(([type, obj]) => [type, (obj as { metadata: { name: string } }).metadata.name]),
     ).toEqual([
@@ -197,10 +208,12 @@ describe('ApiTransport.watch', () => {
 
   it('ends a refused watch with the Status as a KubeRequestError (410: relist)', async () => {
     const transport = new ApiTransport(connection());
-    const { done, events } = watchOnce(transport, '/api/v1/gone');
+    const { done, events, state } = watchOnce(transport, '/api/v1/gone');
     const err = await done;
     expect(err).toBeInstanceOf(KubeRequestError);
     expect(apiErrorFacts(err)).toMatchObject({ status: 410, reason: 'Expired' });
+    // Refused: never reported as accepted.
+    expect(state.connected).toBe(false);
     expect(events).toEqual([]);
     await transport.close();
   });
