@@ -19,7 +19,8 @@
  * docs/performance.md).
  *
  *   npm run bench -- [--routers 1000,10000] [--workers 16] [--concurrency 16] [--idle 20]
- *     [--operator-flag=--kube-api-max-inflight=32 ...] [--max-old-space-size MiB] [--cpu-prof DIR] [--keep]
+ *     [--operator-flag=--kube-api-max-inflight=32 ...] [--max-old-space-size MiB] [--cpu-prof DIR]
+ *     [--node-flag=--heapsnapshot-signal=SIGUSR2 ...] [--keep]
  *
  * Needs the Kubernetes binaries (built and cached on first use, like the tests).
  */
@@ -59,6 +60,7 @@ const { values } = parseArgs({
     'operator-flag': { type: 'string', multiple: true, default: [] },
     'max-old-space-size': { type: 'string', default: '' },
     'cpu-prof': { type: 'string', default: '' },
+    'node-flag': { type: 'string', multiple: true, default: [] },
     keep: { type: 'boolean', default: false },
   },
 });
@@ -304,10 +306,12 @@ async function runSize(kc: KubeConfig, kubeconfigPath: string, n: number, compil
         ...chartOperatorNodeFlags(),
         ...(heap ? [`--max-old-space-size=${heap}`] : []),
         ...(values['cpu-prof'] ? ['--cpu-prof', `--cpu-prof-dir=${values['cpu-prof']}`] : []),
+        ...(values['node-flag'] ?? []),
       ],
       stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
     },
   );
+  process.stderr.write(`bench: operator process ${child.pid} (${n} routers)\n`);
   try {
     await new Promise((resolve, reject) => {
       const timer = setTimeout(
