@@ -21,7 +21,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { KubeConfig } from '@kubernetes/client-node';
-import { AGENT_DEFAULTS, AGENT_NODE_OPTIONS } from '../src/agent/defaults.ts';
+import { AGENT_DEFAULTS, AGENT_NODE_FLAGS } from '../src/agent/defaults.ts';
 import { createSender } from '../src/agent/sender.ts';
 import { formatObservedAt } from '../src/api/index.ts';
 import { freePort } from '../src/local/controlplane/index.ts';
@@ -46,7 +46,7 @@ const { values } = parseArgs({
   options: {
     transitions: { type: 'string', default: '1000,10000' },
     processes: { type: 'string', default: '50' },
-    'node-flags': { type: 'string', default: AGENT_NODE_OPTIONS },
+    'node-flags': { type: 'string', default: AGENT_NODE_FLAGS.join(' ') },
     keep: { type: 'boolean', default: false },
   },
 });

@@ -6,7 +6,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { parse as parseYaml } from 'yaml';
-import { DEFAULT_FIFO } from '../../src/agent/defaults.ts';
+import { AGENT_NODE_FLAGS, DEFAULT_FIFO } from '../../src/agent/defaults.ts';
 import { parseInstancesFile } from '../../src/agent/mapping.ts';
 import { parseAgentCommandLine } from '../../src/cli/agent-args.ts';
 import { chartDir, findObject, renderChart, repoRoot } from './chart-helpers.ts';
@@ -14,6 +14,14 @@ import { chartDir, findObject, renderChart, repoRoot } from './chart-helpers.ts'
 const FULLNAME = 'harouter-operator';
 
 describe('helm template: reporter.agent', { timeout: 60_000 }, () => {
+  it("runs the image's compiled harouterctl with the Node flags the agent benchmark measures", () => {
+    const dockerfile = readFileSync(join(repoRoot, 'Dockerfile'), 'utf8');
+    expect(dockerfile).toMatch(/^WORKDIR \/app$/m);
+    expect(dockerfile).toMatch(/^COPY --from=build \/app\/dist\/bin \.\/bin$/m);
+    const values = parseYaml(readFileSync(join(chartDir, 'values.yaml'), 'utf8'));
+    expect(values.reporter.agent.nodeFlags).toEqual(AGENT_NODE_FLAGS);
+  });
+
   it('is off by default', async () => {
     const objects = await renderChart();
     expect(objects.filter((o) => o.kind === 'DaemonSet' || o.kind === 'PodMonitor')).toEqual([]);
@@ -27,7 +35,7 @@ describe('helm template: reporter.agent', { timeout: 60_000 }, () => {
     const [container] = pod.containers;
     expect(pod.containers).toHaveLength(1);
     expect(container.image).toBe(deployment.spec.template.spec.containers[0].image);
-    expect(container.command).toEqual(['harouterctl']);
+    expect(container.command).toEqual(['node', ...AGENT_NODE_FLAGS, '/app/bin/harouterctl.js']);
     expect(container.args[0]).toBe('agent');
     expect(pod.serviceAccountName).toBe('harouter-reporter');
     expect(pod.automountServiceAccountToken).toBe(true);
