@@ -54,7 +54,12 @@ interface CliRun {
 }
 
 /** Runs `node bin/harouterctl.js <args>` with only the given environment (plus PATH and HOME). */
-function runCli(args: string[], env: Record<string, string> = {}): Promise<CliRun> {
+/** Runs harouterctl; `onStderr` sees its stderr as it arrives (to act on a log line mid-run). */
+function runCli(
+  args: string[],
+  env: Record<string, string> = {},
+  onStderr?: (soFar: string) => void,
+): Promise<CliRun> {
   const started = performance.now();
   return new Promise((done, fail) => {
     const child = spawn(NODE, [CLI, ...args], {
@@ -68,6 +73,7 @@ function runCli(args: string[], env: Record<string, string> = {}): Promise<CliRu
     });
     child.stderr.on('data', (chunk: Buffer) => {
       stderr += chunk.toString();
+      onStderr?.(stderr);
     });
     child.on('error', fail);
     child.on('close', (code) => {
@@ -411,7 +417,12 @@ describe('harouterctl report against the real API server', () => {
     const before = await readState(namespace, 'node-a');
     const outageMs = 3000;
     const started = performance.now();
-    // Nothing listens on the port for the first seconds (connection refused), then the proxy forwards.
+    // Nothing listens on the port until the CLI has been refused at least once and the outage has
+    // lasted `outageMs` (a CLI slow to start on a loaded machine must still meet the outage).
+    let refused: () => void = () => undefined;
+    const wasRefused = new Promise<void>((resolve) => {
+      refused = resolve;
+    });
     const running = runCli(
       [
         'report',
@@ -429,8 +440,12 @@ describe('harouterctl report against the real API server', () => {
       {
         NODE_NAME: 'node-a',
       },
+      (soFar) => {
+        if (soFar.includes('ECONNREFUSED')) refused();
+      },
     );
-    await new Promise((r) => setTimeout(r, outageMs));
+    await Promise.race([wasRefused, running]);
+    await new Promise((r) => setTimeout(r, Math.max(0, outageMs - (performance.now() - started))));
     const proxy = await startProxy(proxyPort, server);
     try {
       const run = await running;
