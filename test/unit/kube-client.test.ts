@@ -1,21 +1,21 @@
-import { createServer, type IncomingMessage, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import type { IncomingMessage } from 'node:http';
 import { ApiException } from '@kubernetes/client-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createKubeClients } from '../../src/kube/client.ts';
 import { apiErrorFacts, describeError, isTransient, KubeRequestError } from '../../src/kube/errors.ts';
 import { simpleConnection } from '../../src/kube/kubeconfig.ts';
 import { createMetrics } from '../../src/metrics.ts';
+import { type StandInServer, startStandInServer } from '../support/stand-in-server.ts';
 
 // The client against a local plain-HTTP server that plays the API server:
 // timeouts, metrics, headers and error bodies are client-side behaviour.
 
-let server: Server;
+let server: StandInServer;
 let base: string;
 const seen: IncomingMessage[] = [];
 
 beforeAll(async () => {
-  server = createServer((req, res) => {
+  server = await startStandInServer((req, res) => {
     seen.push(req);
     if (req.url?.startsWith('/api/v1/namespaces/slow')) return; // never answers
     if (req.url?.startsWith('/api/v1/namespaces/missing')) {
@@ -41,14 +41,10 @@ beforeAll(async () => {
       }),
     );
   });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  base = server.base;
 });
 
-afterAll(async () => {
-  server.closeAllConnections();
-  await new Promise((r) => server.close(r));
-});
+afterAll(() => server.close());
 
 const connection = () => simpleConnection({ server: base, token: 'secret-token' });
 

@@ -1,5 +1,3 @@
-import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { apiErrorFacts, KubeRequestError } from '../../src/kube/errors.ts';
 import { simpleConnection } from '../../src/kube/kubeconfig.ts';
@@ -7,6 +5,7 @@ import { ApiTransport, WatchStreamError } from '../../src/kube/transport.ts';
 import { createMetrics } from '../../src/metrics.ts';
 import { Semaphore } from '../../src/runtime/semaphore.ts';
 import { TokenBucket } from '../../src/runtime/token-bucket.ts';
+import { type StandInServer, startStandInServer } from '../support/stand-in-server.ts';
 
 describe('TokenBucket', () => {
   it('lets a burst through, then spaces requests 1/qps apart', () => {
@@ -47,14 +46,14 @@ describe('Semaphore', () => {
 });
 
 describe('ApiTransport', () => {
-  let server: Server;
+  let server: StandInServer;
   let base: string;
   const sockets = new Set<unknown>();
   let inFlight = 0;
   let maxSeen = 0;
 
   beforeAll(async () => {
-    server = createServer((req, res) => {
+    server = await startStandInServer((req, res) => {
       sockets.add(req.socket);
       inFlight++;
       maxSeen = Math.max(maxSeen, inFlight);
@@ -66,14 +65,10 @@ describe('ApiTransport', () => {
       if (req.url?.includes('park')) setTimeout(reply, 30);
       else reply();
     });
-    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-    base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    base = server.base;
   });
 
-  afterAll(async () => {
-    server.closeAllConnections();
-    await new Promise((r) => server.close(r));
-  });
+  afterAll(() => server.close());
 
   const connection = () => simpleConnection({ server: base, token: 'secret-token' });
 
@@ -101,13 +96,13 @@ describe('ApiTransport', () => {
 });
 
 describe('ApiTransport.watch', () => {
-  let server: Server;
+  let server: StandInServer;
   let base: string;
   const seen: { url: string; authorization?: string; socket: unknown }[] = [];
   const closed: string[] = [];
 
   beforeAll(async () => {
-    server = createServer((req, res) => {
+    server = await startStandInServer((req, res) => {
       const url = new URL(req.url ?? '/', 'http://x');
       seen.push({ url: req.url ?? '', authorization: req.headers.authorization, socket: req.socket });
       req.socket.once('close', () => closed.push(url.pathname));
@@ -146,14 +141,10 @@ describe('ApiTransport.watch', () => {
           res.end();
       }
     });
-    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-    base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    base = server.base;
   });
 
-  afterAll(async () => {
-    server.closeAllConnections();
-    await new Promise((r) => server.close(r));
-  });
+  afterAll(() => server.close());
 
   const connection = () => simpleConnection({ server: base, token: 'watch-token' });
 
