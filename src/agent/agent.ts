@@ -262,6 +262,7 @@ async function run(
         splitters.set(stream, splitter);
       }
       splitter.push(chunk);
+      spool.syncNow();
     },
   });
 

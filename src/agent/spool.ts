@@ -9,7 +9,7 @@
  * rewritten (to a temporary file, synced, renamed over, the directory synced):
  * the file on disk is always either the old journal or the new one.
  */
-import { constants, type Stats } from 'node:fs';
+import { constants, fdatasyncSync, type Stats, writeSync } from 'node:fs';
 import { chmod, type FileHandle, lstat, mkdir, open, readFile, rename } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { ReportedState } from '../api/index.ts';
@@ -123,6 +123,7 @@ export class Spool {
   private chain: Promise<void> = Promise.resolve();
   private journalBytes: number;
   private failing = false;
+  private compacting = false;
 
   private constructor(
     dir: string,
@@ -188,6 +189,36 @@ export class Spool {
     return this.live.size;
   }
 
+  /**
+   * Writes and syncs what was recorded so far before returning, in the caller's
+   * turn of the event loop. The agent calls it after each chunk read from the
+   * FIFO: a FIFO read consumes the lines, so until they are synced a SIGKILL
+   * loses them; done here, anyone who can see the lines counted (metrics are
+   * served on a later turn) knows they are on disk. Skipped while the journal is
+   * being rewritten (the batch then goes with the next asynchronous flush); a
+   * write error keeps the batch for the next attempt, as `flush` does.
+   */
+  syncNow(): void {
+    if (this.compacting || this.buffer.length === 0) return;
+    const text = this.buffer.join('');
+    this.buffer = [];
+    try {
+      writeSync(this.handle.fd, text);
+      fdatasyncSync(this.handle.fd);
+      this.journalBytes += Buffer.byteLength(text);
+      this.failing = false;
+    } catch (error) {
+      this.buffer.unshift(text);
+      if (!this.failing) {
+        this.log.error(
+          { error: (error as NodeJS.ErrnoException).code ?? String(error) },
+          'cannot write the spool',
+        );
+      }
+      this.failing = true;
+    }
+  }
+
   /** Writes and syncs everything recorded so far. */
   flush(): Promise<void> {
     this.chain = this.chain.then(() => this.writeOut());
@@ -237,10 +268,15 @@ export class Spool {
   }
 
   private async compact(): Promise<void> {
-    const handle = await Spool.rewrite(this.dir, this.live);
-    await this.handle.close();
-    this.handle = handle;
-    this.journalBytes = (await handle.stat()).size;
+    this.compacting = true;
+    try {
+      const handle = await Spool.rewrite(this.dir, this.live);
+      await this.handle.close();
+      this.handle = handle;
+      this.journalBytes = (await handle.stat()).size;
+    } finally {
+      this.compacting = false;
+    }
   }
 
   /** Writes `live` as a new journal atomically; returns it open for appending. */

@@ -6,6 +6,7 @@ import {
   lstatSync,
   mkdirSync,
   mkdtempSync,
+  readFileSync,
   statSync,
   symlinkSync,
   writeFileSync,
@@ -192,6 +193,22 @@ describe('the spool', () => {
     await second.spool.close();
     expect((await Spool.open(dir, silent)).pending).toEqual([]);
     expect(await readFile(join(dir, SPOOL_FILE), 'utf8')).toBe('');
+  });
+
+  it('syncNow puts the lines on disk before it returns, in the same turn (what a SIGKILL right after leaves)', async () => {
+    const dir = join(mkdtempSync(join(tmpdir(), 'agent-spool-')), 'state');
+    const { spool } = await Spool.open(dir, silent);
+    spool.put(entry(R1, '2026-01-01T00:00:01Z'));
+    spool.put(entry(R2, '2026-01-01T00:00:02Z', 'Backup'));
+    spool.syncNow();
+    // No await since the puts: only what syncNow wrote can be in the file.
+    const { live } = foldJournal(readFileSync(join(dir, SPOOL_FILE), 'utf8'));
+    expect([...live.values()]).toEqual([
+      entry(R1, '2026-01-01T00:00:01Z'),
+      entry(R2, '2026-01-01T00:00:02Z', 'Backup'),
+    ]);
+    await spool.close();
+    expect((await Spool.open(dir, silent)).pending).toHaveLength(2);
   });
 
   it('refuses a state directory that is a symlink', async () => {
