@@ -205,17 +205,9 @@ export class Spool {
     try {
       writeSync(this.handle.fd, text);
       fdatasyncSync(this.handle.fd);
-      this.journalBytes += Buffer.byteLength(text);
-      this.failing = false;
+      this.written(text);
     } catch (error) {
-      this.buffer.unshift(text);
-      if (!this.failing) {
-        this.log.error(
-          { error: (error as NodeJS.ErrnoException).code ?? String(error) },
-          'cannot write the spool',
-        );
-      }
-      this.failing = true;
+      this.notWritten(text, error);
     }
   }
 
@@ -248,23 +240,31 @@ export class Spool {
     try {
       await this.handle.write(text);
       await this.handle.datasync();
-      this.journalBytes += Buffer.byteLength(text);
-      if (this.failing) this.log.info('the spool is written again');
-      this.failing = false;
+      this.written(text);
       if (this.journalBytes > COMPACT_MIN_BYTES && this.journalBytes > 8 * 256 * (this.live.size + 1)) {
         await this.compact();
       }
     } catch (error) {
-      // Kept in memory and tried again with the next batch; the reports are still sent.
-      this.buffer.unshift(text);
-      if (!this.failing) {
-        this.log.error(
-          { error: (error as NodeJS.ErrnoException).code ?? String(error) },
-          'cannot write the spool',
-        );
-      }
-      this.failing = true;
+      this.notWritten(text, error);
     }
+  }
+
+  private written(text: string): void {
+    this.journalBytes += Buffer.byteLength(text);
+    if (this.failing) this.log.info('the spool is written again');
+    this.failing = false;
+  }
+
+  /** Keeps the batch for the next attempt (the reports are still sent) and logs the first failure of a run of them. */
+  private notWritten(text: string, error: unknown): void {
+    this.buffer.unshift(text);
+    if (!this.failing) {
+      this.log.error(
+        { error: (error as NodeJS.ErrnoException).code ?? String(error) },
+        'cannot write the spool',
+      );
+    }
+    this.failing = true;
   }
 
   private async compact(): Promise<void> {
