@@ -22,7 +22,7 @@ import { InstanceMap, type InstanceTargets, parseInstancesFile } from './mapping
 import { type AgentMetrics, createAgentMetrics } from './metrics.ts';
 import { CoalescingQueue } from './queue.ts';
 import { agentBackoffMs, agentResult, createSender } from './sender.ts';
-import { LineSplitter, type SplitLine } from './splitter.ts';
+import { NotifyLineSplitter, type SplitLine } from './splitter.ts';
 import { routerKey, Spool, type SpoolEntry } from './spool.ts';
 
 /** Everything the agent needs, checked by the command line. */
@@ -251,14 +251,14 @@ async function run(
     queue.offer(routerKey(entry), { entry, readAt });
   };
 
-  const splitters = new Map<number, LineSplitter>();
+  const splitters = new Map<number, NotifyLineSplitter>();
   const follower = new FifoFollower(opened, {
     path: config.fifo,
     log,
     onData: (chunk, stream) => {
       let splitter = splitters.get(stream);
       if (!splitter) {
-        splitter = new LineSplitter(onLine);
+        splitter = new NotifyLineSplitter(onLine);
         splitters.set(stream, splitter);
       }
       splitter.push(chunk);

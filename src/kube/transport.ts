@@ -22,6 +22,7 @@ import { Agent as HttpAgent, request as httpRequest, type IncomingMessage } from
 import { Agent as HttpsAgent, request as httpsRequest, type RequestOptions } from 'node:https';
 import type { Metrics } from '../metrics.ts';
 import { sleep } from '../runtime/backoff.ts';
+import { LineSplitter, type SplitEvent } from '../runtime/line-splitter.ts';
 import { Semaphore } from '../runtime/semaphore.ts';
 import { TokenBucket } from '../runtime/token-bucket.ts';
 import { KubeRequestError } from './errors.ts';
@@ -282,9 +283,15 @@ export class ApiTransport {
           return;
         }
         const lines = new LineSplitter(this.#maxLineBytes);
-        const deliver = (line: Buffer): boolean => {
+        const tooLong = () =>
+          new WatchStreamError(`a watch event is longer than ${this.#maxLineBytes} bytes`);
+        const deliver = (line: SplitEvent): boolean => {
           if (ended) return false;
-          const text = line.toString('utf8').trim();
+          if (line.kind === 'too-long') {
+            end(tooLong());
+            return false;
+          }
+          const text = line.bytes.toString('utf8').trim();
           if (text === '') return true;
           let event: { type?: unknown; object?: unknown };
           try {
@@ -304,9 +311,8 @@ export class ApiTransport {
         res.on('data', (chunk: Buffer) => {
           if (ended) return;
           resetIdle();
-          if (!lines.push(chunk, deliver) && !ended) {
-            end(new WatchStreamError(`a watch event is longer than ${this.#maxLineBytes} bytes`));
-          }
+          lines.push(chunk, deliver);
+          if (lines.skipping && !ended) end(tooLong());
         });
         res.on('end', () => {
           const rest = lines.rest();
@@ -395,53 +401,6 @@ function exchange(
     req.on('error', (err) => reject(options.signal.aborted ? options.signal.reason : err));
     req.end(body);
   });
-}
-
-/**
- * Splits a byte stream into lines at `\n` (never inside a UTF-8 sequence), holding
- * at most `maxBytes` of an unfinished line.
- */
-export class LineSplitter {
-  readonly #maxBytes: number;
-  #pending: Buffer[] = [];
-  #pendingBytes = 0;
-
-  constructor(maxBytes: number) {
-    this.#maxBytes = maxBytes;
-  }
-
-  /**
-   * Hands every complete line to `onLine` (until it returns false); false when the
-   * unfinished line is longer than the bound (the rest of the stream is then unusable).
-   */
-  push(chunk: Buffer, onLine: (line: Buffer) => boolean): boolean {
-    let start = 0;
-    for (let nl = chunk.indexOf(10, start); nl !== -1; nl = chunk.indexOf(10, start)) {
-      const part = chunk.subarray(start, nl);
-      start = nl + 1;
-      if (this.#pendingBytes + part.length > this.#maxBytes) return false;
-      const line = this.#pending.length === 0 ? part : Buffer.concat([...this.#pending, part]);
-      this.#pending = [];
-      this.#pendingBytes = 0;
-      if (!onLine(line)) return true;
-    }
-    const rest = chunk.subarray(start);
-    if (rest.length === 0) return true;
-    this.#pendingBytes += rest.length;
-    if (this.#pendingBytes > this.#maxBytes) return false;
-    // A copy: the chunk may be a view into a pooled buffer.
-    this.#pending.push(Buffer.from(rest));
-    return true;
-  }
-
-  /** The unfinished last line, if any. */
-  rest(): Buffer | undefined {
-    if (this.#pendingBytes === 0) return undefined;
-    const line = Buffer.concat(this.#pending);
-    this.#pending = [];
-    this.#pendingBytes = 0;
-    return line;
-  }
 }
 
 /** A watch stream the transport cannot read (a line that is not JSON, or too long). */

@@ -1,7 +1,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { escapeForLog, hexForLog, parseNotifyLine } from '../../src/agent/line.ts';
-import { LineSplitter, type SplitLine } from '../../src/agent/splitter.ts';
+import { NotifyLineSplitter, type SplitLine } from '../../src/agent/splitter.ts';
 
 describe('parseNotifyLine: every form of keepalived.conf(5)', () => {
   it.each([
@@ -101,10 +101,10 @@ describe('escapeForLog', () => {
   });
 });
 
-describe('LineSplitter', () => {
+describe('NotifyLineSplitter', () => {
   const split = (chunks: Buffer[], max?: number) => {
     const lines: SplitLine[] = [];
-    const splitter = new LineSplitter((line) => lines.push(line), max);
+    const splitter = new NotifyLineSplitter((line) => lines.push(line), max);
     for (const chunk of chunks) splitter.push(chunk);
     return lines;
   };
