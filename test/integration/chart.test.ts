@@ -461,10 +461,13 @@ describe('helm install in policy mode', () => {
   const release = 'hp';
   const fullname = 'hp-harouter-operator';
   const policyName = `${fullname}-admission.harouter.dev`;
+  const maxReports = 3;
   let namespace: string;
+  let quotaNamespace: string;
 
   beforeAll(async () => {
     namespace = await createTestNamespace('chart-policy');
+    quotaNamespace = await createTestNamespace('chart-quota');
     const valuesDir = await mkdtemp(join(tmpdir(), 'harouter-chart-'));
     const values = join(valuesDir, 'values.yaml');
     await writeFile(
@@ -474,6 +477,7 @@ describe('helm install in policy mode', () => {
           mode: 'policy',
           policy: { namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': namespace } } },
         },
+        reporter: { quota: { namespaces: [quotaNamespace], maxReports } },
         // The CRDs belong to another release (or to other tests) in this shared control plane.
         crds: { install: false },
       }),
@@ -522,6 +526,32 @@ describe('helm install in policy mode', () => {
     const otherNode = await refusal(createReport(reporter, namespace, 'node-b'));
     expect(otherNode).toMatch(/ValidatingAdmissionPolicy/);
     expect(otherNode).toMatch(/node/i);
+  });
+
+  it('reporter.quota bounds how many HARouterStates a node token can create in a listed namespace', async () => {
+    // ResourceQuota admission refuses every create until the quota controller has computed the usage.
+    await waitFor(
+      async () => {
+        const quota = await admin
+          .makeApiClient(CoreV1Api)
+          .readNamespacedResourceQuota({ name: `${fullname}-reports`, namespace: quotaNamespace });
+        return quota.status?.hard?.['count/harouterstates.harouter.dev'] === String(maxReports);
+      },
+      30_000,
+      250,
+    );
+    const token = await mintServiceAccountToken({
+      namespace,
+      serviceAccount: 'harouter-reporter',
+      pod: { name: 'reporter-quota-node-a', nodeName: 'node-a' },
+    });
+    const reporter = kubeConfigForToken(token, quotaNamespace);
+    const outcomes: (string | undefined)[] = [];
+    for (let i = 0; i <= maxReports; i++) {
+      outcomes.push(await refusal(createReport(reporter, quotaNamespace, `node-q${i}`)));
+    }
+    expect(outcomes.slice(0, maxReports)).toEqual(Array(maxReports).fill(undefined));
+    expect(outcomes[maxReports]).toMatch(/exceeded quota/);
   });
 
   it('helm uninstall removes the policy and its binding', async () => {

@@ -59,7 +59,8 @@ export interface ControlPlaneOptions {
 /**
  * The controllers kube-controller-manager runs here: namespaces really delete,
  * owned objects are garbage-collected, every namespace gets its `default`
- * ServiceAccount and `kube-root-ca.crt`, and the aggregated roles get their rules.
+ * ServiceAccount and `kube-root-ca.crt`, the aggregated roles get their rules, and
+ * ResourceQuotas get the usage their admission checks (the chart's `reporter.quota`).
  * Left out on purpose: node-lifecycle (with no kubelet it would mark every Node
  * NotReady) and pod-garbage-collector (it deletes pods bound to absent nodes,
  * which would invalidate pod-bound tokens mid-test).
@@ -70,6 +71,7 @@ export const CONTROLLERS = [
   'serviceaccount-controller',
   'clusterrole-aggregation-controller',
   'root-ca-certificate-publisher-controller',
+  'resourcequota-controller',
 ];
 
 const SERVICE_ACCOUNT_ISSUER = 'https://kubernetes.default.svc.cluster.local';
