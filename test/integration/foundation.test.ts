@@ -1,7 +1,11 @@
+import { readFile } from 'node:fs/promises';
+import { get as httpGet } from 'node:http';
+import { get as httpsGet, type RequestOptions } from 'node:https';
 import { AuthenticationV1Api, CoreV1Api, RbacAuthorizationV1Api, VersionApi } from '@kubernetes/client-node';
 import { beforeAll, describe, expect, it } from 'vitest';
 import {
   adminKubeConfig,
+  controlPlaneInfo,
   createTestNamespace,
   kubeConfigForToken,
   mintServiceAccountToken,
@@ -90,5 +94,47 @@ describe('the local control plane', () => {
         { timeout: 20_000 },
       )
       .toBe('default');
+  });
+});
+
+/** etcd's `/health` answer: the HTTP status, or the error code when no HTTP exchange happened. */
+function etcdHealth(url: string, tls: RequestOptions = {}): Promise<number | string> {
+  return new Promise((resolve) => {
+    const get = url.startsWith('https:') ? httpsGet : httpGet;
+    const req = get(`${url}/health`, { ...tls, timeout: 10_000 }, (res) => {
+      res.resume();
+      resolve(res.statusCode ?? 0);
+    });
+    req.on('timeout', () => req.destroy(new Error('timed out')));
+    req.on('error', (error: NodeJS.ErrnoException) => resolve(error.code ?? error.message));
+  });
+}
+
+describe("the local control plane's etcd", () => {
+  it('answers only clients with a certificate from its own CA, and only over TLS', async () => {
+    const { etcdUrl, etcdPki, caCertPath, kubeconfigPath } = controlPlaneInfo();
+    const ca = await readFile(etcdPki.caCertPath);
+    const client = {
+      cert: await readFile(etcdPki.clientCertPath),
+      key: await readFile(etcdPki.clientKeyPath),
+    };
+    expect(await etcdHealth(etcdUrl, { ca, ...client })).toBe(200);
+
+    const noCertificate = await etcdHealth(etcdUrl, { ca });
+    expect(typeof noCertificate, `no client certificate: ${noCertificate}`).toBe('string');
+
+    // The cluster admin's client certificate is valid for kube-apiserver, not for etcd (another CA).
+    const admin = adminKubeConfig().getCurrentUser();
+    expect(admin?.certData, `${kubeconfigPath} has the admin's certificate`).toBeTruthy();
+    expect(await readFile(caCertPath)).not.toEqual(ca);
+    const otherCa = await etcdHealth(etcdUrl, {
+      ca,
+      cert: Buffer.from(admin?.certData ?? '', 'base64'),
+      key: Buffer.from(admin?.keyData ?? '', 'base64'),
+    });
+    expect(typeof otherCa, `the Kubernetes CA's client certificate: ${otherCa}`).toBe('string');
+
+    const plain = await etcdHealth(etcdUrl.replace(/^https:/, 'http:'));
+    expect(typeof plain, `plain HTTP: ${plain}`).toBe('string');
   });
 });

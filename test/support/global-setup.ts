@@ -15,6 +15,9 @@ declare module 'vitest' {
       caCertPath: string;
       caKeyPath: string;
       binaries: ControlPlane['binaries'];
+      etcdUrl: string;
+      /** etcd's own CA and the client pair kube-apiserver uses (certificate and key paths). */
+      etcdPki: { caCertPath: string; clientCertPath: string; clientKeyPath: string };
     };
   }
 }
@@ -40,6 +43,12 @@ export async function setup(project: TestProject): Promise<void> {
     caCertPath: plane.ca.certPath,
     caKeyPath: plane.ca.keyPath,
     binaries: plane.binaries,
+    etcdUrl: plane.etcdUrl,
+    etcdPki: {
+      caCertPath: plane.pki.etcd.ca.certPath,
+      clientCertPath: plane.pki.etcd.client.certPath,
+      clientKeyPath: plane.pki.etcd.client.keyPath,
+    },
   });
 }
 
