@@ -349,6 +349,8 @@ export class RoutingHistory {
     notReadyRoutes: number;
     notReadyRaces: number;
     withdrawMaxMs: number;
+    /** Which slice, node and revisions the longest withdrawal was, and how each end was seen. */
+    withdrawMaxExample?: string;
     sliceVersions: number;
     examples: string[];
   } {
@@ -356,6 +358,7 @@ export class RoutingHistory {
     let notReadyRaces = 0;
     let sliceVersions = 0;
     let withdrawMaxMs = 0;
+    let withdrawMaxExample: string | undefined;
     const examples: string[] = [];
     for (const [name, versions] of this.#slices) {
       for (const [i, v] of versions.entries()) {
@@ -364,17 +367,7 @@ export class RoutingHistory {
         const prev = versions[i - 1];
         if (prev && prev.node === v.node) continue;
         const edge = this.#notReadyEdge(v.node, v.rv);
-        // When a version was learnt from a relist (the checker's own watch had a gap), its arrival says
-        // nothing of when it happened: the server's times (whole seconds) bound it instead, conservatively
-        // (the slice's write at the end of its second, the NotReady change at the start of its own).
-        const sliceAt = v.source === 'list' && v.writtenAt !== undefined ? v.writtenAt + 999 : v.at;
-        const notReadyAt =
-          edge === undefined
-            ? 0
-            : edge.source === 'list' && edge.changedAt !== undefined
-              ? edge.changedAt
-              : edge.at;
-        const lateMs = sliceAt - notReadyAt;
+        const lateMs = sliceTime(v) - (edge === undefined ? 0 : nodeTime(edge));
         if (lateMs <= graceMs) notReadyRaces++;
         else notReadyRoutes++;
         if (examples.length < 10) {
@@ -393,16 +386,41 @@ export class RoutingHistory {
         // A NotReady edge: the node was Ready before (or first seen NotReady), until it is Ready again.
         if (e.ready || (i > 0 && !events[i - 1]?.ready)) continue;
         const readyAgain = events.slice(i + 1).find((x) => x.ready)?.rv;
-        for (const versions of this.#slices.values()) {
+        for (const [name, versions] of this.#slices) {
           const before = versions.filter((v) => v.rv <= e.rv).at(-1);
           if (before?.node !== node) continue;
           const after = versions.find(
             (v) => v.rv > e.rv && (readyAgain === undefined || v.rv < readyAgain) && v.node !== node,
           );
-          if (after) withdrawMaxMs = Math.max(withdrawMaxMs, after.at - e.at);
+          if (!after || sliceTime(after) - nodeTime(e) <= withdrawMaxMs) continue;
+          withdrawMaxMs = sliceTime(after) - nodeTime(e);
+          withdrawMaxExample =
+            `slice ${name} left ${node} at revision ${after.rv} (${after.source ?? 'watch'}), ` +
+            `${withdrawMaxMs} ms after it went NotReady at revision ${e.rv} (${e.source ?? 'watch'})`;
         }
       }
     }
-    return { notReadyRoutes, notReadyRaces, withdrawMaxMs, sliceVersions, examples };
+    return {
+      notReadyRoutes,
+      notReadyRaces,
+      withdrawMaxMs,
+      ...(withdrawMaxExample !== undefined ? { withdrawMaxExample } : {}),
+      sliceVersions,
+      examples,
+    };
   }
+}
+
+/**
+ * When a slice version happened, as far as the checker can tell. A version learnt
+ * from a relist (the checker's own watch had a gap) arrived late, so its write
+ * time on the server (whole seconds) bounds it instead, at the end of its second.
+ */
+function sliceTime(v: SliceVersion): number {
+  return v.source === 'list' && v.writtenAt !== undefined ? v.writtenAt + 999 : v.at;
+}
+
+/** When a Node event happened: like {@link sliceTime}, a relisted one by its server time (start of its second). */
+function nodeTime(e: NodeEvent): number {
+  return e.source === 'list' && e.changedAt !== undefined ? e.changedAt : e.at;
 }

@@ -67,4 +67,21 @@ describe('RoutingHistory.judge', () => {
       'slice t pointed at a at revision 22, 6000 ms after it went NotReady',
     );
   });
+
+  it('times a withdrawal learnt from a relist by the server clock, and names the longest one', () => {
+    const h = new RoutingHistory();
+    h.recordNode('a', 10n, true, 0);
+    h.recordSlice('s', 11n, 'a', 0);
+    h.recordSlice('t', 12n, 'a', 0);
+    h.recordNode('a', 20n, false, 10_000, { source: 'watch', serverAt: 10_000 });
+    // s is withdrawn 1 s after the NotReady change, seen 9 s later through the checker's relist.
+    h.recordSlice('s', 21n, undefined, 19_000, { source: 'list', serverAt: 11_000 });
+    // t is withdrawn 3 s after it, seen live.
+    h.recordSlice('t', 22n, 'b', 13_000, { source: 'watch', serverAt: 13_000 });
+    const judged = h.judge(2000);
+    expect(judged.withdrawMaxMs).toBe(3000);
+    expect(judged.withdrawMaxExample).toBe(
+      'slice t left a at revision 22 (watch), 3000 ms after it went NotReady at revision 20 (watch)',
+    );
+  });
 });
