@@ -16,6 +16,12 @@ export interface ApiErrorFacts {
   message: string;
   /** `metav1.Status.details.causes`, when present. */
   causes?: Array<{ reason?: string; message?: string; field?: string }>;
+  /**
+   * `metav1.Status.details.retryAfterSeconds` (the `Retry-After` the server sent), when
+   * positive: how long the server asks clients to wait, e.g. 1 s for a watch cache that
+   * is still initializing after a restart (429), 5 s before its paths are installed (503).
+   */
+  retryAfterSeconds?: number;
 }
 
 /** An error thrown by this project's own raw requests (lists, leases): carries the same facts. */
@@ -55,7 +61,11 @@ function statusFacts(status: number, body: unknown): ApiErrorFacts {
   const reason = typeof obj.reason === 'string' && obj.reason !== '' ? obj.reason : reasonForStatus(code);
   const message = typeof obj.message === 'string' ? obj.message : '';
   const facts: ApiErrorFacts = { status: code, reason, message };
-  const details = obj.details as { causes?: unknown } | undefined;
+  const details = obj.details as { causes?: unknown; retryAfterSeconds?: unknown } | undefined;
+  const retryAfter = details?.retryAfterSeconds;
+  if (typeof retryAfter === 'number' && Number.isInteger(retryAfter) && retryAfter > 0) {
+    facts.retryAfterSeconds = retryAfter;
+  }
   if (details && Array.isArray(details.causes)) {
     facts.causes = details.causes
       .filter((c): c is Record<string, unknown> => typeof c === 'object' && c !== null)

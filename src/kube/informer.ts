@@ -23,7 +23,7 @@
  */
 import type { Logger } from '../log.ts';
 import type { Metrics } from '../metrics.ts';
-import { Backoff, type BackoffOptions, sleep } from '../runtime/backoff.ts';
+import { Backoff, type BackoffOptions, retryAfterDelay, sleep } from '../runtime/backoff.ts';
 import type { EventHandlers, IndexedStore } from '../runtime/store.ts';
 import { apiErrorFacts, describeError } from './errors.ts';
 import type { RawRequester, WatchFn } from './transport.ts';
@@ -138,6 +138,7 @@ export class Informer<T extends KubeObject> implements IndexedStore<T> {
   readonly #log: Logger;
   readonly #watch: WatchFn;
   readonly #backoff: Backoff;
+  readonly #backoffOptions: BackoffOptions;
   readonly #handlers: EventHandlers<T>[] = [];
   #store = new Map<string, T>();
   /** index name -> index value -> keys of the objects with that value. */
@@ -163,7 +164,8 @@ export class Informer<T extends KubeObject> implements IndexedStore<T> {
     this.name = options.name;
     this.#options = options;
     this.#log = options.log.child({ informer: options.name });
-    this.#backoff = new Backoff(options.backoff ?? DEFAULT_INFORMER_BACKOFF);
+    this.#backoffOptions = options.backoff ?? DEFAULT_INFORMER_BACKOFF;
+    this.#backoff = new Backoff(this.#backoffOptions);
     this.#watch = options.watch;
   }
 
@@ -325,7 +327,7 @@ export class Informer<T extends KubeObject> implements IndexedStore<T> {
           continue;
         }
         this.stats.errors++;
-        const delay = this.#backoff.next();
+        const delay = this.#retryDelay(outcome.err);
         this.#log.warn({ error: describeError(outcome.err), retryInMs: delay }, 'watch failed, retrying');
         await this.#pause(delay);
       } catch (err) {
@@ -334,11 +336,21 @@ export class Informer<T extends KubeObject> implements IndexedStore<T> {
         this.#setFresh(false);
         // Only the list throws here, and a failed list leaves `#needList` or the relist deadline as
         // they were: the next round lists again (a 410 on an expired continue token included).
-        const delay = this.#backoff.next();
+        const delay = this.#retryDelay(err);
         this.#log.warn({ error: describeError(err), retryInMs: delay }, 'list failed, retrying');
         await this.#pause(delay);
       }
     }
+  }
+
+  /**
+   * How long to wait after a failed list or watch: what the server asked for when it
+   * sent a `Retry-After` (after a restart it answers 429 "storage is (re)initializing"
+   * with 1 s while the backoff has grown through the outage), the backoff otherwise.
+   */
+  #retryDelay(err: unknown): number {
+    const seconds = apiErrorFacts(err).retryAfterSeconds;
+    return seconds === undefined ? this.#backoff.next() : retryAfterDelay(seconds, this.#backoffOptions);
   }
 
   #relistDue(): boolean {

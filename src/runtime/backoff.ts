@@ -33,6 +33,19 @@ export function backoffDelay(attempt: number, options: BackoffOptions): number {
   return Math.max(0, Math.min(Math.round(jittered), options.maxMs));
 }
 
+/**
+ * The delay before retrying when the server said how long to wait (`Retry-After`):
+ * that long, plus up to `jitter` more so that clients told the same thing do not
+ * come back together, never above `maxMs`. It replaces the grown backoff: a server
+ * that answers is reachable, and it knows when it will be ready (client-go's REST
+ * client waits the same way).
+ */
+export function retryAfterDelay(seconds: number, options: BackoffOptions): number {
+  const jitter = Math.min(Math.max(options.jitter ?? 0.2, 0), 1);
+  const random = options.random ?? Math.random;
+  return Math.min(Math.round(seconds * 1000 * (1 + jitter * random())), options.maxMs);
+}
+
 /** A single sequence of retries: `next()` grows the delay, `reset()` starts over after a success. */
 export class Backoff {
   readonly #options: BackoffOptions;

@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { Backoff, backoffDelay, KeyedBackoff, sleep } from '../../src/runtime/backoff.ts';
+import { Backoff, backoffDelay, KeyedBackoff, retryAfterDelay, sleep } from '../../src/runtime/backoff.ts';
 
 describe('backoffDelay', () => {
   it('doubles from the base and caps at the maximum without jitter', () => {
@@ -48,6 +48,14 @@ describe('Backoff', () => {
     expect(b.attempts).toBe(3);
     b.reset();
     expect(b.next()).toBe(1);
+  });
+});
+
+describe('retryAfterDelay', () => {
+  it('waits what the server asked, plus at most the jitter, never above the cap', () => {
+    expect(retryAfterDelay(1, { baseMs: 250, maxMs: 30_000, jitter: 0.2, random: () => 0 })).toBe(1000);
+    expect(retryAfterDelay(1, { baseMs: 250, maxMs: 30_000, jitter: 0.2, random: () => 0.999 })).toBe(1200);
+    expect(retryAfterDelay(60, { baseMs: 250, maxMs: 30_000 })).toBe(30_000);
   });
 });
 

@@ -196,6 +196,29 @@ describe('Informer', () => {
     await inf.stop();
   });
 
+  it("waits the server's Retry-After instead of a backoff grown through an outage", async () => {
+    const initializing = new KubeRequestError(429, {
+      kind: 'Status',
+      code: 429,
+      reason: 'TooManyRequests',
+      message: 'storage is (re)initializing',
+      details: { retryAfterSeconds: 1 },
+    });
+    // Without the Retry-After each retry here would wait 20 s.
+    const h = harness([initializing, [cm('a', '1')]], ['', '7']);
+    const inf = h.informer({ backoff: { baseMs: 20_000, maxMs: 30_000, jitter: 0 } });
+    const started = performance.now();
+    inf.start();
+    expect(await inf.waitForSync()).toBe(true);
+    await until(() => h.watches.length === 1);
+    h.watches[0]?.done(initializing);
+    await until(() => h.watches.length === 2, 5000);
+    const elapsed = performance.now() - started;
+    expect(elapsed).toBeGreaterThanOrEqual(1900);
+    expect(elapsed).toBeLessThan(5000);
+    await inf.stop();
+  });
+
   it('a throwing handler never stops the stream or other handlers', async () => {
     const h = harness([[]], ['1']);
     const inf = h.informer();

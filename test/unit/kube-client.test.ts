@@ -97,6 +97,26 @@ describe('API clients', () => {
     await clients.close();
   });
 
+  it("keeps the server's Retry-After (details.retryAfterSeconds) when it is a positive integer", () => {
+    const initializing = new KubeRequestError(
+      503,
+      '{"kind":"Status","code":503,"reason":"ServiceUnavailable","message":"paths not installed","details":{"retryAfterSeconds":5}}',
+    );
+    expect(apiErrorFacts(initializing)).toEqual({
+      status: 503,
+      reason: 'ServiceUnavailable',
+      message: 'paths not installed',
+      retryAfterSeconds: 5,
+    });
+    for (const bad of [0, -1, 1.5, '5', null]) {
+      const err = new KubeRequestError(
+        503,
+        JSON.stringify({ code: 503, details: { retryAfterSeconds: bad } }),
+      );
+      expect(apiErrorFacts(err).retryAfterSeconds).toBeUndefined();
+    }
+  });
+
   it("recognises client-node's ApiException (typed clients in tests and tools) by its shape", () => {
     const typed = new ApiException(
       404,
