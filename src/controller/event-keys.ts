@@ -7,7 +7,10 @@
  * - a HARouterState: the router it names (`spec.routerId`, in its namespace);
  * - a Node: every router listing it in `spec.agents` (the `ROUTERS_BY_AGENT`
  *   index), only when its readiness or its InternalIP changed (kubelet
- *   heartbeats change neither);
+ *   heartbeats change neither); the routers routed through it (`activeAgent`)
+ *   first, since their traffic moves (a NotReady node is withdrawn from) while
+ *   the others only change status: with hundreds of routers per node the queue
+ *   takes seconds to work through them all;
  * - an EndpointSlice the operator owns: its controller owner HARouter;
  * - a Service: the routers in its namespace whose `spec.endpoint` names it
  *   (the `ROUTERS_BY_SERVICE` index).
@@ -78,7 +81,9 @@ function keysUnsafe<K extends CacheName>(
       const names = new Set<string>();
       for (const obj of objectsOf(event) as Meta[]) if (obj?.metadata?.name) names.add(obj.metadata.name);
       for (const name of names) {
-        for (const key of keysOf(caches.harouters.byIndex(ROUTERS_BY_AGENT, name))) keys.add(key);
+        const routers = caches.harouters.byIndex(ROUTERS_BY_AGENT, name);
+        for (const key of keysOf(routers.filter((r) => r?.status?.activeAgent === name))) keys.add(key);
+        for (const key of keysOf(routers)) keys.add(key);
       }
       break;
     }

@@ -81,6 +81,27 @@ describe('keysForEvent', () => {
     expect(keys.sort()).toEqual([`elsewhere/${ROUTER_ID}`, key1, key2].sort());
   });
 
+  it('a Node readiness change maps the routers routed through it first', () => {
+    const routedThroughB = (r: HARouter, namespace: string): HARouter => ({
+      ...r,
+      metadata: { ...r.metadata, namespace },
+      status: { activeAgent: 'node-b' },
+    });
+    const listing = [r1, r3, r2, routedThroughB(r1, 'routed-1'), routedThroughB(r2, 'routed-2')];
+    const keys = keysForEvent(
+      'nodes',
+      { type: 'update', obj: node('node-b', 'False'), oldObj: node('node-b', 'True') },
+      { ...caches, harouters: store(listing, { [ROUTERS_BY_AGENT]: routerAgentIndex }) },
+    );
+    expect([...keys]).toEqual([
+      `routed-1/${ROUTER_ID}`,
+      `routed-2/${OTHER}`,
+      key1,
+      `elsewhere/${ROUTER_ID}`,
+      key2,
+    ]);
+  });
+
   it('a Node heartbeat that changes neither readiness nor address maps to nothing', () => {
     const before = node('node-b', 'True');
     const after = { ...node('node-b', 'True'), metadata: { name: 'node-b', resourceVersion: '9' } };
