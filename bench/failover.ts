@@ -49,6 +49,7 @@ import { startControlPlane } from '../src/local/controlplane/index.ts';
 import type { EndpointSliceObject } from '../src/reconcile/plan.ts';
 import { installCrds } from '../test/integration/reconcile-harness.ts';
 import { pool } from '../test/support/pool.ts';
+import { percentile } from '../test/support/stats.ts';
 import { chartOperatorNodeFlags, compileForBenchmark } from './compiled.ts';
 
 const { values } = parseArgs({
@@ -131,10 +132,6 @@ async function quiescent(child: ChildProcess, timeoutMs: number, quietMs = 1500)
       since = performance.now();
     } else if (performance.now() - since >= quietMs) return now;
   }
-}
-
-function percentile(sorted: readonly number[], p: number): number {
-  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? Number.NaN;
 }
 
 /** VmHWM (peak resident set) of a process, in MiB. */

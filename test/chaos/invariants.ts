@@ -17,6 +17,7 @@ import { nodeFacts } from '../../src/controller/event-keys.ts';
 import { decide, type NodeView } from '../../src/reconcile/decide.ts';
 import { type EndpointSliceObject, isOwnedSlice, plan, sliceName } from '../../src/reconcile/plan.ts';
 import { type ServiceFacts, serviceRefusal } from '../../src/reconcile/service-opt-in.ts';
+import { percentile } from '../support/stats.ts';
 import type { KubeHttp } from './http.ts';
 import type { Truth } from './storm.ts';
 
@@ -351,6 +352,10 @@ export class RoutingHistory {
     withdrawMaxMs: number;
     /** Which slice, node and revisions the longest withdrawal was, and how each end was seen. */
     withdrawMaxExample?: string;
+    /** How many withdrawals from a NotReady node were timed, and their median and 95th percentile. */
+    withdrawals: number;
+    withdrawP50Ms: number;
+    withdrawP95Ms: number;
     sliceVersions: number;
     examples: string[];
   } {
@@ -359,6 +364,7 @@ export class RoutingHistory {
     let sliceVersions = 0;
     let withdrawMaxMs = 0;
     let withdrawMaxExample: string | undefined;
+    const withdrawals: number[] = [];
     const examples: string[] = [];
     for (const [name, versions] of this.#slices) {
       for (const [i, v] of versions.entries()) {
@@ -392,11 +398,16 @@ export class RoutingHistory {
           const after = versions.find(
             (v) => v.rv > e.rv && (readyAgain === undefined || v.rv < readyAgain) && v.node !== node,
           );
-          if (!after || sliceTime(after) - nodeTime(e) <= withdrawMaxMs) continue;
-          withdrawMaxMs = sliceTime(after) - nodeTime(e);
+          if (!after) continue;
+          const ms = sliceTime(after) - nodeTime(e);
+          withdrawals.push(ms);
+          if (ms <= withdrawMaxMs) continue;
+          withdrawMaxMs = ms;
+          const iso = (at: number | undefined) => (at === undefined ? '?' : new Date(at).toISOString());
           withdrawMaxExample =
             `slice ${name} left ${node} at revision ${after.rv} (${after.source ?? 'watch'}), ` +
-            `${withdrawMaxMs} ms after it went NotReady at revision ${e.rv} (${e.source ?? 'watch'})`;
+            `${withdrawMaxMs} ms after it went NotReady at revision ${e.rv} (${e.source ?? 'watch'}); ` +
+            `server times: slice written ${iso(after.writtenAt)}, node changed ${iso(e.changedAt)}`;
         }
       }
     }
@@ -405,6 +416,9 @@ export class RoutingHistory {
       notReadyRaces,
       withdrawMaxMs,
       ...(withdrawMaxExample !== undefined ? { withdrawMaxExample } : {}),
+      withdrawals: withdrawals.length,
+      withdrawP50Ms: withdrawals.length > 0 ? percentile(withdrawals, 50) : 0,
+      withdrawP95Ms: withdrawals.length > 0 ? percentile(withdrawals, 95) : 0,
       sliceVersions,
       examples,
     };

@@ -81,7 +81,9 @@ describe('RoutingHistory.judge', () => {
     const judged = h.judge(2000);
     expect(judged.withdrawMaxMs).toBe(3000);
     expect(judged.withdrawMaxExample).toBe(
-      'slice t left a at revision 22 (watch), 3000 ms after it went NotReady at revision 20 (watch)',
+      'slice t left a at revision 22 (watch), 3000 ms after it went NotReady at revision 20 (watch); ' +
+        'server times: slice written 1970-01-01T00:00:13.000Z, node changed 1970-01-01T00:00:10.000Z',
     );
+    expect(judged).toMatchObject({ withdrawals: 2, withdrawP50Ms: 3000, withdrawP95Ms: 3000 });
   });
 });
