@@ -24,7 +24,7 @@ import {
 } from './api/index.ts';
 import type { OperatorConfig } from './config.ts';
 import { Controller } from './controller/controller.ts';
-import { keysForEvent } from './controller/event-keys.ts';
+import { keysForEvent, urgentKeysForEvent } from './controller/event-keys.ts';
 import { holdUntilFresh } from './controller/fresh-caches.ts';
 import {
   REPORTS_BY_ROUTER,
@@ -167,16 +167,18 @@ export function createInformers(options: InformerFactoryOptions): Informers {
   return informers;
 }
 
-/** Routes every informer event through `keysFor` into `queue`. Call before starting the informers. */
+/** Routes every informer event through `urgentKeysFor` (queued urgent) and `keysFor` into `queue`. Call before starting the informers. */
 export function connectInformers(
   informers: Informers,
   queue: KeyQueue,
   keysFor: KeysForEvent = keysForEvent,
+  urgentKeysFor: KeysForEvent = urgentKeysForEvent,
 ): void {
   const caches = informers as unknown as Caches;
   for (const name of Object.keys(informers) as CacheName[]) {
     const informer = informers[name] as unknown as Informer<KubeObject>;
     const enqueue = (event: InformerEvent<KubeObject>) => {
+      for (const key of urgentKeysFor(name, event as never, caches)) queue.addUrgent(key);
       for (const key of keysFor(name, event as never, caches)) queue.add(key);
     };
     informer.addEventHandler({

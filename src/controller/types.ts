@@ -60,6 +60,8 @@ export type InformerEvent<T> =
 export interface KeyQueue {
   /** Queue `key` now (deduplicated). */
   add(key: string): void;
+  /** Queue `key` now, ahead of the keys that are not urgent (deduplicated). */
+  addUrgent(key: string): void;
   /** Queue `key` after `delayMs` (deduplicated on delivery). */
   addAfter(key: string, delayMs: number): void;
 }

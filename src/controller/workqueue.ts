@@ -7,6 +7,10 @@
  * - A key handed to a worker by `get` is "processing" until `done`; adding it
  *   meanwhile marks it dirty and it is queued again on `done`. So a key is never
  *   processed by two workers at once, and no event is lost while it is processed.
+ * - `addUrgent` puts a key ahead of every key that is not urgent (a waiting
+ *   key moves up; a key being processed goes ahead once `done`): routers whose
+ *   traffic must leave a node that is no longer Ready, while a storm keeps
+ *   hundreds of other keys waiting.
  * - `addAfter` delays an add (the earliest pending time wins);
  *   `addRateLimited` delays by the key's exponential backoff with jitter;
  *   `forget` clears the key's failure count.
@@ -43,6 +47,10 @@ export class WorkQueue implements KeyQueue {
   readonly #now: () => number;
   readonly #limiter: KeyedBackoff;
   readonly #queue: string[] = [];
+  /** Waiting urgent keys, handed out before `#queue`. */
+  readonly #urgent: string[] = [];
+  /** Keys to put in `#urgent` when they are next queued (or already there). */
+  readonly #urgentKeys = new Set<string>();
   readonly #dirty = new Set<string>();
   readonly #processing = new Set<string>();
   /** When each waiting key was added (for queue duration). */
@@ -66,7 +74,7 @@ export class WorkQueue implements KeyQueue {
 
   /** Keys waiting to be handed out (not those being processed). */
   len(): number {
-    return this.#queue.length;
+    return this.#urgent.length + this.#queue.length;
   }
 
   /** Keys currently handed out and not yet `done`. */
@@ -82,6 +90,20 @@ export class WorkQueue implements KeyQueue {
     this.#addedAt.set(key, this.#now());
     if (this.#processing.has(key)) return;
     this.#push(key);
+  }
+
+  /** Like `add`, ahead of every key that is not urgent (see the module comment). */
+  addUrgent(key: string): void {
+    if (this.#shuttingDown || this.#urgentKeys.has(key)) return;
+    this.#urgentKeys.add(key);
+    if (!this.#dirty.has(key) || this.#processing.has(key)) {
+      this.add(key);
+      return;
+    }
+    const waiting = this.#queue.indexOf(key);
+    if (waiting === -1) return;
+    this.#queue.splice(waiting, 1);
+    this.#urgent.push(key);
   }
 
   addAfter(key: string, delayMs: number): void {
@@ -123,7 +145,7 @@ export class WorkQueue implements KeyQueue {
   /** Waits for the next key; `{ shutdown: true }` once the queue is shut down. */
   get(): Promise<GetResult> {
     if (this.#shuttingDown) return Promise.resolve({ key: undefined, shutdown: true });
-    const key = this.#queue.shift();
+    const key = this.#urgent.shift() ?? this.#queue.shift();
     if (key !== undefined) return Promise.resolve(this.#handOut(key));
     return new Promise((resolve) => this.#waiters.push(resolve));
   }
@@ -150,6 +172,8 @@ export class WorkQueue implements KeyQueue {
     for (const { timer } of this.#delayed.values()) clearTimeout(timer);
     this.#delayed.clear();
     this.#queue.length = 0;
+    this.#urgent.length = 0;
+    this.#urgentKeys.clear();
     this.#dirty.clear();
     this.#addedAt.clear();
     this.#metrics?.workqueueDepth.set({ name: this.name }, 0);
@@ -171,13 +195,15 @@ export class WorkQueue implements KeyQueue {
       waiter(this.#handOut(key));
       return;
     }
-    this.#queue.push(key);
-    this.#metrics?.workqueueDepth.set({ name: this.name }, this.#queue.length);
+    if (this.#urgentKeys.has(key)) this.#urgent.push(key);
+    else this.#queue.push(key);
+    this.#metrics?.workqueueDepth.set({ name: this.name }, this.len());
   }
 
   #handOut(key: string): GetResult {
     this.#processing.add(key);
     this.#dirty.delete(key);
+    this.#urgentKeys.delete(key);
     const now = this.#now();
     const addedAt = this.#addedAt.get(key);
     this.#addedAt.delete(key);
@@ -185,7 +211,7 @@ export class WorkQueue implements KeyQueue {
       this.#metrics?.workqueueQueueDuration.observe({ name: this.name }, (now - addedAt) / 1000);
     }
     this.#startedAt.set(key, now);
-    this.#metrics?.workqueueDepth.set({ name: this.name }, this.#queue.length);
+    this.#metrics?.workqueueDepth.set({ name: this.name }, this.len());
     return { key, shutdown: false };
   }
 }

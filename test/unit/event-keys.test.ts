@@ -1,7 +1,7 @@
 import type { V1EndpointSlice, V1Node, V1Service } from '@kubernetes/client-node';
 import { describe, expect, it } from 'vitest';
 import type { HARouter, HARouterState } from '../../src/api/index.ts';
-import { keysForEvent, nodeFacts } from '../../src/controller/event-keys.ts';
+import { keysForEvent, nodeFacts, urgentKeysForEvent } from '../../src/controller/event-keys.ts';
 import {
   ROUTERS_BY_AGENT,
   ROUTERS_BY_SERVICE,
@@ -79,27 +79,6 @@ describe('keysForEvent', () => {
       ),
     ];
     expect(keys.sort()).toEqual([`elsewhere/${ROUTER_ID}`, key1, key2].sort());
-  });
-
-  it('a Node readiness change maps the routers routed through it first', () => {
-    const routedThroughB = (r: HARouter, namespace: string): HARouter => ({
-      ...r,
-      metadata: { ...r.metadata, namespace },
-      status: { activeAgent: 'node-b' },
-    });
-    const listing = [r1, r3, r2, routedThroughB(r1, 'routed-1'), routedThroughB(r2, 'routed-2')];
-    const keys = keysForEvent(
-      'nodes',
-      { type: 'update', obj: node('node-b', 'False'), oldObj: node('node-b', 'True') },
-      { ...caches, harouters: store(listing, { [ROUTERS_BY_AGENT]: routerAgentIndex }) },
-    );
-    expect([...keys]).toEqual([
-      `routed-1/${ROUTER_ID}`,
-      `routed-2/${OTHER}`,
-      key1,
-      `elsewhere/${ROUTER_ID}`,
-      key2,
-    ]);
   });
 
   it('a Node heartbeat that changes neither readiness nor address maps to nothing', () => {
@@ -200,5 +179,48 @@ describe('router indexes', () => {
   it('index a router by namespace/Service of its endpoint, none without an endpoint', () => {
     expect(routerServiceIndex(r1)).toEqual([`${NAMESPACE}/web`]);
     expect(routerServiceIndex(r2)).toEqual([]);
+  });
+});
+
+describe('urgentKeysForEvent', () => {
+  const routedThroughB = (r: HARouter, namespace: string): HARouter => ({
+    ...r,
+    metadata: { ...r.metadata, namespace },
+    status: { activeAgent: 'node-b' },
+  });
+  const withRouted: Caches = {
+    ...caches,
+    harouters: store([r1, r2, routedThroughB(r1, 'routed-1'), routedThroughB(r2, 'routed-2')], {
+      [ROUTERS_BY_AGENT]: routerAgentIndex,
+    }),
+  };
+  const urgent = (event: Parameters<typeof urgentKeysForEvent>[1]) => [
+    ...urgentKeysForEvent('nodes', event as never, withRouted),
+  ];
+
+  it('a Node that stops being Ready, changes address or is deleted makes the routers routed through it urgent', () => {
+    const routed = [`routed-1/${ROUTER_ID}`, `routed-2/${OTHER}`];
+    expect(urgent({ type: 'update', obj: node('node-b', 'False'), oldObj: node('node-b', 'True') })).toEqual(
+      routed,
+    );
+    expect(
+      urgent({
+        type: 'update',
+        obj: node('node-b', 'True', '198.51.100.99'),
+        oldObj: node('node-b', 'True'),
+      }),
+    ).toEqual(routed);
+    expect(urgent({ type: 'delete', obj: node('node-b', 'True') })).toEqual(routed);
+  });
+
+  it('nothing is urgent when a Node becomes Ready, appears or only heartbeats, nor for other kinds', () => {
+    expect(urgent({ type: 'update', obj: node('node-b', 'True'), oldObj: node('node-b', 'False') })).toEqual(
+      [],
+    );
+    expect(urgent({ type: 'add', obj: node('node-b', 'False') })).toEqual([]);
+    expect(urgent({ type: 'update', obj: node('node-b', 'True'), oldObj: node('node-b', 'True') })).toEqual(
+      [],
+    );
+    expect([...urgentKeysForEvent('harouters', { type: 'add', obj: r1 }, withRouted)]).toEqual([]);
   });
 });

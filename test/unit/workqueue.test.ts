@@ -57,6 +57,34 @@ describe('WorkQueue', () => {
     expect(q.processingCount()).toBe(0);
   });
 
+  it('addUrgent hands a key out before the others: a waiting key moves up, a new one goes ahead', async () => {
+    const q = new WorkQueue({ name: 't' });
+    for (const k of ['a', 'b', 'c', 'd']) q.add(k);
+    q.addUrgent('c');
+    q.addUrgent('e');
+    q.addUrgent('c');
+    q.add('e');
+    expect(q.len()).toBe(5);
+    const got: (string | undefined)[] = [];
+    for (let i = 0; i < 5; i++) got.push((await q.get()).key);
+    expect(got).toEqual(['c', 'e', 'a', 'b', 'd']);
+  });
+
+  it('addUrgent of a key being processed queues it ahead once it is done, never twice at once', async () => {
+    const q = new WorkQueue({ name: 't' });
+    q.add('a');
+    expect((await q.get()).key).toBe('a');
+    q.add('b');
+    q.addUrgent('a');
+    expect(q.len()).toBe(1);
+    q.done('a');
+    expect([(await q.get()).key, (await q.get()).key]).toEqual(['a', 'b']);
+    q.done('a');
+    q.add('a');
+    q.add('c');
+    expect([(await q.get()).key, (await q.get()).key]).toEqual(['a', 'c']);
+  });
+
   it('done without a dirty add does not re-queue', async () => {
     const q = new WorkQueue({ name: 't' });
     q.add('a');
