@@ -529,15 +529,20 @@ describe('helm install in policy mode', () => {
   });
 
   it('reporter.quota bounds how many HARouterStates a node token can create in a listed namespace', async () => {
-    // ResourceQuota admission refuses every create until the quota controller has computed the usage.
+    // ResourceQuota admission refuses every create ("status unknown for quota") until the quota
+    // controller has counted the resource: it watches a custom resource only once its discovery
+    // (every 30 s) has seen the CRD, and counts for an existing quota at its next sync (10 s here).
+    const resource = 'count/harouterstates.harouter.dev';
     await waitFor(
       async () => {
         const quota = await admin
           .makeApiClient(CoreV1Api)
           .readNamespacedResourceQuota({ name: `${fullname}-reports`, namespace: quotaNamespace });
-        return quota.status?.hard?.['count/harouterstates.harouter.dev'] === String(maxReports);
+        return (
+          quota.status?.hard?.[resource] === String(maxReports) && quota.status?.used?.[resource] === '0'
+        );
       },
-      30_000,
+      90_000,
       250,
     );
     const token = await mintServiceAccountToken({
@@ -552,7 +557,7 @@ describe('helm install in policy mode', () => {
     }
     expect(outcomes.slice(0, maxReports)).toEqual(Array(maxReports).fill(undefined));
     expect(outcomes[maxReports]).toMatch(/exceeded quota/);
-  });
+  }, 120_000);
 
   it('helm uninstall removes the policy and its binding', async () => {
     const result = await helmIn(['uninstall', release, '--namespace', namespace]);

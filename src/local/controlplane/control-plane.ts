@@ -343,6 +343,9 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
             `--service-account-private-key-file=${pki.serviceAccountKeyPath}`,
             `--root-ca-file=${pki.ca.certPath}`,
             `--controllers=${CONTROLLERS.join(',')}`,
+            // A ResourceQuota created before the quota controller watched its custom resource (it
+            // rediscovers resources every 30 s) gets its usage at the next full sync: 10 s, not 5 min.
+            '--resource-quota-sync-period=10s',
             '--v=1',
           ],
           join(dir, 'logs', 'kube-controller-manager.log'),
