@@ -289,13 +289,15 @@ describe('a real Prometheus scraping the operator through a failover, a split br
       expect(JSON.parse(review.body).response.allowed).toBe(false);
     }
 
-    // rate() needs two samples: wait for several scrapes since the webhook's first request.
+    // rate() needs two samples in its window at the points a panel evaluates, and a range query's
+    // last point may fall a step (2 s) before its end: wait until two scrapes since the webhook's
+    // first request are 4 s old, or the panel may run on a single sample (it did, on a fast run).
     await waitFor(
       async () =>
         (
           await instantQuery(
             prom(),
-            `count_over_time(controller_runtime_webhook_requests_total{job="${OPERATOR_JOB}", webhook="/validate"}[30s]) >= 3`,
+            `count_over_time(controller_runtime_webhook_requests_total{job="${OPERATOR_JOB}", webhook="/validate"}[30s] offset 4s) >= 2`,
           )
         ).length > 0,
       30_000,
