@@ -40,15 +40,21 @@ function utcTime(date: Date): Buffer {
 
 const ECDSA_WITH_SHA256 = seq(oid('1.2.840.10045.4.3.2'));
 
-/** A PEM certificate and key for `names` (DNS names and IPv4 addresses), valid for a year from now. */
+/**
+ * A PEM certificate and key for `names` (DNS names and IPv4 addresses), valid for
+ * a year from now. `random` gives the serial's bytes (injectable for tests).
+ */
 export function selfSignedCertificate(
   names: readonly string[],
   now = new Date(),
+  random: (size: number) => Buffer = randomBytes,
 ): { cert: string; key: string } {
   const { privateKey, publicKey } = generateKeyPairSync('ec', { namedCurve: 'prime256v1' });
   const name = seq(der(0x31, seq(oid('2.5.4.3'), der(0x0c, Buffer.from('harouter-operator-metrics')))));
-  const serial = randomBytes(16);
-  serial[0] = (serial[0] ?? 0) & 0x7f;
+  // A positive DER INTEGER with no leading zero byte: a first byte of 0 made one start in 128 fail
+  // with "asn1 encoding routines::illegal padding".
+  const serial = random(16);
+  serial[0] = 0x40 | ((serial[0] ?? 0) & 0x3f);
   const altNames = names.map((n) =>
     isIPv4(n) ? der(0x87, Buffer.from(n.split('.').map(Number))) : der(0x82, Buffer.from(n, 'ascii')),
   );

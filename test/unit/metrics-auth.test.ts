@@ -73,4 +73,13 @@ describe('selfSignedCertificate', () => {
     expect(new Date(x509.validFrom).getTime()).toBeLessThan(now.getTime());
     expect(new Date(x509.validTo).getTime()).toBeGreaterThan(now.getTime() + 300 * 86_400_000);
   });
+
+  it('encodes any serial as a valid positive INTEGER (random bytes starting with zeros included)', () => {
+    for (const first of [0x00, 0x01, 0x7f, 0x80, 0xff]) {
+      const { cert } = selfSignedCertificate(['localhost'], new Date(), (size) => Buffer.alloc(size, first));
+      const x509 = new X509Certificate(cert);
+      expect(x509.serialNumber).toMatch(/^[4-7]/);
+      expect(x509.serialNumber).toHaveLength(32);
+    }
+  });
 });
