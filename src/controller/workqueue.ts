@@ -51,6 +51,13 @@ export class WorkQueue implements KeyQueue {
   readonly #urgent: string[] = [];
   /** Keys to put in `#urgent` when they are next queued (or already there). */
   readonly #urgentKeys = new Set<string>();
+  /**
+   * Copies left in `#queue` by keys that moved to `#urgent`, skipped when they come
+   * up: moving a key never searches the queue (at 10,000 waiting keys, searching
+   * for the 2,500 routers of a node took 150 ms of the event loop).
+   */
+  readonly #left = new Map<string, number>();
+  #leftCount = 0;
   readonly #dirty = new Set<string>();
   readonly #processing = new Set<string>();
   /** When each waiting key was added (for queue duration). */
@@ -74,7 +81,7 @@ export class WorkQueue implements KeyQueue {
 
   /** Keys waiting to be handed out (not those being processed). */
   len(): number {
-    return this.#urgent.length + this.#queue.length;
+    return this.#urgent.length + this.#queue.length - this.#leftCount;
   }
 
   /** Keys currently handed out and not yet `done`. */
@@ -100,9 +107,8 @@ export class WorkQueue implements KeyQueue {
       this.add(key);
       return;
     }
-    const waiting = this.#queue.indexOf(key);
-    if (waiting === -1) return;
-    this.#queue.splice(waiting, 1);
+    this.#left.set(key, (this.#left.get(key) ?? 0) + 1);
+    this.#leftCount++;
     this.#urgent.push(key);
   }
 
@@ -145,7 +151,7 @@ export class WorkQueue implements KeyQueue {
   /** Waits for the next key; `{ shutdown: true }` once the queue is shut down. */
   get(): Promise<GetResult> {
     if (this.#shuttingDown) return Promise.resolve({ key: undefined, shutdown: true });
-    const key = this.#urgent.shift() ?? this.#queue.shift();
+    const key = this.#urgent.shift() ?? this.#nextNotUrgent();
     if (key !== undefined) return Promise.resolve(this.#handOut(key));
     return new Promise((resolve) => this.#waiters.push(resolve));
   }
@@ -174,6 +180,8 @@ export class WorkQueue implements KeyQueue {
     this.#queue.length = 0;
     this.#urgent.length = 0;
     this.#urgentKeys.clear();
+    this.#left.clear();
+    this.#leftCount = 0;
     this.#dirty.clear();
     this.#addedAt.clear();
     this.#metrics?.workqueueDepth.set({ name: this.name }, 0);
@@ -198,6 +206,18 @@ export class WorkQueue implements KeyQueue {
     if (this.#urgentKeys.has(key)) this.#urgent.push(key);
     else this.#queue.push(key);
     this.#metrics?.workqueueDepth.set({ name: this.name }, this.len());
+  }
+
+  /** The next key of the ordinary lane, past the copies left by keys that moved to `#urgent`. */
+  #nextNotUrgent(): string | undefined {
+    for (let key = this.#queue.shift(); key !== undefined; key = this.#queue.shift()) {
+      const left = this.#left.get(key);
+      if (left === undefined) return key;
+      if (left === 1) this.#left.delete(key);
+      else this.#left.set(key, left - 1);
+      this.#leftCount--;
+    }
+    return undefined;
   }
 
   #handOut(key: string): GetResult {

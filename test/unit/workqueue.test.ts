@@ -70,6 +70,22 @@ describe('WorkQueue', () => {
     expect(got).toEqual(['c', 'e', 'a', 'b', 'd']);
   });
 
+  it('a key that moved up and was queued again later comes once, at its new place', async () => {
+    const q = new WorkQueue({ name: 't' });
+    for (const k of ['a', 'b', 'c']) q.add(k);
+    q.addUrgent('b');
+    expect((await q.get()).key).toBe('b');
+    q.done('b');
+    q.add('d');
+    q.add('b');
+    q.addUrgent('c');
+    expect(q.len()).toBe(4);
+    const got: (string | undefined)[] = [];
+    for (let i = 0; i < 4; i++) got.push((await q.get()).key);
+    expect(got).toEqual(['c', 'a', 'd', 'b']);
+    expect(q.len()).toBe(0);
+  });
+
   it('addUrgent of a key being processed queues it ahead once it is done, never twice at once', async () => {
     const q = new WorkQueue({ name: 't' });
     q.add('a');
