@@ -21,15 +21,19 @@ export interface BackoffOptions {
   random?: () => number;
 }
 
+/** The options' jitter clamped to [0, 1] and one draw of their randomness. */
+function jitterDraw(options: BackoffOptions): { jitter: number; draw: number } {
+  return { jitter: Math.min(Math.max(options.jitter ?? 0.2, 0), 1), draw: (options.random ?? Math.random)() };
+}
+
 /** The delay before retry number `attempt` (0 for the first retry). */
 export function backoffDelay(attempt: number, options: BackoffOptions): number {
   const factor = options.factor ?? 2;
-  const jitter = Math.min(Math.max(options.jitter ?? 0.2, 0), 1);
-  const random = options.random ?? Math.random;
+  const { jitter, draw } = jitterDraw(options);
   const exponent = Math.max(0, Math.floor(attempt));
   // Cap before multiplying out to keep the arithmetic finite for large attempt counts.
   const raw = Math.min(options.baseMs * factor ** Math.min(exponent, 1024), options.maxMs);
-  const jittered = raw * (1 - jitter + 2 * jitter * random());
+  const jittered = raw * (1 - jitter + 2 * jitter * draw);
   return Math.max(0, Math.min(Math.round(jittered), options.maxMs));
 }
 
@@ -41,9 +45,8 @@ export function backoffDelay(attempt: number, options: BackoffOptions): number {
  * client waits the same way).
  */
 export function retryAfterDelay(seconds: number, options: BackoffOptions): number {
-  const jitter = Math.min(Math.max(options.jitter ?? 0.2, 0), 1);
-  const random = options.random ?? Math.random;
-  return Math.min(Math.round(seconds * 1000 * (1 + jitter * random())), options.maxMs);
+  const { jitter, draw } = jitterDraw(options);
+  return Math.min(Math.round(seconds * 1000 * (1 + jitter * draw)), options.maxMs);
 }
 
 /** A single sequence of retries: `next()` grows the delay, `reset()` starts over after a success. */
