@@ -2,8 +2,11 @@
  * The nodes harness itself, with real keepalived and no Kubernetes: three
  * nodes elect, fail over when the MASTER stops, split when one is cut off the
  * bridge and heal when it returns, preempt after a priority reload, take over
- * after a crash; each node's notify FIFO, read directly, says so. Afterwards
- * no namespace and no process of the run is left.
+ * after a crash; each node's notify FIFO, read directly, says so, and so does
+ * the data-plane observer (test/support/vip-observer.ts: who holds the
+ * virtual address, from `ip monitor`), checked here against keepalived itself
+ * before other files take it as their truth. Afterwards no namespace and no
+ * process of the run is left.
  */
 import { execFileSync } from 'node:child_process';
 import { mkdtemp, rm, stat } from 'node:fs/promises';
@@ -11,12 +14,14 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type FifoReader, type Nodes, readFifo, startNodes, virtualAddress } from '../support/nodes.ts';
+import { observeVips, type VipObserver } from '../support/vip-observer.ts';
 
 const NAMES = ['node-a', 'node-b', 'node-c'] as const;
 const PRIORITY = { 'node-a': 150, 'node-b': 100, 'node-c': 50 } as const;
 
 let dir: string;
 let nodes: Nodes;
+let vips: VipObserver;
 const fifos = new Map<string, FifoReader>();
 
 const fifo = (name: string) => fifos.get(name) as FifoReader;
@@ -39,9 +44,14 @@ beforeAll(async () => {
     fifos.set(name, await readFifo(node.fifo));
     await node.setInstances([{ name: 'VI_1', virtualRouterId: 1, priority: PRIORITY[name] }]);
   }
+  vips = await observeVips({
+    namespaces: Object.fromEntries(NAMES.map((name) => [name, nodes.node(name).namespace])),
+    isVip: (address) => address === vip,
+  });
 });
 
 afterAll(async () => {
+  await vips?.stop();
   for (const reader of fifos.values()) reader.close();
   await nodes?.stop();
   await rm(dir, { recursive: true, force: true });
@@ -58,6 +68,9 @@ describe('nodes harness with real keepalived', () => {
     expect(holdsVip('node-a')).toBe(true);
     expect(holdsVip('node-b')).toBe(false);
     expect(fifo('node-b').lines.some((l) => l.text.includes('MASTER'))).toBe(false);
+    await vips.waitFor(vip, (h) => h.join() === 'node-a', 5000);
+    expect(vips.spans(vip, started).map((s) => s.holders)).toEqual([[], ['node-a']]);
+    await vips.verify();
   });
 
   it('a node cut off the bridge (carrier kept) becomes a second MASTER; re-attached, it yields', async () => {
@@ -65,10 +78,13 @@ describe('nodes harness with real keepalived', () => {
     const b = mark('node-b');
     await nodes.node('node-b').detach();
     expect(await nodes.node('node-b').attached()).toBe(false);
+    const cut = Date.now();
     await fifo('node-b').next(/^INSTANCE "VI_1" MASTER 100$/, 15_000, b);
     expect(holdsVip('node-a')).toBe(true);
     expect(holdsVip('node-b')).toBe(true);
     expect(fifo('node-a').lines.slice(a)).toEqual([]);
+    await vips.waitFor(vip, (h) => h.join() === 'node-a,node-b', 5000);
+    expect(vips.overlaps(vip, cut)).toHaveLength(1);
 
     const healed = mark('node-b');
     await nodes.node('node-b').attach();
@@ -76,6 +92,9 @@ describe('nodes harness with real keepalived', () => {
     await fifo('node-b').next(/^INSTANCE "VI_1" BACKUP 100$/, 15_000, healed);
     expect(holdsVip('node-b')).toBe(false);
     expect(holdsVip('node-a')).toBe(true);
+    await vips.waitFor(vip, (h) => h.join() === 'node-a', 5000);
+    expect(vips.gaps(vip, cut)).toEqual([]);
+    await vips.verify();
   });
 
   it('the MASTER stopped (STOP on its FIFO) moves MASTER to node-b; restarted, node-a preempts', async () => {
@@ -88,6 +107,11 @@ describe('nodes harness with real keepalived', () => {
     process.stdout.write(
       `stop: node-b MASTER ${moved.at - stopped} ms after node-a's keepalived was stopped\n`,
     );
+    const held = await vips.waitFor(vip, (h) => h.join() === 'node-b', 5000);
+    const gap = vips.gaps(vip, stopped, held);
+    expect(gap).toHaveLength(1);
+    expect(vips.overlaps(vip, stopped, held)).toEqual([]);
+    process.stdout.write(`stop: no holder of ${vip} for ${gap[0]?.ms.toFixed(1)} ms (ip monitor)\n`);
     // keepalived deletes only a FIFO it made itself: this one was made by the reader.
     expect((await stat(nodes.node('node-a').fifo)).isFIFO()).toBe(true);
 
