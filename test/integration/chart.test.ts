@@ -7,7 +7,10 @@
  *   and with no operator Pod running (no kubelet here) HARouterState writes fail closed;
  * - `helm upgrade` keeps the certificate, and a deleted Secret is regenerated consistently;
  * - `helm install` in policy mode: the ValidatingAdmissionPolicy and its binding are installed
- *   and really admit the reporter on its own node and deny the others;
+ *   and really admit the reporter on its own node and deny the others; the reporter's token may
+ *   write only in `reporter.namespaces` (RBAC refuses it elsewhere);
+ * - the reporter account lives in a namespace of its own that the chart creates, where the agent
+ *   Pod is admitted (its host paths are refused under `baseline`);
  * - `helm uninstall` keeps the CRDs.
  * The webhook configuration and the policy binding are limited to this file's namespaces with
  * namespace selectors, so that they never refuse other test files' writes (the control plane is
@@ -39,7 +42,14 @@ import {
   kubeConfigForToken,
   mintServiceAccountToken,
 } from '../support/index.ts';
-import { chartDir, helm, type KubeObject, renderChart, SCENARIOS } from '../unit/chart-helpers.ts';
+import {
+  chartDir,
+  findObject,
+  helm,
+  type KubeObject,
+  renderChart,
+  SCENARIOS,
+} from '../unit/chart-helpers.ts';
 import { STAND_IN_CRDS } from './chart-standins.ts';
 import { waitFor } from './reconcile-harness.ts';
 
@@ -199,11 +209,15 @@ describe('every rendered object is accepted by the API server (server-side dry r
   beforeAll(async () => {
     namespace = await createTestNamespace('chart-dry');
     // The networkpolicy scenario watches one namespace (operator.watchNamespace: routers), where the
-    // chart puts the operator's RoleBinding: like a user's, that namespace exists before the install.
-    try {
-      await admin.makeApiClient(CoreV1Api).createNamespace({ body: { metadata: { name: 'routers' } } });
-    } catch (error) {
-      if ((error as { code?: number }).code !== 409) throw error;
+    // chart puts the operator's and the reporter's RoleBindings: like a user's, that namespace
+    // exists before the install. The reporter namespace the chart creates does not exist in a dry
+    // run, so the objects in it would be refused: it is made here.
+    for (const name of ['routers', 'harouter-reporters']) {
+      try {
+        await admin.makeApiClient(CoreV1Api).createNamespace({ body: { metadata: { name } } });
+      } catch (error) {
+        if ((error as { code?: number }).code !== 409) throw error;
+      }
     }
   });
 
@@ -276,18 +290,57 @@ describe('the operator Pod meets the restricted Pod Security Standard', () => {
   );
 });
 
+describe("the agent Pod needs its namespace's privileged level, kept out of the operator's", () => {
+  it('a Pod from the agent template is admitted in the reporter namespace as the chart labels it, refused under baseline', async () => {
+    const objects = await renderChart({ scenario: 'agent' });
+    const labels = findObject(objects, 'Namespace', 'harouter-reporters').metadata.labels as Record<
+      string,
+      string
+    >;
+    const namespace = await createTestNamespace('chart-agent-pss');
+    const core = admin.makeApiClient(CoreV1Api);
+    const podSecurity = Object.fromEntries(
+      Object.entries(labels).filter(([key]) => key.startsWith('pod-security.kubernetes.io/')),
+    );
+    expect(podSecurity['pod-security.kubernetes.io/enforce']).toBe('privileged');
+    const label = (values: Record<string, string>) =>
+      core.patchNamespace(
+        { name: namespace, body: { metadata: { labels: values } } },
+        setHeaderOptions('Content-Type', PatchStrategy.MergePatch),
+      );
+    await label(podSecurity);
+    const daemonSet = findObject(objects, 'DaemonSet');
+    const pod = {
+      apiVersion: 'v1',
+      kind: 'Pod',
+      metadata: { name: 'agent-0', namespace, labels: daemonSet.spec.template.metadata.labels },
+      spec: { ...daemonSet.spec.template.spec, serviceAccountName: 'default' },
+    };
+    expect(await refusal(core.createNamespacedPod({ namespace, body: pod, dryRun: 'All' }))).toBeUndefined();
+    await label({ 'pod-security.kubernetes.io/enforce': 'baseline' });
+    expect(await refusal(core.createNamespacedPod({ namespace, body: pod, dryRun: 'All' }))).toMatch(
+      /violates PodSecurity "baseline.*hostPath/,
+    );
+  });
+});
+
 describe('helm install, upgrade and uninstall in webhook mode', () => {
   const release = 'hr';
   const fullname = 'hr-harouter-operator';
   let namespace: string;
+  let reporterNamespace: string;
   let installOutput: string;
   let selectorArgs: string[];
 
   beforeAll(async () => {
     namespace = await createTestNamespace('chart-webhook');
+    // The chart creates the reporter's namespace: a name of this run's own (the default is shared).
+    reporterNamespace = `${namespace}-reporters`;
     selectorArgs = [
       '--set-string',
       `admission.webhook.namespaceSelector.matchLabels.kubernetes\\.io/metadata\\.name=${namespace}`,
+      '--set-string',
+      `reporter.serviceAccount.namespace=${reporterNamespace}`,
     ];
     await adoptCrds(release, namespace);
     const result = await helmIn(['install', release, chartDir, '--namespace', namespace, ...selectorArgs]);
@@ -300,7 +353,23 @@ describe('helm install, upgrade and uninstall in webhook mode', () => {
     expect(status.code, status.stderr).toBe(0);
     expect(JSON.parse(status.stdout).info.status).toBe('deployed');
     expect(installOutput).toContain('Admission mode: webhook');
-    expect(installOutput).toContain(`${namespace}/harouter-reporter`);
+    expect(installOutput).toContain(`${reporterNamespace}/harouter-reporter`);
+  });
+
+  it("creates the reporter account in a namespace of its own, the identity the operator's webhook is given", async () => {
+    const core = admin.makeApiClient(CoreV1Api);
+    const created = await core.readNamespace({ name: reporterNamespace });
+    expect(created.metadata?.labels?.['pod-security.kubernetes.io/enforce']).toBe('privileged');
+    await core.readNamespacedServiceAccount({ name: 'harouter-reporter', namespace: reporterNamespace });
+    expect(
+      await refusal(core.readNamespacedServiceAccount({ name: 'harouter-reporter', namespace })),
+    ).toMatch(/not found/);
+    const deployment = await admin
+      .makeApiClient(AppsV1Api)
+      .readNamespacedDeployment({ name: fullname, namespace });
+    expect(deployment.spec?.template.spec?.containers[0]?.args).toContain(
+      `--reporter-service-accounts=${reporterNamespace}/harouter-reporter`,
+    );
   });
 
   it('the webhook configuration points at the Service, with the CA that signed the mounted certificate', async () => {
@@ -379,11 +448,12 @@ describe('helm install, upgrade and uninstall in webhook mode', () => {
     expect(await can(operator, { verb: 'delete', ...lease, namespace })).toBe(false);
   });
 
-  it('RBAC: the reporter may write HARouterStates in any namespace, never their status or anything else', async () => {
-    const reporter = `system:serviceaccount:${namespace}:harouter-reporter`;
-    const states = { group: 'harouter.dev', resource: 'harouterstates', namespace: 'routers' };
+  it('RBAC: the reporter may write HARouterStates in the release namespace only, never their status or anything else', async () => {
+    const reporter = `system:serviceaccount:${reporterNamespace}:harouter-reporter`;
+    const states = { group: 'harouter.dev', resource: 'harouterstates', namespace };
     for (const verb of ['get', 'create', 'patch', 'update', 'delete']) {
       expect(await can(reporter, { verb, ...states }), verb).toBe(true);
+      expect(await can(reporter, { verb, ...states, namespace: 'routers' }), `${verb} elsewhere`).toBe(false);
     }
     expect(await can(reporter, { verb: 'list', ...states })).toBe(false);
     expect(await can(reporter, { verb: 'patch', ...states, subresource: 'status' })).toBe(false);
@@ -464,10 +534,12 @@ describe('helm install in policy mode', () => {
   const maxReports = 3;
   let namespace: string;
   let quotaNamespace: string;
+  let reporterNamespace: string;
 
   beforeAll(async () => {
     namespace = await createTestNamespace('chart-policy');
     quotaNamespace = await createTestNamespace('chart-quota');
+    reporterNamespace = `${namespace}-reporters`;
     const valuesDir = await mkdtemp(join(tmpdir(), 'harouter-chart-'));
     const values = join(valuesDir, 'values.yaml');
     await writeFile(
@@ -477,7 +549,11 @@ describe('helm install in policy mode', () => {
           mode: 'policy',
           policy: { namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': namespace } } },
         },
-        reporter: { quota: { namespaces: [quotaNamespace], maxReports } },
+        reporter: {
+          serviceAccount: { namespace: reporterNamespace },
+          namespaces: [namespace, quotaNamespace],
+          quota: { maxReports },
+        },
         // The CRDs belong to another release (or to other tests) in this shared control plane.
         crds: { install: false },
       }),
@@ -495,7 +571,7 @@ describe('helm install in policy mode', () => {
     const params = await admin
       .makeApiClient(CoreV1Api)
       .readNamespacedConfigMap({ name: `${fullname}-admission`, namespace });
-    expect(params.data?.reporterServiceAccounts).toBe(`${namespace}/harouter-reporter`);
+    expect(params.data?.reporterServiceAccounts).toBe(`${reporterNamespace}/harouter-reporter`);
     expect(params.data?.operatorServiceAccount).toBe(`${namespace}/${fullname}`);
     const webhooks = await api.listValidatingWebhookConfiguration();
     expect(webhooks.items.map((w) => w.metadata?.name)).not.toContain(fullname);
@@ -517,7 +593,7 @@ describe('helm install in policy mode', () => {
     expect(adminDenied).toMatch(/Identity/);
 
     const token = await mintServiceAccountToken({
-      namespace,
+      namespace: reporterNamespace,
       serviceAccount: 'harouter-reporter',
       pod: { name: 'reporter-node-a', nodeName: 'node-a' },
     });
@@ -546,7 +622,7 @@ describe('helm install in policy mode', () => {
       250,
     );
     const token = await mintServiceAccountToken({
-      namespace,
+      namespace: reporterNamespace,
       serviceAccount: 'harouter-reporter',
       pod: { name: 'reporter-quota-node-a', nodeName: 'node-a' },
     });
@@ -558,6 +634,24 @@ describe('helm install in policy mode', () => {
     expect(outcomes.slice(0, maxReports)).toEqual(Array(maxReports).fill(undefined));
     expect(outcomes[maxReports]).toMatch(/exceeded quota/);
   }, 120_000);
+
+  it("a reporter's token writes reports only in reporter.namespaces: RBAC refuses it in any other", async () => {
+    const token = await mintServiceAccountToken({
+      namespace: reporterNamespace,
+      serviceAccount: 'harouter-reporter',
+      pod: { name: 'reporter-rbac-node-a', nodeName: 'node-a' },
+    });
+    // Neither the policy (its binding selects `namespace` only) nor a quota guards this namespace:
+    // only the reporter's RBAC stands between a node's token and the reports written here.
+    const unlisted = await createTestNamespace('chart-unlisted');
+    const reporter = kubeConfigForToken(token, unlisted);
+    expect(await refusal(createReport(reporter, unlisted, 'node-a'))).toMatch(
+      new RegExp(
+        `harouterstates.harouter.dev is forbidden: User "system:serviceaccount:${reporterNamespace}:harouter-reporter" cannot create resource "harouterstates"`,
+      ),
+    );
+    expect(await refusal(createReport(reporter, quotaNamespace, 'node-r'))).toBeUndefined();
+  });
 
   it('helm uninstall removes the policy and its binding', async () => {
     const result = await helmIn(['uninstall', release, '--namespace', namespace]);

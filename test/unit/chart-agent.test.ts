@@ -128,6 +128,39 @@ describe('helm template: reporter.agent', { timeout: 60_000 }, () => {
     expect(monitor.metadata.labels.release).toBe('kube-prometheus-stack');
   });
 
+  it("runs in the reporter account's own namespace, not the operator's; the PodMonitor looks there", async () => {
+    const objects = await renderChart({ namespace: 'harouter-system', scenario: 'agent' });
+    const account = findObject(objects, 'ServiceAccount', 'harouter-reporter');
+    expect(account.metadata.namespace).toBe('harouter-reporters');
+    for (const [kind, name] of [
+      ['DaemonSet', `${FULLNAME}-agent`],
+      ['ConfigMap', `${FULLNAME}-agent-instances`],
+      ['PodMonitor', `${FULLNAME}-agent`],
+    ] as const) {
+      expect(findObject(objects, kind, name).metadata.namespace, kind).toBe('harouter-reporters');
+    }
+    expect(findObject(objects, 'PodMonitor').spec.namespaceSelector).toEqual({
+      matchNames: ['harouter-reporters'],
+    });
+    expect(findObject(objects, 'Deployment', FULLNAME).metadata.namespace).toBe('harouter-system');
+    const own = await renderChart({
+      namespace: 'harouter-system',
+      set: ['reporter.agent.enabled=true', 'reporter.serviceAccount.namespace=edge-agents'],
+    });
+    expect(findObject(own, 'DaemonSet').metadata.namespace).toBe('edge-agents');
+    expect(findObject(own, 'Namespace').metadata.name).toBe('edge-agents');
+  });
+
+  it('UUID-named instances report on the first of reporter.namespaces (where the reporter may write)', async () => {
+    const objects = await renderChart({
+      namespace: 'net',
+      set: ['reporter.agent.enabled=true', 'reporter.namespaces={edge,core}'],
+    });
+    expect(findObject(objects, 'DaemonSet').spec.template.spec.containers[0].args).toContain(
+      '--namespace=edge',
+    );
+  });
+
   it("the chart's FIFO, the agent's default and examples/keepalived-agent.conf's global_defs agree", () => {
     const values = parseYaml(readFileSync(join(chartDir, 'values.yaml'), 'utf8'));
     expect(`${values.reporter.agent.fifoDir}/notify.fifo`).toBe(DEFAULT_FIFO);

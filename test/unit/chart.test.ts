@@ -29,6 +29,8 @@ import {
 
 const NS = 'harouter-system';
 const FULLNAME = 'harouter-operator';
+/** The reporter account's own namespace (`reporter.serviceAccount.namespace`'s default). */
+const REPORTER_NS = 'harouter-reporters';
 
 /** The operator's flags, as its configuration parser declares them. */
 const OPERATOR_FLAGS = new Set(FLAGS.map((f) => f.name));
@@ -159,13 +161,14 @@ describe('helm template with default values', () => {
         'ClusterRole',
         'ClusterRoleBinding',
         'ClusterRoleBinding',
-        'ClusterRoleBinding',
         'ConfigMap',
         'CustomResourceDefinition',
         'CustomResourceDefinition',
         'Deployment',
+        'Namespace',
         'PodDisruptionBudget',
         'Role',
+        'RoleBinding',
         'RoleBinding',
         'Secret',
         'Service',
@@ -177,8 +180,9 @@ describe('helm template with default values', () => {
     );
   });
 
-  it('every object carries the chart labels, and namespaced ones the release namespace', () => {
+  it('every object carries the chart labels, and namespaced ones the release namespace (the reporter its own)', () => {
     const clusterScoped = new Set([
+      'Namespace',
       'ClusterRole',
       'ClusterRoleBinding',
       'CustomResourceDefinition',
@@ -191,8 +195,10 @@ describe('helm template with default values', () => {
         'Helm',
       );
       expect(o.metadata.labels?.['app.kubernetes.io/instance']).toBe('harouter-operator');
+      const reporterAccount = o.kind === 'ServiceAccount' && o.metadata.name === 'harouter-reporter';
       if (clusterScoped.has(o.kind)) expect(o.metadata.namespace).toBeUndefined();
-      else expect(o.metadata.namespace, `${o.kind} ${o.metadata.name}`).toBe(NS);
+      else
+        expect(o.metadata.namespace, `${o.kind} ${o.metadata.name}`).toBe(reporterAccount ? REPORTER_NS : NS);
     }
   });
 
@@ -383,7 +389,9 @@ describe('helm template with default values', () => {
         .filter((o) => o.kind === 'ClusterRoleBinding')
         .map((o) => o.metadata.name)
         .sort(),
-    ).toEqual([`${FULLNAME}-cluster`, `${FULLNAME}-metrics-reader`, `${FULLNAME}-reporter`].sort());
+    ).toEqual([`${FULLNAME}-cluster`, `${FULLNAME}-metrics-reader`].sort());
+    // Reporters are bound where the routers are: the watched namespace.
+    expect(findObject(narrowed, 'RoleBinding', `${FULLNAME}-reporter`).metadata.namespace).toBe('tenant');
     expect(findObject(narrowed, 'ClusterRoleBinding', `${FULLNAME}-metrics-reader`).subjects).toEqual([
       { kind: 'ServiceAccount', namespace: 'monitoring', name: 'prometheus' },
     ]);
@@ -393,15 +401,36 @@ describe('helm template with default values', () => {
     );
   }, 60_000);
 
-  it('lets reporters write HARouterStates only, never their status', () => {
-    findObject(objects, 'ServiceAccount', 'harouter-reporter');
+  it('lets reporters write HARouterStates only, never their status, and only in the release namespace', () => {
+    expect(findObject(objects, 'ServiceAccount', 'harouter-reporter').metadata.namespace).toBe(REPORTER_NS);
     const role = findObject(objects, 'ClusterRole', `${FULLNAME}-reporter`);
     expect(permissions(role)).toEqual(
       expand({ 'harouter.dev/harouterstates': ['get', 'create', 'patch', 'update', 'delete'] }),
     );
-    const binding = findObject(objects, 'ClusterRoleBinding', `${FULLNAME}-reporter`);
-    expect(binding.roleRef.name).toBe(role.metadata.name);
-    expect(binding.subjects).toEqual([{ kind: 'ServiceAccount', name: 'harouter-reporter', namespace: NS }]);
+    expect(objects.filter((o) => o.kind === 'ClusterRoleBinding').map((o) => o.metadata.name)).not.toContain(
+      `${FULLNAME}-reporter`,
+    );
+    const binding = findObject(objects, 'RoleBinding', `${FULLNAME}-reporter`);
+    expect(binding.metadata.namespace).toBe(NS);
+    expect(binding.roleRef).toEqual({
+      apiGroup: 'rbac.authorization.k8s.io',
+      kind: 'ClusterRole',
+      name: role.metadata.name,
+    });
+    expect(binding.subjects).toEqual([
+      { kind: 'ServiceAccount', name: 'harouter-reporter', namespace: REPORTER_NS },
+    ]);
+    expect(kindsOf(objects)).not.toContain('ResourceQuota');
+  });
+
+  it("creates the reporter's own namespace at the privileged Pod Security level (the agent's host paths)", () => {
+    const namespace = findObject(objects, 'Namespace', REPORTER_NS);
+    expect(namespace.metadata.labels).toMatchObject({
+      'pod-security.kubernetes.io/enforce': 'privileged',
+      'app.kubernetes.io/component': 'reporter',
+    });
+    const f = flags(operatorContainer(objects).args);
+    expect(f.get('reporter-service-accounts')).toBe(`${REPORTER_NS}/harouter-reporter`);
   });
 
   it('grants nobody secrets, impersonation, wildcards or escalation', () => {
@@ -529,7 +558,7 @@ describe('helm template with other values', () => {
     expect(binding.spec.paramRef).toMatchObject({ name: `${FULLNAME}-admission`, namespace: NS });
     const params = findObject(objects, 'ConfigMap', `${FULLNAME}-admission`);
     expect(params.data).toEqual({
-      reporterServiceAccounts: `${NS}/harouter-reporter,agents/keepalived-reporter`,
+      reporterServiceAccounts: `${REPORTER_NS}/harouter-reporter,agents/keepalived-reporter`,
       allowedUsers: '',
       allowedGroups: 'harouter-admins',
       operatorServiceAccount: `${NS}/${FULLNAME}`,
@@ -549,16 +578,26 @@ describe('helm template with other values', () => {
     expect(container.volumeMounts.map((m: { name: string }) => m.name)).toEqual(['tmp']);
     expect(f.get('reporter-service-accounts')).toBe(params.data.reporterServiceAccounts);
     expect(f.get('allowed-groups')).toBe('harouter-admins');
-    // The reporter ClusterRole is bound to every reporter account.
-    const reporterBinding = findObject(objects, 'ClusterRoleBinding', `${FULLNAME}-reporter`);
-    expect(reporterBinding.subjects).toEqual([
-      { kind: 'ServiceAccount', name: 'harouter-reporter', namespace: NS },
-      { kind: 'ServiceAccount', name: 'keepalived-reporter', namespace: 'agents' },
-    ]);
+    // The reporter ClusterRole is bound to every reporter account in each of reporter.namespaces.
+    const reporterBindings = objects.filter(
+      (o) => o.kind === 'RoleBinding' && o.metadata.name === `${FULLNAME}-reporter`,
+    );
+    expect(reporterBindings.map((o) => o.metadata.namespace)).toEqual(['default', 'routers']);
+    for (const binding of reporterBindings) {
+      expect(binding.subjects).toEqual([
+        { kind: 'ServiceAccount', name: 'harouter-reporter', namespace: REPORTER_NS },
+        { kind: 'ServiceAccount', name: 'keepalived-reporter', namespace: 'agents' },
+      ]);
+    }
     // reporter.quota: in policy mode nothing checks a report's router; a quota bounds the count.
-    const quota = findObject(objects, 'ResourceQuota', `${FULLNAME}-reports`);
-    expect(quota.metadata.namespace).toBe('default');
-    expect(quota.spec).toEqual({ hard: { 'count/harouterstates.harouter.dev': '300' } });
+    const quotas = objects.filter((o) => o.kind === 'ResourceQuota');
+    expect(quotas.map((o) => [o.metadata.name, o.metadata.namespace])).toEqual([
+      [`${FULLNAME}-reports`, 'default'],
+      [`${FULLNAME}-reports`, 'routers'],
+    ]);
+    for (const quota of quotas) {
+      expect(quota.spec).toEqual({ hard: { 'count/harouterstates.harouter.dev': '300' } });
+    }
   });
 
   it('both mode: webhook and policy, agreeing on their configuration', async () => {
@@ -721,7 +760,7 @@ describe('helm template with other values', () => {
     const objects = await renderChart({ release: 'edge', namespace: 'net-ha', scenario: 'both' });
     const name = 'edge-harouter-operator';
     const f = flags(operatorContainer(objects, name).args);
-    expect(f.get('reporter-service-accounts')).toBe('net-ha/harouter-reporter');
+    expect(f.get('reporter-service-accounts')).toBe(`${REPORTER_NS}/harouter-reporter`);
     expect(f.get('operator-service-account')).toBe(`net-ha/${name}`);
     expect(f.get('leader-election-namespace')).toBe('net-ha');
     const webhook = findObject(objects, 'ValidatingWebhookConfiguration', name).webhooks[0];

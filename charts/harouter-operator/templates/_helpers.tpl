@@ -88,12 +88,31 @@ True ("true") when the operator serves the validating webhook (admission.mode we
 {{- end }}
 
 {{/*
+Namespace of the reporter ServiceAccount and the agent DaemonSet (empty value: the release namespace).
+*/}}
+{{- define "harouter-operator.reporterNamespace" -}}
+{{- default .Release.Namespace .Values.reporter.serviceAccount.namespace }}
+{{- end }}
+
+{{/*
+Namespaces where reporters may write HARouterStates, comma-separated: reporter.namespaces, else the
+watched namespace, else the release namespace.
+*/}}
+{{- define "harouter-operator.reporterBindingNamespaces" -}}
+{{- $namespaces := .Values.reporter.namespaces }}
+{{- if not $namespaces }}
+{{- $namespaces = list (default .Release.Namespace .Values.operator.watchNamespace) }}
+{{- end }}
+{{- join "," (uniq $namespaces) }}
+{{- end }}
+
+{{/*
 Reporter service accounts as `namespace/name`, the chart's own first.
 */}}
 {{- define "harouter-operator.reporterServiceAccounts" -}}
 {{- $accounts := list }}
 {{- if .Values.reporter.create }}
-{{- $accounts = append $accounts (printf "%s/%s" .Release.Namespace .Values.reporter.name) }}
+{{- $accounts = append $accounts (printf "%s/%s" (include "harouter-operator.reporterNamespace" .) .Values.reporter.name) }}
 {{- end }}
 {{- range .Values.reporter.extraServiceAccounts }}
 {{- $accounts = append $accounts . }}
