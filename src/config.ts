@@ -19,7 +19,7 @@ export interface OperatorConfig {
   metricsBindAddress: BindAddress | null;
   /** Serve metrics over HTTPS to callers the API server authenticates and authorizes. */
   metricsSecure: boolean;
-  /** `tls.crt`/`tls.key` for the secure metrics; empty: a self-signed certificate made at start. */
+  /** `tls.crt`/`tls.key` for the secure metrics (reloaded when they change); empty: a self-signed certificate made at start. */
   metricsCertDir: string;
   healthProbeBindAddress: BindAddress | null;
   webhookBindAddress: BindAddress;
@@ -154,7 +154,7 @@ export const FLAGS: readonly FlagSpec[] = [
   },
   {
     name: 'metrics-cert-dir',
-    help: 'Directory holding tls.crt and tls.key for the secure metrics (empty: a self-signed certificate).',
+    help: 'Directory holding tls.crt and tls.key for the secure metrics, reloaded when they change (empty: a self-signed certificate).',
     default: '',
     schema: z.string(),
     key: 'metricsCertDir',

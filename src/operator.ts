@@ -7,9 +7,7 @@
  * state; a stop request (SIGTERM/SIGINT) stops the workers, releases the lease,
  * and closes the servers and watches.
  */
-import { readFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
-import { join } from 'node:path';
 import type { V1EndpointSlice, V1Node, V1Service } from '@kubernetes/client-node';
 import {
   ENDPOINTSLICE_MANAGED_BY,
@@ -46,6 +44,7 @@ import type {
   Reconciler,
 } from './controller/types.ts';
 import { WorkQueue } from './controller/workqueue.ts';
+import { readCertificatePair } from './http/certificate-dir.ts';
 import { createMetricsAuthorizer } from './http/metrics-auth.ts';
 import { selfSignedCertificate } from './http/self-signed.ts';
 import {
@@ -374,11 +373,11 @@ export class Operator {
     }
   }
 
-  /** The secure metrics' certificate (mounted, else self-signed) and caller check. */
+  /** The secure metrics' certificate (mounted and reloaded when it changes, else self-signed) and caller check. */
   async #secureMetrics(): Promise<SecureMetrics> {
     const dir = this.#config.metricsCertDir;
     const pair = dir
-      ? { cert: await readFile(join(dir, 'tls.crt')), key: await readFile(join(dir, 'tls.key')) }
+      ? { ...(await readCertificatePair(dir)), certDir: dir }
       : selfSignedCertificate(['localhost', '127.0.0.1', hostname()]);
     return { ...pair, authorize: createMetricsAuthorizer({ raw: this.clients.raw }) };
   }

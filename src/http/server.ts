@@ -14,6 +14,7 @@ import type { BindAddress } from '../flag-values.ts';
 import type { Logger } from '../log.ts';
 import type { Metrics } from '../metrics.ts';
 import { closeServer } from '../runtime/close-server.ts';
+import { type CertificateReloader, reloadCertificateFromDir } from './certificate-dir.ts';
 import { boundServer, HTTP_LIMITS, RequestGate, type ServerLimits } from './limits.ts';
 import type { MetricsAccess } from './metrics-auth.ts';
 
@@ -48,7 +49,7 @@ async function serve(
   bind: BindAddress,
   routes: Record<string, Handler>,
   log: Logger,
-  tls?: { cert: string | Buffer; key: string | Buffer },
+  tls?: ServerCertificate,
   limits: ServerLimits = HTTP_LIMITS,
 ): Promise<HttpServerHandle> {
   const gate = new RequestGate(limits);
@@ -77,17 +78,19 @@ async function serve(
       res.end('internal error\n');
     });
   };
-  const server: Server = tls
+  const httpsServer = tls
     ? createHttpsServer(
         {
-          ...tls,
+          cert: tls.cert,
+          key: tls.key,
           minVersion: 'TLSv1.2',
           handshakeTimeout: limits.handshakeTimeoutMs,
           maxHeaderSize: limits.maxHeaderBytes,
         },
         listener,
       )
-    : createServer({ maxHeaderSize: limits.maxHeaderBytes }, listener);
+    : undefined;
+  const server: Server = httpsServer ?? createServer({ maxHeaderSize: limits.maxHeaderBytes }, listener);
   boundServer(server, limits);
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
@@ -100,16 +103,36 @@ async function serve(
   server.on('error', (err: unknown) => log.error({ error: errorFields(err) }, 'http server error'));
   const port = (server.address() as AddressInfo).port;
   log.info({ address: bind.text, port }, 'serving');
+  let reloader: CertificateReloader | undefined;
+  if (httpsServer && tls?.certDir) {
+    reloader = reloadCertificateFromDir(httpsServer, {
+      dir: tls.certDir,
+      current: { cert: Buffer.from(tls.cert), key: Buffer.from(tls.key) },
+      log,
+      intervalMs: tls.certPollIntervalMs,
+    });
+  }
   return {
     port,
-    close: () => closeServer(server).catch(() => undefined),
+    close: () => {
+      reloader?.stop();
+      return closeServer(server).catch(() => undefined);
+    },
   };
 }
 
-/** Secure metrics: HTTPS with this certificate, and a check of every caller (see `metrics-auth.ts`). */
-export interface SecureMetrics {
+/** A server's certificate and key, PEM; with `certDir`, the directory they were read from, polled for a new pair. */
+export interface ServerCertificate {
   cert: string | Buffer;
   key: string | Buffer;
+  /** Where `tls.crt` and `tls.key` came from: a rotated pair there replaces the served one. */
+  certDir?: string;
+  /** How often `certDir` is checked (default 10 s). */
+  certPollIntervalMs?: number;
+}
+
+/** Secure metrics: HTTPS with this certificate, and a check of every caller (see `metrics-auth.ts`). */
+export interface SecureMetrics extends ServerCertificate {
   authorize: (req: IncomingMessage) => Promise<MetricsAccess>;
 }
 
@@ -144,7 +167,7 @@ export function startMetricsServer(options: {
     options.bind,
     { '/metrics': metricsHandler(options.metrics.registry, secure) },
     options.log.child({ server: 'metrics' }),
-    secure ? { cert: secure.cert, key: secure.key } : undefined,
+    secure,
   );
 }
 

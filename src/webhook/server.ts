@@ -5,12 +5,10 @@
  * reloaded when the files change (polled; a Secret volume swaps a `..data`
  * symlink); a new pair that fails to load is ignored and the old one kept.
  */
-import { readFile } from 'node:fs/promises';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { createServer, type Server } from 'node:https';
 import type { AddressInfo } from 'node:net';
-import { join } from 'node:path';
-import { createSecureContext } from 'node:tls';
+import { readCertificatePair, reloadCertificateFromDir } from '../http/certificate-dir.ts';
 import {
   boundServer,
   ClientAbortedError,
@@ -81,20 +79,6 @@ export function parseBindAddress(address: string): { host: string | undefined; p
   return { host: host === '' ? undefined : host, port };
 }
 
-interface CertPair {
-  cert: Buffer;
-  key: Buffer;
-}
-
-async function readPair(certDir: string): Promise<CertPair> {
-  const [cert, key] = await Promise.all([
-    readFile(join(certDir, 'tls.crt')),
-    readFile(join(certDir, 'tls.key')),
-  ]);
-  createSecureContext({ cert, key }); // throws when the pair is unusable
-  return { cert, key };
-}
-
 /** Starts the webhook server; rejects when the certificate cannot be loaded or the address bound. */
 export async function startWebhookServer(options: WebhookServerOptions): Promise<WebhookServer> {
   const problems = checkAdmissionConfig(options.config);
@@ -114,7 +98,7 @@ export async function startWebhookServer(options: WebhookServerOptions): Promise
   for (const reason of DENIED_REASONS) metrics.admissionDecisions.inc({ decision: 'denied', reason }, 0);
   metrics.webhookInFlight.set({ webhook: WEBHOOK_LABEL }, 0);
 
-  let current = await readPair(options.certDir);
+  const current = await readCertificatePair(options.certDir);
 
   const send = (res: ServerResponse, status: number, body: unknown) => {
     const text = JSON.stringify(body);
@@ -231,38 +215,18 @@ export async function startWebhookServer(options: WebhookServerOptions): Promise
   const bound = (server.address() as AddressInfo).port;
   log.info({ port: bound, host: host ?? '*', path: WEBHOOK_PATH }, 'webhook server listening');
 
-  const reloadCertificate = async (): Promise<boolean> => {
-    let next: CertPair;
-    try {
-      next = await readPair(options.certDir);
-    } catch (err) {
-      log.warn(
-        { err: { message: (err as Error).message }, certDir: options.certDir },
-        'keeping the old certificate',
-      );
-      return false;
-    }
-    if (next.cert.equals(current.cert) && next.key.equals(current.key)) return false;
-    server.setSecureContext({ cert: next.cert, key: next.key, minVersion: 'TLSv1.2' });
-    current = next;
-    log.info({ certDir: options.certDir }, 'webhook certificate reloaded');
-    return true;
-  };
-  let reloading = false;
-  const timer = setInterval(() => {
-    if (reloading) return;
-    reloading = true;
-    reloadCertificate().finally(() => {
-      reloading = false;
-    });
-  }, options.certPollIntervalMs ?? 10_000);
-  timer.unref();
+  const reloader = reloadCertificateFromDir(server, {
+    dir: options.certDir,
+    current,
+    log,
+    intervalMs: options.certPollIntervalMs,
+  });
 
   return {
     port: bound,
-    reloadCertificate,
+    reloadCertificate: reloader.reload,
     close: () => {
-      clearInterval(timer);
+      reloader.stop();
       return closeServer(server);
     },
   };

@@ -1,6 +1,12 @@
+import { X509Certificate } from 'node:crypto';
+import { mkdtemp, writeFile } from 'node:fs/promises';
 import { connect } from 'node:net';
-import { afterEach, describe, expect, it } from 'vitest';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { connect as tlsConnect } from 'node:tls';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import type { BindAddress } from '../../src/config.ts';
+import { selfSignedCertificate } from '../../src/http/self-signed.ts';
 import { type HttpServerHandle, startMetricsServer, startProbeServer } from '../../src/http/server.ts';
 import { createLogger } from '../../src/log.ts';
 import { createMetrics } from '../../src/metrics.ts';
@@ -78,7 +84,47 @@ describe('request targets', () => {
   });
 });
 
+/** The certificate a TLS server presents (no verification: the test compares it). */
+function servedCertificate(port: number): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const socket = tlsConnect({ host: '127.0.0.1', port, rejectUnauthorized: false }, () => {
+      const pem = new X509Certificate(socket.getPeerX509Certificate()?.raw ?? Buffer.alloc(0)).toString();
+      socket.destroy();
+      resolve(pem);
+    });
+    socket.on('error', reject);
+  });
+}
+
 describe('metrics server', () => {
+  it('secure, with a certificate directory: serves its pair, a rotated pair within a poll, keeps the old on a bad one', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'harouter-metrics-certs-'));
+    const write = async (pair: { cert: string; key: string }) => {
+      await writeFile(join(dir, 'tls.crt'), pair.cert);
+      await writeFile(join(dir, 'tls.key'), pair.key);
+    };
+    const first = selfSignedCertificate(['first.example']);
+    await write(first);
+    const server = await startMetricsServer({
+      bind,
+      metrics: createMetrics({ processMetrics: false }),
+      log,
+      secure: { ...first, certDir: dir, certPollIntervalMs: 20, authorize: async () => 200 },
+    });
+    open.push(server);
+    const pem = (pair: { cert: string }) => new X509Certificate(pair.cert).toString();
+    expect(await servedCertificate(server.port)).toBe(pem(first));
+    const second = selfSignedCertificate(['second.example']);
+    await write(second);
+    await vi.waitFor(async () => expect(await servedCertificate(server.port)).toBe(pem(second)), {
+      timeout: 5_000,
+      interval: 20,
+    });
+    await writeFile(join(dir, 'tls.crt'), 'not a certificate');
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    expect(await servedCertificate(server.port)).toBe(pem(second));
+  });
+
   it("serves the operator's own registry in the Prometheus text format", async () => {
     const metrics = createMetrics({ processMetrics: false });
     metrics.workqueueAdds.inc({ name: 'harouter' }, 3);
