@@ -67,7 +67,23 @@ export const STAND_IN_CRDS = [
             honorLabels: { type: 'boolean' },
             scheme: { type: 'string', enum: ['http', 'https', 'HTTP', 'HTTPS'] },
             bearerTokenFile: str,
-            tlsConfig: { type: 'object', properties: { insecureSkipVerify: { type: 'boolean' } } },
+            tlsConfig: {
+              type: 'object',
+              properties: {
+                ca: {
+                  type: 'object',
+                  properties: {
+                    secret: {
+                      type: 'object',
+                      required: ['key'],
+                      properties: { name: str, key: str, optional: { type: 'boolean' } },
+                    },
+                  },
+                },
+                serverName: str,
+                insecureSkipVerify: { type: 'boolean' },
+              },
+            },
           },
         },
       },

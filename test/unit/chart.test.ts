@@ -171,6 +171,7 @@ describe('helm template with default values', () => {
         'RoleBinding',
         'RoleBinding',
         'Secret',
+        'Secret',
         'Service',
         'Service',
         'ServiceAccount',
@@ -534,10 +535,12 @@ describe('helm template with other values', () => {
     30_000,
   );
 
-  it('policy mode: the ValidatingAdmissionPolicy, its binding and parameters; no webhook, no certificate', async () => {
+  it('policy mode: the ValidatingAdmissionPolicy, its binding and parameters; no webhook, no webhook certificate', async () => {
     const objects = await renderChart({ scenario: 'policy' });
-    const kinds = kindsOf(objects);
-    for (const absent of ['ValidatingWebhookConfiguration', 'Secret']) expect(kinds).not.toContain(absent);
+    expect(kindsOf(objects)).not.toContain('ValidatingWebhookConfiguration');
+    expect(objects.filter((o) => o.kind === 'Secret').map((o) => o.metadata.name)).toEqual([
+      `${FULLNAME}-metrics-tls`,
+    ]);
     expect(objects.filter((o) => o.kind === 'Service').map((o) => o.metadata.name)).toEqual([
       `${FULLNAME}-metrics`,
     ]);
@@ -575,7 +578,7 @@ describe('helm template with other values', () => {
     expect(f.get('webhook')).toBe('false');
     expect(f.has('cert-dir')).toBe(false);
     expect(container.ports.map((p: { name: string }) => p.name)).toEqual(['metrics', 'health']);
-    expect(container.volumeMounts.map((m: { name: string }) => m.name)).toEqual(['tmp']);
+    expect(container.volumeMounts.map((m: { name: string }) => m.name)).toEqual(['tmp', 'metrics-certs']);
     expect(f.get('reporter-service-accounts')).toBe(params.data.reporterServiceAccounts);
     expect(f.get('allowed-groups')).toBe('harouter-admins');
     // The reporter ClusterRole is bound to every reporter account in each of reporter.namespaces.
@@ -649,7 +652,7 @@ describe('helm template with other values', () => {
       set: ['certManager.issuerRef.name=corp-ca', 'certManager.issuerRef.kind=ClusterIssuer'],
     });
     expect(kindsOf(objects)).not.toContain('Issuer');
-    expect(findObject(objects, 'Certificate').spec.issuerRef).toEqual({
+    expect(findObject(objects, 'Certificate', `${FULLNAME}-webhook`).spec.issuerRef).toEqual({
       name: 'corp-ca',
       kind: 'ClusterIssuer',
     });
@@ -666,7 +669,11 @@ describe('helm template with other values', () => {
         path: '/metrics',
         scheme: 'https',
         bearerTokenFile: '/var/run/secrets/kubernetes.io/serviceaccount/token',
-        tlsConfig: { insecureSkipVerify: true },
+        tlsConfig: {
+          ca: { secret: { name: `${FULLNAME}-metrics-tls`, key: 'ca.crt' } },
+          serverName: `${FULLNAME}-metrics.${NS}.svc`,
+          insecureSkipVerify: false,
+        },
         interval: '30s',
         scrapeTimeout: '10s',
         honorLabels: true,
@@ -765,8 +772,14 @@ describe('helm template with other values', () => {
     expect(f.get('leader-election-namespace')).toBe('net-ha');
     const webhook = findObject(objects, 'ValidatingWebhookConfiguration', name).webhooks[0];
     expect(webhook.clientConfig.service).toMatchObject({ name: `${name}-webhook`, namespace: 'net-ha' });
-    const leaf = new X509Certificate(decode(findObject(objects, 'Secret').data['tls.crt']));
+    const leaf = new X509Certificate(
+      decode(findObject(objects, 'Secret', `${name}-webhook-tls`).data['tls.crt']),
+    );
     expect(leaf.subjectAltName).toContain(`DNS:${name}-webhook.net-ha.svc`);
+    const metricsLeaf = new X509Certificate(
+      decode(findObject(objects, 'Secret', `${name}-metrics-tls`).data['tls.crt']),
+    );
+    expect(metricsLeaf.subjectAltName).toContain(`DNS:${name}-metrics.net-ha.svc`);
     expect(findObject(objects, 'ValidatingAdmissionPolicyBinding').spec.paramRef.namespace).toBe('net-ha');
     expect(findObject(objects, 'ConfigMap', `${name}-admission`).data.operatorServiceAccount).toBe(
       `net-ha/${name}`,

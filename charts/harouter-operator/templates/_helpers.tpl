@@ -76,6 +76,10 @@ Webhook Service name and the Secret holding its serving certificate.
 {{- printf "%s-metrics" (include "harouter-operator.fullname" .) | trunc 63 | trimSuffix "-" }}
 {{- end }}
 
+{{- define "harouter-operator.metricsSecretName" -}}
+{{- printf "%s-metrics-tls" (include "harouter-operator.fullname" .) | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
 {{/*
 True ("true") when the operator serves the validating webhook (admission.mode webhook or both).
 */}}
@@ -156,22 +160,38 @@ Secret and the webhook configuration's caBundle, rendered in separate templates)
 and certificate are generated. The result is memoized in .Release so both templates agree.
 */}}
 {{- define "harouter-operator.servingCertificate" -}}
-{{- $secretName := include "harouter-operator.webhookSecretName" . }}
-{{- $existing := lookup "v1" "Secret" .Release.Namespace $secretName }}
+{{- include "harouter-operator.generatedCertificate" (dict "root" . "secret" (include "harouter-operator.webhookSecretName" .) "service" (include "harouter-operator.webhookServiceName" .) "ca" "webhook-ca" "cacheKey" "harouterServingCertificate") }}
+{{- end }}
+
+{{/*
+The secure metrics' CA and certificate for the metrics Service, like the webhook's (a CA of its own,
+in a Secret of its own): what a scraper verifies the operator with.
+*/}}
+{{- define "harouter-operator.metricsCertificate" -}}
+{{- include "harouter-operator.generatedCertificate" (dict "root" . "secret" (include "harouter-operator.metricsSecretName" .) "service" (include "harouter-operator.metricsServiceName" .) "ca" "metrics-ca" "cacheKey" "harouterMetricsCertificate") }}
+{{- end }}
+
+{{/*
+A CA and a certificate for a Service's DNS names (base64 PEM, as YAML: caCert, tlsCert, tlsKey),
+taken from the existing Secret when it holds all three, else generated once per render.
+Arguments (dict): root, secret, service, ca (the CA name's suffix), cacheKey.
+*/}}
+{{- define "harouter-operator.generatedCertificate" -}}
+{{- $root := .root }}
+{{- $existing := lookup "v1" "Secret" $root.Release.Namespace .secret }}
 {{- if and $existing $existing.data (index $existing.data "ca.crt") (index $existing.data "tls.crt") (index $existing.data "tls.key") }}
 caCert: {{ index $existing.data "ca.crt" }}
 tlsCert: {{ index $existing.data "tls.crt" }}
 tlsKey: {{ index $existing.data "tls.key" }}
 {{- else }}
-{{- $cache := .Release }}
-{{- if not (hasKey $cache "harouterServingCertificate") }}
-{{- $service := include "harouter-operator.webhookServiceName" . }}
-{{- $days := int .Values.certificate.validityDays }}
-{{- $ca := genCA (printf "%s-webhook-ca" (include "harouter-operator.fullname" .)) $days }}
-{{- $dnsNames := list (printf "%s.%s.svc" $service .Release.Namespace) (printf "%s.%s.svc.cluster.local" $service .Release.Namespace) }}
-{{- $leaf := genSignedCert (printf "%s.%s.svc" $service .Release.Namespace) nil $dnsNames $days $ca }}
-{{- $_ := set $cache "harouterServingCertificate" (dict "caCert" ($ca.Cert | b64enc) "tlsCert" ($leaf.Cert | b64enc) "tlsKey" ($leaf.Key | b64enc)) }}
+{{- $cache := $root.Release }}
+{{- if not (hasKey $cache .cacheKey) }}
+{{- $days := int $root.Values.certificate.validityDays }}
+{{- $ca := genCA (printf "%s-%s" (include "harouter-operator.fullname" $root) .ca) $days }}
+{{- $dnsNames := list (printf "%s.%s.svc" .service $root.Release.Namespace) (printf "%s.%s.svc.cluster.local" .service $root.Release.Namespace) }}
+{{- $leaf := genSignedCert (printf "%s.%s.svc" .service $root.Release.Namespace) nil $dnsNames $days $ca }}
+{{- $_ := set $cache .cacheKey (dict "caCert" ($ca.Cert | b64enc) "tlsCert" ($leaf.Cert | b64enc) "tlsKey" ($leaf.Key | b64enc)) }}
 {{- end }}
-{{- toYaml (get $cache "harouterServingCertificate") }}
+{{- toYaml (get $cache .cacheKey) }}
 {{- end }}
 {{- end }}
