@@ -467,8 +467,27 @@ describe('helm install, upgrade and uninstall in webhook mode', () => {
     expect(await refusal(createReport(admin, other, 'node-a'))).toBeUndefined();
   });
 
-  it('helm upgrade keeps the certificate and the CA bundle', async () => {
+  it('the metrics certificate: its own CA, for the metrics Service, in the Secret mounted at --metrics-cert-dir', async () => {
     const core = admin.makeApiClient(CoreV1Api);
+    const secret = await core.readNamespacedSecret({ name: `${fullname}-metrics-tls`, namespace });
+    const ca = new X509Certificate(Buffer.from(secret.data?.['ca.crt'] as string, 'base64'));
+    const leaf = new X509Certificate(Buffer.from(secret.data?.['tls.crt'] as string, 'base64'));
+    expect(leaf.verify(ca.publicKey)).toBe(true);
+    expect(leaf.checkHost(`${fullname}-metrics.${namespace}.svc`)).toBe(
+      `${fullname}-metrics.${namespace}.svc`,
+    );
+    const pod = (await admin.makeApiClient(AppsV1Api).readNamespacedDeployment({ name: fullname, namespace }))
+      .spec?.template.spec;
+    expect(pod?.volumes?.find((v) => v.name === 'metrics-certs')?.secret?.secretName).toBe(
+      secret.metadata?.name,
+    );
+    const mount = pod?.containers[0]?.volumeMounts?.find((m) => m.name === 'metrics-certs');
+    expect(pod?.containers[0]?.args).toContain(`--metrics-cert-dir=${mount?.mountPath}`);
+  });
+
+  it('helm upgrade keeps the certificates and the CA bundle', async () => {
+    const core = admin.makeApiClient(CoreV1Api);
+    const metricsBefore = await core.readNamespacedSecret({ name: `${fullname}-metrics-tls`, namespace });
     const before = await core.readNamespacedSecret({ name: `${fullname}-webhook-tls`, namespace });
     const result = await helmIn([
       'upgrade',
@@ -483,6 +502,8 @@ describe('helm install, upgrade and uninstall in webhook mode', () => {
     expect(result.code, result.stderr).toBe(0);
     const after = await core.readNamespacedSecret({ name: `${fullname}-webhook-tls`, namespace });
     expect(after.data).toEqual(before.data);
+    const metricsAfter = await core.readNamespacedSecret({ name: `${fullname}-metrics-tls`, namespace });
+    expect(metricsAfter.data).toEqual(metricsBefore.data);
     const config = await admin
       .makeApiClient(AdmissionregistrationV1Api)
       .readValidatingWebhookConfiguration({ name: fullname });
