@@ -4,6 +4,7 @@
  * rules, and finding the metric names a PromQL expression selects.
  */
 import { execFile, execFileSync } from 'node:child_process';
+import { createPrivateKey, X509Certificate } from 'node:crypto';
 import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -136,6 +137,21 @@ export async function renderChart(options: RenderOptions = {}): Promise<KubeObje
   const result = await helm(args);
   if (result.code !== 0) throw new Error(`helm template failed (${result.code}): ${result.stderr}`);
   return parseManifests(result.stdout);
+}
+
+/** The CA and leaf of a chart-generated `kubernetes.io/tls` Secret, and whether its key is the leaf's. */
+export function tlsSecretCertificates(secret: KubeObject): {
+  ca: X509Certificate;
+  leaf: X509Certificate;
+  keyMatches: boolean;
+} {
+  const decode = (key: string) => Buffer.from(secret.data[key], 'base64').toString('utf8');
+  const leaf = new X509Certificate(decode('tls.crt'));
+  return {
+    ca: new X509Certificate(decode('ca.crt')),
+    leaf,
+    keyMatches: leaf.checkPrivateKey(createPrivateKey(decode('tls.key'))),
+  };
 }
 
 /** Finds exactly one object of a kind (and name, when given). */
