@@ -4,7 +4,7 @@
  * the webhook's wiring and certificate, the monitoring objects. What the API server says about
  * the objects is in test/integration/chart.test.ts.
  */
-import { createPrivateKey, X509Certificate } from 'node:crypto';
+import { X509Certificate } from 'node:crypto';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
