@@ -314,7 +314,7 @@ describe("the agent Pod needs its namespace's privileged level, kept out of the 
       apiVersion: 'v1',
       kind: 'Pod',
       metadata: { name: 'agent-0', namespace, labels: daemonSet.spec.template.metadata.labels },
-      spec: { ...daemonSet.spec.template.spec, serviceAccountName: 'default' },
+      spec: daemonSet.spec.template.spec,
     };
     expect(await refusal(core.createNamespacedPod({ namespace, body: pod, dryRun: 'All' }))).toBeUndefined();
     await label({ 'pod-security.kubernetes.io/enforce': 'baseline' });
