@@ -581,7 +581,30 @@ describe('helm install in policy mode', () => {
     );
     const result = await helmIn(['install', release, chartDir, '--namespace', namespace, '-f', values]);
     expect(result.code, result.stderr).toBe(0);
-  }, 120_000);
+    // Both reporter namespaces get the quota; until it is counted every create there is refused.
+    await Promise.all([waitForQuota(namespace), waitForQuota(quotaNamespace)]);
+  }, 240_000);
+
+  /**
+   * ResourceQuota admission refuses every create ("status unknown for quota") until the quota
+   * controller has counted the resource: it watches a custom resource only once its discovery
+   * (every 30 s) has seen the CRD, and counts for an existing quota at its next sync (10 s here).
+   */
+  async function waitForQuota(where: string): Promise<void> {
+    const resource = 'count/harouterstates.harouter.dev';
+    await waitFor(
+      async () => {
+        const quota = await admin
+          .makeApiClient(CoreV1Api)
+          .readNamespacedResourceQuota({ name: `${fullname}-reports`, namespace: where });
+        return (
+          quota.status?.hard?.[resource] === String(maxReports) && quota.status?.used?.[resource] === '0'
+        );
+      },
+      150_000,
+      250,
+    );
+  }
 
   it('installs the ValidatingAdmissionPolicy and its binding, with parameters in the release namespace', async () => {
     const api = admin.makeApiClient(AdmissionregistrationV1Api);
@@ -626,22 +649,6 @@ describe('helm install in policy mode', () => {
   });
 
   it('reporter.quota bounds how many HARouterStates a node token can create in a listed namespace', async () => {
-    // ResourceQuota admission refuses every create ("status unknown for quota") until the quota
-    // controller has counted the resource: it watches a custom resource only once its discovery
-    // (every 30 s) has seen the CRD, and counts for an existing quota at its next sync (10 s here).
-    const resource = 'count/harouterstates.harouter.dev';
-    await waitFor(
-      async () => {
-        const quota = await admin
-          .makeApiClient(CoreV1Api)
-          .readNamespacedResourceQuota({ name: `${fullname}-reports`, namespace: quotaNamespace });
-        return (
-          quota.status?.hard?.[resource] === String(maxReports) && quota.status?.used?.[resource] === '0'
-        );
-      },
-      90_000,
-      250,
-    );
     const token = await mintServiceAccountToken({
       namespace: reporterNamespace,
       serviceAccount: 'harouter-reporter',
@@ -660,18 +667,19 @@ describe('helm install in policy mode', () => {
     const token = await mintServiceAccountToken({
       namespace: reporterNamespace,
       serviceAccount: 'harouter-reporter',
-      pod: { name: 'reporter-rbac-node-a', nodeName: 'node-a' },
+      pod: { name: 'reporter-rbac-node-r', nodeName: 'node-r' },
     });
     // Neither the policy (its binding selects `namespace` only) nor a quota guards this namespace:
     // only the reporter's RBAC stands between a node's token and the reports written here.
     const unlisted = await createTestNamespace('chart-unlisted');
     const reporter = kubeConfigForToken(token, unlisted);
-    expect(await refusal(createReport(reporter, unlisted, 'node-a'))).toMatch(
+    expect(await refusal(createReport(reporter, unlisted, 'node-r'))).toMatch(
       new RegExp(
         `harouterstates.harouter.dev is forbidden: User "system:serviceaccount:${reporterNamespace}:harouter-reporter" cannot create resource "harouterstates"`,
       ),
     );
-    expect(await refusal(createReport(reporter, quotaNamespace, 'node-r'))).toBeUndefined();
+    // The same token in a listed namespace: RBAC, the policy and the quota all admit it.
+    expect(await refusal(createReport(reporter, namespace, 'node-r'))).toBeUndefined();
   });
 
   it('helm uninstall removes the policy and its binding', async () => {
