@@ -3,22 +3,31 @@
  * plane (real etcd + kube-apiserver), the operator in its own process, then a
  * burst of failovers (every router at once moves from agent 0 to agent 1, the
  * way keepalived reports it: the new primary first, then the old one steps
- * down). Per N, in the same run:
+ * down). Every report goes the production path: the operator serves its
+ * admission webhook, registered as the chart registers it (`failurePolicy:
+ * Fail`), and each report is written with a pod-bound reporter token of its own
+ * node (TokenRequest), through RBAC, the CRD's rules and the webhook. Per N, in
+ * the same run:
  *
- * 1. the API server's write floor: the same report writes as the burst (2 per
- *    router, server-side apply of a HARouterState) from a tight client (kept-alive
- *    HTTPS, `--concurrency` in flight), before the operator runs;
- * 2. the burst, written by the same tight client, and its convergence, observed
- *    by watching the HARouters and EndpointSlices (no polling);
+ * 1. the write floor through admission: the same report writes as the burst (2
+ *    per router, server-side apply) from a tight client (kept-alive HTTPS, one
+ *    connection pool per node's token), swept over 16, 32 and 64 requests in
+ *    flight before the burst and again after it; the best of each sweep is the
+ *    floor (`floorWritesPerSecond`, `floorWritesPerSecondAfter`);
+ * 2. the burst, written by the same tight client at `--concurrency`, and its
+ *    convergence, observed by watching the HARouters and EndpointSlices (no
+ *    polling), with the operator's CPU time and the reviews it served meanwhile;
  * 3. single failovers at idle: `harouter_report_to_route_seconds` against one
  *    API round trip.
  *
- * The operator runs as the image and the chart run it: compiled to JavaScript
- * (bench/compiled.ts) with the Deployment's Node flags (`--max-old-space-size`
- * overrides the heap bound). Prints one JSON line per N (fields in
- * docs/performance.md).
+ * `--no-webhook` measures without admission (admin credentials, no webhook), for
+ * comparison. The operator runs as the image and the chart run it: compiled to
+ * JavaScript (bench/compiled.ts) with the Deployment's Node flags
+ * (`--max-old-space-size` overrides the heap bound). Prints one JSON line per N
+ * (fields in docs/performance.md).
  *
  *   npm run bench -- [--routers 1000,10000] [--workers 16] [--concurrency 16] [--idle 20]
+ *     [--floor-sweep 16,32,64] [--no-webhook]
  *     [--operator-flag=--kube-api-max-inflight=32 ...] [--max-old-space-size MiB] [--cpu-prof DIR]
  *     [--node-flag=--heapsnapshot-signal=SIGUSR2 ...] [--keep]
  *
@@ -45,12 +54,22 @@ import {
 import { collectionPath, Informer } from '../src/kube/informer.ts';
 import { kubeConfigConnection } from '../src/kube/kubeconfig.ts';
 import { ApiTransport, type RawRequester } from '../src/kube/transport.ts';
-import { startControlPlane } from '../src/local/controlplane/index.ts';
+import {
+  base64File,
+  freePort,
+  issueServingCert,
+  startControlPlane,
+} from '../src/local/controlplane/index.ts';
+import { applyManifests, type Kubectl } from '../src/local/kubectl.ts';
+import { baseManifests } from '../src/local/sample.ts';
 import type { EndpointSliceObject } from '../src/reconcile/plan.ts';
+import { WEBHOOK_PATH, webhookConfiguration } from '../src/webhook/manifests.ts';
 import { installCrds } from '../test/integration/reconcile-harness.ts';
 import { pool } from '../test/support/pool.ts';
 import { percentile } from '../test/support/stats.ts';
 import { chartOperatorNodeFlags, compileForBenchmark } from './compiled.ts';
+import { deleteNodeReporter, mintNodeToken, tokenTransport } from './reporters.ts';
+import { ownCpuMs } from './timed-process.ts';
 
 const { values } = parseArgs({
   options: {
@@ -62,15 +81,25 @@ const { values } = parseArgs({
     'max-old-space-size': { type: 'string', default: '' },
     'cpu-prof': { type: 'string', default: '' },
     'node-flag': { type: 'string', multiple: true, default: [] },
+    'floor-sweep': { type: 'string', default: '16,32,64' },
+    'no-webhook': { type: 'boolean', default: false },
     keep: { type: 'boolean', default: false },
   },
 });
+const floorSweep = (values['floor-sweep'] ?? '16').split(',').map(Number);
+const webhook = !values['no-webhook'];
 const sizes = (values.routers ?? '50').split(',').map(Number);
 const workers = Number(values.workers);
 const concurrency = Number(values.concurrency);
 const idleFailovers = Number(values.idle);
-if (sizes.some((n) => !Number.isInteger(n) || n < 1) || !(concurrency >= 16)) {
-  process.stderr.write('--routers takes positive integers; --concurrency must be at least 16\n');
+if (
+  sizes.some((n) => !Number.isInteger(n) || n < 1) ||
+  !(concurrency >= 16) ||
+  floorSweep.some((c) => !Number.isInteger(c) || c < 1)
+) {
+  process.stderr.write(
+    '--routers and --floor-sweep take positive integers; --concurrency must be at least 16\n',
+  );
   process.exit(2);
 }
 
@@ -80,6 +109,8 @@ interface Stats {
   heapUsed: number;
   reconcile: { count: number; sum: number };
   reportToRoute: number[];
+  /** Admission reviews the operator's webhook answered so far. */
+  reviews: number;
 }
 
 /** A wall-clock observedAt with nanoseconds (monotonic within the run). */
@@ -166,9 +197,53 @@ function writeReport(
   });
 }
 
-async function runSize(kc: KubeConfig, kubeconfigPath: string, n: number, compiled: string): Promise<void> {
+/** Writes per second for `writes` (each a function doing one write) at `inFlight` at once. */
+async function writeRate(writes: (() => Promise<unknown>)[], inFlight: number): Promise<number> {
+  const started = performance.now();
+  await pool(writes, inFlight, (write) => write().then(() => undefined));
+  return writes.length / ((performance.now() - started) / 1000);
+}
+
+/** The floor sweep: the rate of `writes()` (a fresh batch each time) at each of `floorSweep` in flight. */
+async function sweep(writes: () => (() => Promise<unknown>)[]): Promise<Record<string, number>> {
+  const rates: Record<string, number> = {};
+  for (const inFlight of floorSweep) rates[inFlight] = Math.round(await writeRate(writes(), inFlight));
+  return rates;
+}
+
+/** Waits until `write` (a dry-run report no webhook would admit) is denied: the webhook intercepts. */
+async function webhookIntercepting(write: () => Promise<unknown>): Promise<void> {
+  const deadline = performance.now() + 60_000;
+  for (;;) {
+    const denied = await write().then(
+      () => false,
+      (error: unknown) => (error as { status?: number }).status === 403,
+    );
+    if (denied) return;
+    if (performance.now() > deadline) throw new Error('the webhook did not start intercepting within 60 s');
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}
+
+/** The benchmark's ValidatingWebhookConfiguration (the chart's, pointed at the benchmark's operator). */
+const BENCH_WEBHOOK = 'harouter-bench';
+
+interface SizeContext {
+  kc: KubeConfig;
+  kubeconfigPath: string;
+  compiled: string;
+  /** Where the webhook's serving certificate is (with `webhook`), and its CA bundle. */
+  webhookCert?: { dir: string; caBundle: string };
+  kubectl: Kubectl;
+}
+
+async function runSize(context: SizeContext, n: number): Promise<void> {
+  const { kc, kubeconfigPath, compiled } = context;
   const namespace = `bench-${n}`;
-  const raw = new ApiTransport(kubeConfigConnection(kc), { maxInFlight: concurrency, qps: 0 });
+  const raw = new ApiTransport(kubeConfigConnection(kc), {
+    maxInFlight: Math.max(concurrency, ...floorSweep),
+    qps: 0,
+  });
   const request = raw.request;
   await request({ method: 'POST', path: '/api/v1/namespaces', body: { metadata: { name: namespace } } });
   const agents = ['a', 'b', 'c'].map((x) => `${namespace}-${x}`);
@@ -197,52 +272,18 @@ async function runSize(kc: KubeConfig, kubeconfigPath: string, n: number, compil
       },
     });
   }
-  const ids = Array.from({ length: n }, (_, i) => `00000000-0000-4000-8000-${String(i).padStart(12, '0')}`);
-  const setupStart = performance.now();
-  await pool(ids, concurrency, async (id, i) => {
-    // The Service opts in (annotation, no selector); headless: the local range has 254 addresses.
-    await request({
-      method: 'POST',
-      path: `/api/v1/namespaces/${namespace}/services`,
-      body: {
-        metadata: { name: `svc-${i}`, annotations: { 'harouter.dev/router': id } },
-        spec: { clusterIP: 'None', ports: [{ name: 'http', port: 80, protocol: 'TCP' }] },
-      },
-    });
-    await request({
-      method: 'POST',
-      path: crPath(namespace, HAROUTER.plural),
-      body: {
-        apiVersion: API_VERSION,
-        kind: HAROUTER.kind,
-        metadata: { name: id },
-        spec: {
-          agents: agents.map((name) => ({ name })),
-          endpoint: { serviceName: `svc-${i}`, ports: [{ port: 80 }] },
-        },
-      },
-    });
-    await writeReport(request, namespace, id, agents[0] as string, 'Primary');
-    await writeReport(request, namespace, id, agents[1] as string, 'Backup');
-    await writeReport(request, namespace, id, agents[2] as string, 'Backup');
-  });
-  const setupMs = performance.now() - setupStart;
-
-  // 1. The floor: the burst's writes (2 reports per router), from the same tight client, nothing watching them change.
-  const floorStart = performance.now();
-  await pool(ids, concurrency, async (id) => {
-    await writeReport(request, namespace, id, agents[1] as string, 'Backup');
-    await writeReport(request, namespace, id, agents[2] as string, 'Backup');
-  });
-  const floorWritesPerSecond = (2 * n) / ((performance.now() - floorStart) / 1000);
-  // One API round trip: a single report write with nothing else in flight.
-  const roundTrips: number[] = [];
-  for (let i = 0; i < 20; i++) {
-    const t = performance.now();
-    await writeReport(request, namespace, ids[i % n] as string, agents[2] as string, 'Backup');
-    roundTrips.push(performance.now() - t);
+  // Each node's reports go through its own pod-bound token; without the webhook, the admin's client.
+  const reporters = new Map<string, ApiTransport>();
+  if (webhook) {
+    for (const agent of agents) {
+      const token = await mintNodeToken(request, agent);
+      reporters.set(agent, tokenTransport(kc, token, Math.max(concurrency, ...floorSweep)));
+    }
   }
-  roundTrips.sort((x, y) => x - y);
+  const reporterOf = (agent: string): RawRequester => reporters.get(agent)?.request ?? request;
+  const report = (id: string, agent: string, state: ReportedState) =>
+    writeReport(reporterOf(agent), namespace, id, agent, state);
+  const ids = Array.from({ length: n }, (_, i) => `00000000-0000-4000-8000-${String(i).padStart(12, '0')}`);
 
   // Convergence is observed through watches of the HARouters and the EndpointSlices.
   const log = pino({ level: 'silent' });
@@ -291,26 +332,80 @@ async function runSize(kc: KubeConfig, kubeconfigPath: string, n: number, compil
       timeoutMs,
     );
 
+  const setup = async () => {
+    const started = performance.now();
+    await pool(ids, concurrency, async (id, i) => {
+      // The Service opts in (annotation, no selector); headless: the local range has 254 addresses.
+      await request({
+        method: 'POST',
+        path: `/api/v1/namespaces/${namespace}/services`,
+        body: {
+          metadata: { name: `svc-${i}`, annotations: { 'harouter.dev/router': id } },
+          spec: { clusterIP: 'None', ports: [{ name: 'http', port: 80, protocol: 'TCP' }] },
+        },
+      });
+      await request({
+        method: 'POST',
+        path: crPath(namespace, HAROUTER.plural),
+        body: {
+          apiVersion: API_VERSION,
+          kind: HAROUTER.kind,
+          metadata: { name: id },
+          spec: {
+            agents: agents.map((name) => ({ name })),
+            endpoint: { serviceName: `svc-${i}`, ports: [{ port: 80 }] },
+          },
+        },
+      });
+      await report(id, agents[0] as string, 'Primary');
+      await report(id, agents[1] as string, 'Backup');
+      await report(id, agents[2] as string, 'Backup');
+    });
+    return performance.now() - started;
+  };
+  // The floor's writes: each report rewritten in the state it already has (nothing to reconcile).
+  const floorWrites = (states: readonly [string, ReportedState][]) => () =>
+    ids.flatMap((id) =>
+      states.map(
+        ([agent, state]) =>
+          () =>
+            report(id, agent, state),
+      ),
+    );
+
   const operatorFlags = values['operator-flag'] ?? [];
   const heap = values['max-old-space-size'];
-  const child = fork(
-    join(compiled, 'bench', 'operator-process.js'),
-    [kubeconfigPath, namespace, String(workers), ...operatorFlags],
-    {
-      execPath: process.execPath,
-      execArgv: [
-        '--expose-gc',
-        ...chartOperatorNodeFlags(),
-        ...(heap ? [`--max-old-space-size=${heap}`] : []),
-        ...(values['cpu-prof'] ? ['--cpu-prof', `--cpu-prof-dir=${values['cpu-prof']}`] : []),
-        ...(values['node-flag'] ?? []),
+  const webhookPort = webhook ? await freePort() : 0;
+  const startOperator = () =>
+    fork(
+      join(compiled, 'bench', 'operator-process.js'),
+      [
+        kubeconfigPath,
+        namespace,
+        String(workers),
+        ...(context.webhookCert
+          ? [
+              '--webhook=true',
+              `--webhook-bind-address=127.0.0.1:${webhookPort}`,
+              `--cert-dir=${context.webhookCert.dir}`,
+            ]
+          : []),
+        ...operatorFlags,
       ],
-      stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
-    },
-  );
-  process.stderr.write(`bench: operator process ${child.pid} (${n} routers)\n`);
-  try {
-    await new Promise((resolve, reject) => {
+      {
+        execPath: process.execPath,
+        execArgv: [
+          '--expose-gc',
+          ...chartOperatorNodeFlags(),
+          ...(heap ? [`--max-old-space-size=${heap}`] : []),
+          ...(values['cpu-prof'] ? ['--cpu-prof', `--cpu-prof-dir=${values['cpu-prof']}`] : []),
+          ...(values['node-flag'] ?? []),
+        ],
+        stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+      },
+    );
+  const operatorReady = (child: ChildProcess) =>
+    new Promise((resolve, reject) => {
       const timer = setTimeout(
         () => reject(new Error('timed out waiting for the operator process to sync its caches')),
         300_000,
@@ -323,31 +418,109 @@ async function runSize(kc: KubeConfig, kubeconfigPath: string, n: number, compil
         reject(new Error(`operator process exited with ${code} before it was ready`)),
       );
     });
-    const idleRss = (await ask(child, true)).rss;
-    t0 = performance.now();
-    target = 0;
-    for (let i = 0; i < n; i++) check(i);
-    // Generous: 10x the floor's time for the writes expected (slice, status, Event, 3 Accepted per router).
-    const allowed = (writes: number) => Math.max(120_000, (10_000 * writes) / floorWritesPerSecond);
-    await allRouted('the initial convergence', allowed(6 * n));
+
+  let child: ChildProcess | undefined;
+  try {
+    let setupMs: number;
+    let floorBefore: Record<string, number> = {};
+    let idleRss = 0;
+    const floorStates: [string, ReportedState][] = [
+      [agents[1] as string, 'Backup'],
+      [agents[2] as string, 'Backup'],
+    ];
+    if (context.webhookCert) {
+      // Admission needs the operator (its webhook) before any report: it runs from the start.
+      child = startOperator();
+      process.stderr.write(`bench: operator process ${child.pid} (${n} routers, webhook on)\n`);
+      await operatorReady(child);
+      idleRss = (await ask(child, true)).rss;
+      await applyManifests(context.kubectl, [
+        webhookConfiguration({
+          name: BENCH_WEBHOOK,
+          url: `https://127.0.0.1:${webhookPort}${WEBHOOK_PATH}`,
+          caBundle: context.webhookCert.caBundle,
+        }),
+      ]);
+      await webhookIntercepting(() =>
+        reporterOf(agents[1] as string)({
+          method: 'PATCH',
+          path: crPath(namespace, HAROUTER_STATE.plural, `${ids[0]}.${agents[0]}`),
+          query: { fieldManager: 'harouterctl', force: true, dryRun: 'All' },
+          contentType: 'application/apply-patch+yaml',
+          body: {
+            apiVersion: API_VERSION,
+            kind: HAROUTER_STATE.kind,
+            metadata: { name: `${ids[0]}.${agents[0]}`, namespace },
+            spec: { routerId: ids[0], agent: agents[0], state: 'Primary', observedAt: nowObservedAt() },
+          },
+        }),
+      );
+      t0 = performance.now();
+      setupMs = await setup();
+    } else {
+      setupMs = await setup();
+    }
+    const allowedFor = (rate: number) => (writes: number) => Math.max(120_000, (10_000 * writes) / rate);
+    if (!child) {
+      // 1. The floor before the operator runs (no webhook: nothing watching the writes change).
+      floorBefore = await sweep(floorWrites(floorStates));
+      child = startOperator();
+      process.stderr.write(`bench: operator process ${child.pid} (${n} routers, no webhook)\n`);
+      await operatorReady(child);
+      idleRss = (await ask(child, true)).rss;
+      t0 = performance.now();
+      for (let i = 0; i < n; i++) check(i);
+      await allRouted('the initial convergence', allowedFor(Math.max(...Object.values(floorBefore)))(6 * n));
+    } else {
+      for (let i = 0; i < n; i++) check(i);
+      await allRouted('the initial convergence', 600_000 + 60 * n);
+    }
     const initialMs = performance.now() - t0;
-    const before = await quiescent(child, allowed(n));
+    const operator = child;
+    await quiescent(operator, 600_000);
+    if (webhook) {
+      // 1. The floor through admission, the operator (and its webhook) running.
+      floorBefore = await sweep(floorWrites(floorStates));
+      await quiescent(operator, 600_000);
+    }
+    const floorWritesPerSecond = Math.max(...Object.values(floorBefore));
+    const allowed = allowedFor(floorWritesPerSecond);
+    // One API round trip: a single report write with nothing else in flight.
+    const roundTrips: number[] = [];
+    for (let i = 0; i < 20; i++) {
+      const t = performance.now();
+      await report(ids[i % n] as string, agents[2] as string, 'Backup');
+      roundTrips.push(performance.now() - t);
+    }
+    roundTrips.sort((x, y) => x - y);
+    const before = await quiescent(operator, allowed(n));
 
     // 2. The burst: every router fails over from agent 0 to agent 1.
     routedAt.clear();
     target = 1;
     const load = loadavg()[0];
+    const cpuBefore = await ownCpuMs(operator.pid as number);
     t0 = performance.now();
     await pool(ids, concurrency, async (id) => {
-      await writeReport(request, namespace, id, agents[1] as string, 'Primary');
-      await writeReport(request, namespace, id, agents[0] as string, 'Backup');
+      await report(id, agents[1] as string, 'Primary');
+      await report(id, agents[0] as string, 'Backup');
     });
     const writtenMs = performance.now() - t0;
     await allRouted('the burst', allowed(5 * n));
     const convergedMs = performance.now() - t0;
-    const after = await quiescent(child, allowed(n));
-    const retained = await ask(child, true);
-    const peak = peakRssMiB(child.pid as number);
+    const after = await quiescent(operator, allowed(n));
+    const cpuMs = (await ownCpuMs(operator.pid as number)) - cpuBefore;
+    const retained = await ask(operator, true);
+    const peak = peakRssMiB(operator.pid as number);
+
+    // The floor again, after the burst: each report rewritten in its new state.
+    const floorAfter = await sweep(
+      floorWrites([
+        [agents[0] as string, 'Backup'],
+        [agents[2] as string, 'Backup'],
+      ]),
+    );
+    await quiescent(operator, allowed(n));
 
     // 3. Single failovers at idle, one after the other (agent 1 -> 2 -> 1 ...).
     const idleRoutes: number[] = [];
@@ -355,9 +528,9 @@ async function runSize(kc: KubeConfig, kubeconfigPath: string, n: number, compil
       const id = ids[k] as string;
       const from = agents[1] as string;
       const to = agents[2] as string;
-      const statsBefore = (await ask(child)).reportToRoute.length;
-      await writeReport(request, namespace, id, to, 'Primary');
-      await writeReport(request, namespace, id, from, 'Backup');
+      const statsBefore = (await ask(operator)).reportToRoute.length;
+      await report(id, to, 'Primary');
+      await report(id, from, 'Backup');
       await waitUntil(
         () => `the single failover of router ${k} to ${to}`,
         () =>
@@ -365,24 +538,28 @@ async function runSize(kc: KubeConfig, kubeconfigPath: string, n: number, compil
           slices.get(`${namespace}/svc-${k}-harouter`)?.endpoints?.[0]?.addresses?.[0] === ips[2],
         30_000,
       );
-      await quiescent(child, 30_000, 300);
-      idleRoutes.push(...(await ask(child)).reportToRoute.slice(statsBefore).map((s) => s * 1000));
+      await quiescent(operator, 30_000, 300);
+      idleRoutes.push(...(await ask(operator)).reportToRoute.slice(statsBefore).map((s) => s * 1000));
     }
     idleRoutes.sort((x, y) => x - y);
 
     const operatorWrites = totalWrites(after) - totalWrites(before);
     const burstWrites = 2 * n + operatorWrites;
     const floorSeconds = burstWrites / floorWritesPerSecond;
+    const reportsOnlySeconds = (2 * n) / floorWritesPerSecond;
     const perRouter = [...routedAt.values()].sort((x, y) => x - y);
     console.log(
       JSON.stringify({
         routers: n,
         agentsPerRouter: 3,
+        webhook,
         workers,
         floorConcurrency: concurrency,
         loadAverage1m: Number(load?.toFixed(1)),
         setupMs: Math.round(setupMs),
-        floorWritesPerSecond: Math.round(floorWritesPerSecond),
+        floorWritesPerSecond,
+        floorWritesPerSecondAfter: Math.max(...Object.values(floorAfter)),
+        floorSweep: { before: floorBefore, after: floorAfter },
         apiRoundTripMs: {
           p50: Number(percentile(roundTrips, 50).toFixed(1)),
           p95: Number(percentile(roundTrips, 95).toFixed(1)),
@@ -393,6 +570,7 @@ async function runSize(kc: KubeConfig, kubeconfigPath: string, n: number, compil
         burstReportsWrittenMs: Math.round(writtenMs),
         burstConvergenceMs: Math.round(convergedMs),
         floorRatio: Number((convergedMs / 1000 / floorSeconds).toFixed(2)),
+        reportsOnlyRatio: Number((convergedMs / 1000 / reportsOnlySeconds).toFixed(2)),
         perRouterConvergenceMs: {
           p50: Math.round(percentile(perRouter, 50)),
           p95: Math.round(percentile(perRouter, 95)),
@@ -401,6 +579,8 @@ async function runSize(kc: KubeConfig, kubeconfigPath: string, n: number, compil
         writesPerFailover: Number((operatorWrites / n).toFixed(2)),
         routingWritesPerFailover: Number(((after.writes.routing - before.writes.routing) / n).toFixed(2)),
         eventWritesPerFailover: Number(((after.writes.events - before.writes.events) / n).toFixed(2)),
+        admissionReviews: after.reviews - before.reviews,
+        operatorCpuMsPerFailover: Number((cpuMs / n).toFixed(2)),
         reconciles: after.reconcile.count - before.reconcile.count,
         reconcileMeanMs: Number(
           (
@@ -421,21 +601,33 @@ async function runSize(kc: KubeConfig, kubeconfigPath: string, n: number, compil
       }),
     );
   } finally {
-    child.send('stop');
-    await new Promise((resolve) => {
-      const timer = setTimeout(() => {
-        child.kill('SIGKILL');
-        resolve(undefined);
-      }, 30_000);
-      child.once('exit', () => {
-        clearTimeout(timer);
-        resolve(undefined);
+    if (child) {
+      const running = child;
+      running.send('stop');
+      await new Promise((resolve) => {
+        const timer = setTimeout(() => {
+          running.kill('SIGKILL');
+          resolve(undefined);
+        }, 30_000);
+        running.once('exit', () => {
+          clearTimeout(timer);
+          resolve(undefined);
+        });
       });
-    });
+    }
+    if (webhook) {
+      await request({
+        method: 'DELETE',
+        path: `/apis/admissionregistration.k8s.io/v1/validatingwebhookconfigurations/${BENCH_WEBHOOK}`,
+      }).catch(() => undefined);
+    }
     await routers.stop();
     await slices.stop();
-    for (const name of agents)
+    for (const name of agents) {
+      await deleteNodeReporter(request, name);
       await request({ method: 'DELETE', path: `/api/v1/nodes/${name}` }).catch(() => undefined);
+    }
+    for (const reporter of reporters.values()) await reporter.close();
     await raw.close();
   }
 }
@@ -447,8 +639,37 @@ try {
   const kc = new KubeConfig();
   kc.loadFromFile(plane.kubeconfigPath);
   await installCrds(kc);
+  const k: Kubectl = {
+    binary: plane.binaries.kubectl,
+    kubeconfig: plane.kubeconfigPath,
+    cacheDir: join(dir, 'kubectl-cache'),
+  };
+  let webhookCert: SizeContext['webhookCert'];
+  if (webhook) {
+    // The reporter service account and its RBAC, and the webhook's serving certificate, as local mode makes them.
+    await applyManifests(k, baseManifests());
+    const certDir = join(dir, 'webhook');
+    await issueServingCert({
+      ca: plane.ca,
+      dir: certDir,
+      name: 'tls',
+      ips: ['127.0.0.1'],
+      dnsNames: ['localhost'],
+    });
+    webhookCert = { dir: certDir, caBundle: await base64File(plane.ca.certPath) };
+  }
   const compiled = await compileForBenchmark(join(dir, 'dist'));
-  for (const n of sizes) await runSize(kc, plane.kubeconfigPath, n, compiled);
+  for (const n of sizes)
+    await runSize(
+      {
+        kc,
+        kubeconfigPath: plane.kubeconfigPath,
+        compiled,
+        kubectl: k,
+        ...(webhookCert ? { webhookCert } : {}),
+      },
+      n,
+    );
 } finally {
   await plane.stop();
   if (!values.keep) await rm(dir, { recursive: true, force: true });

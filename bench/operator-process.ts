@@ -2,8 +2,9 @@
  * The operator in a process of its own, for the benchmark (so that its memory is
  * the operator's, not the load generator's): the wiring `harouter-operator` runs
  * (`src/operator.ts`: informers, event mapping, work queue, workers, reconciler,
- * the kept-alive transport), watching one namespace, without webhook, leader
- * election or HTTP servers. Forked by bench/failover.ts with the kubeconfig path,
+ * the kept-alive transport), watching one namespace, without leader election or
+ * metrics and probe servers; its admission webhook when the flags ask for it
+ * (`--webhook=true --webhook-bind-address --cert-dir`, given last). Forked by bench/failover.ts with the kubeconfig path,
  * the namespace and the workers; extra operator flags follow. Its writes are
  * counted by what they write (routing, Events, `Accepted`); the report-to-route
  * observations are kept one by one for exact percentiles.
@@ -72,7 +73,16 @@ const operator = new Operator({
   createReconciler: (deps) => createReconciler({ ...deps, raw: counting(deps.raw) }),
 });
 await operator.start();
-while (!(operator.isLeader() && operator.cachesSynced())) await new Promise((r) => setTimeout(r, 50));
+const serving = () => !parsed.config.webhook || operator.ports().webhook !== undefined;
+while (!(operator.isLeader() && operator.cachesSynced() && serving()))
+  await new Promise((r) => setTimeout(r, 50));
+
+/** Every admission review the webhook answered, whatever its outcome. */
+async function reviews(): Promise<number> {
+  const json = await metrics.registry.getMetricsAsJSON();
+  const values = json.find((m) => m.name === 'controller_runtime_webhook_requests_total')?.values ?? [];
+  return values.reduce((sum, v) => sum + v.value, 0);
+}
 
 async function histogram(name: string): Promise<{ count: number; sum: number }> {
   const json = await metrics.registry.getMetricsAsJSON();
@@ -92,6 +102,7 @@ process.on('message', async (message) => {
       heapUsed: process.memoryUsage().heapUsed,
       reconcile: await histogram('controller_runtime_reconcile_time_seconds'),
       reportToRoute: [...reportToRoute],
+      reviews: await reviews(),
     });
   } else if (message === 'stop') {
     await operator.stop();
