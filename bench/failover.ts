@@ -357,6 +357,17 @@ async function runSize(context: SizeContext, n: number): Promise<void> {
           },
         },
       });
+    });
+    if (webhook) {
+      // The webhook admits a node's first report only for a router its cache holds: the
+      // operator has seen every router once it has written each one's status.
+      await waitUntil(
+        () => 'the operator to see every router (its status written)',
+        () => ids.every((id) => routers.get(`${namespace}/${id}`)?.status?.observedGeneration !== undefined),
+        600_000,
+      );
+    }
+    await pool(ids, concurrency, async (id) => {
       await report(id, agents[0] as string, 'Primary');
       await report(id, agents[1] as string, 'Backup');
       await report(id, agents[2] as string, 'Backup');
