@@ -5,7 +5,9 @@ import { childCpuMs } from '../../bench/timed-process.ts';
 describe('the agent benchmark’s own timestamp arithmetic', () => {
   it('orders RFC 3339 times at full precision, offsets included', () => {
     expect(rfc3339Nanos('2026-12-08T02:00:00.5Z')).toBeGreaterThan(rfc3339Nanos('2026-12-08T02:00:00Z'));
-    expect(rfc3339Nanos('2026-12-08T02:00:00.000000002Z') - rfc3339Nanos('2026-12-08T02:00:00.000000001Z')).toBe(1n);
+    expect(
+      rfc3339Nanos('2026-12-08T02:00:00.000000002Z') - rfc3339Nanos('2026-12-08T02:00:00.000000001Z'),
+    ).toBe(1n);
     expect(rfc3339Nanos('2026-12-08T03:00:00.25+01:00')).toBe(rfc3339Nanos('2026-12-08T02:00:00.250Z'));
     expect(() => rfc3339Nanos('yesterday')).toThrow(/not an RFC 3339 time/);
   });
