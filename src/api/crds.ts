@@ -13,6 +13,7 @@ import {
   STALE_REPORT_MESSAGE,
   UUID_PATTERN,
 } from './validation.ts';
+import { defaultPriority, INTERFACE_PATTERN, VRRP_DEFAULTS, VRRP_LIMITS } from './vrrp.ts';
 
 /**
  * The two CustomResourceDefinitions of the contract, described in TypeScript and
@@ -126,6 +127,121 @@ const printableRules = (field: string) => [
   ),
 ];
 
+/** An agent's effective priority in CEL (see `effectivePriority` in vrrp.ts): its own, or 200 - 10 x position. */
+const celPriority = (agent: string) =>
+  `(has(${agent}.priority) ? ${agent}.priority : ${defaultPriority(0)} - 10 * self.agents.indexOf(${agent}))`;
+
+/** The rules across spec fields; `specRefusal` in harouter.ts says the same in zod. */
+function specRules(): JSONSchemaProps[] {
+  return [
+    rule(
+      '!has(self.preferredAgent) || has(self.vrrp)',
+      'preferred agent rule: spec.preferredAgent needs spec.vrrp',
+    ),
+    rule(
+      '!has(self.preferredAgent) || self.agents.exists(a, a.name == self.preferredAgent)',
+      'preferred agent rule: spec.preferredAgent must be listed in spec.agents',
+    ),
+    rule(
+      `!has(self.vrrp) || self.agents.all(a, self.agents.exists_one(b, ${celPriority('b')} == ${celPriority('a')}))`,
+      "distinct priorities rule: with spec.vrrp, the agents' priorities (default 200 minus 10 per position) must differ",
+    ),
+  ];
+}
+
+/** `spec.vrrp`, with the same bounds and defaults as `vrrpSchema` (vrrp.ts). */
+function vrrpSpecSchema(): JSONSchemaProps {
+  const { vrid, advertIntervalMs, fenceHoldSeconds, failbackDelaySeconds, virtualIPs } = VRRP_LIMITS;
+  return {
+    type: 'object',
+    description:
+      "The router's keepalived instance (VRRPv3), rendered by the node agents of spec.agents. Without it the operator only listens to keepalived and routes.",
+    required: ['interface', 'virtualIPs'],
+    'x-kubernetes-validations': [
+      rule('self.segment == oldSelf.segment', 'immutable rule: spec.vrrp.segment cannot change'),
+      rule(
+        'has(self.vrid) == has(oldSelf.vrid) && (!has(self.vrid) || self.vrid == oldSelf.vrid)',
+        'immutable rule: spec.vrrp.vrid cannot be set, changed or removed once spec.vrrp exists',
+      ),
+      rule(
+        'self.virtualIPs[0] == oldSelf.virtualIPs[0]',
+        'immutable rule: the first of spec.vrrp.virtualIPs cannot change',
+      ),
+    ],
+    properties: {
+      segment: str(
+        'The L2 domain (one network, one address family, one multicast group) in which VRIDs must be unique (DNS-1123 label). Immutable.',
+        {
+          maxLength: VRRP_LIMITS.segmentMaxLength,
+          default: VRRP_DEFAULTS.segment,
+          'x-kubernetes-validations': [
+            rule(`self.matches(${celRegex(DNS_LABEL_PATTERN)})`, 'segment rule: must be a DNS-1123 label'),
+          ],
+        },
+      ),
+      vrid: int(
+        'The virtual router id (1-254). When absent the operator allocates the lowest free one of the segment and records it in status.vrrp.vrid. Cannot be set, changed or removed later.',
+        vrid.min,
+        vrid.max,
+      ),
+      interface: str('The network interface VRRP runs on, with the same name on every agent.', {
+        minLength: 1,
+        maxLength: 15,
+        pattern: INTERFACE_PATTERN,
+      }),
+      virtualIPs: {
+        type: 'array',
+        description:
+          'The virtual IPs as address/prefix (1 to 16, one family, each once). The first is advertised (virtual_ipaddress) and immutable; the others are virtual_ipaddress_excluded, so changing them never changes what peers compare.',
+        minItems: virtualIPs.min,
+        maxItems: virtualIPs.max,
+        'x-kubernetes-list-type': 'atomic',
+        'x-kubernetes-validations': [
+          rule(
+            '!isCIDR(self[0]) || self.all(v, !isCIDR(v) || cidr(v).ip().family() == cidr(self[0]).ip().family())',
+            'virtual IP family rule: every virtual IP must be of the family of the first',
+          ),
+          rule(
+            'self.all(v, !isCIDR(v) || self.exists_one(w, isCIDR(w) && cidr(w).ip() == cidr(v).ip()))',
+            'unique virtual IPs rule: each address may appear once',
+          ),
+        ],
+        items: str('A virtual IP with its prefix length, e.g. 192.0.2.10/24 or 2001:db8::10/64.', {
+          maxLength: VRRP_LIMITS.virtualIPMaxLength,
+          'x-kubernetes-validations': [
+            rule('isCIDR(self)', 'virtual IP rule: must be an address with its prefix length (CIDR)'),
+          ],
+        }),
+      },
+      advertIntervalMs: {
+        ...int(
+          'The VRRP advertisement interval in milliseconds (100-40950, a multiple of 10; VRRPv3 counts centiseconds).',
+          advertIntervalMs.min,
+          advertIntervalMs.max,
+        ),
+        multipleOf: advertIntervalMs.multipleOf,
+        default: VRRP_DEFAULTS.advertIntervalMs,
+      },
+      fenceHoldSeconds: {
+        ...int(
+          'How long a split-brain fence holds at least before it is lifted; doubled (up to 15 minutes) when the agent claims Primary again within one hold after its fence was lifted.',
+          fenceHoldSeconds.min,
+          fenceHoldSeconds.max,
+        ),
+        default: VRRP_DEFAULTS.fenceHoldSeconds,
+      },
+      failbackDelaySeconds: {
+        ...int(
+          'How long spec.preferredAgent must have been live again after a failure before the router moves back to it.',
+          failbackDelaySeconds.min,
+          failbackDelaySeconds.max,
+        ),
+        default: VRRP_DEFAULTS.failbackDelaySeconds,
+      },
+    },
+  };
+}
+
 function harouterSchema(): JSONSchemaProps {
   return {
     type: 'object',
@@ -144,6 +260,7 @@ function harouterSchema(): JSONSchemaProps {
         type: 'object',
         description: 'The HA configuration of the router.',
         required: ['agents'],
+        'x-kubernetes-validations': specRules(),
         properties: {
           displayName: str(
             `A human-friendly name, at most ${DISPLAY_NAME_MAX_CODE_POINTS} printable characters.`,
@@ -175,7 +292,7 @@ function harouterSchema(): JSONSchemaProps {
                   { minLength: 1, maxLength: AGENT_MAX_LENGTH, 'x-kubernetes-validations': agentNameRules },
                 ),
                 priority: int(
-                  'The keepalived priority of the agent (1-254). Informational, shown in status.',
+                  `The keepalived priority of the agent (1-254). With spec.vrrp it is rendered into the agent's keepalived instance (default ${defaultPriority(0)} minus 10 per position in the list) and must differ from every other agent's; without spec.vrrp it is informational, shown in status.`,
                   1,
                   254,
                 ),
@@ -223,6 +340,11 @@ function harouterSchema(): JSONSchemaProps {
               },
             },
           },
+          vrrp: vrrpSpecSchema(),
+          preferredAgent: str(
+            'The agent the router should be active on (a member of spec.agents; needs spec.vrrp). When it is live and not active, the operator moves the router to it by fencing the other agents (see harouterctl switchover).',
+            { minLength: 1, maxLength: AGENT_MAX_LENGTH, 'x-kubernetes-validations': agentNameRules },
+          ),
         },
       },
       status: {
@@ -251,7 +373,16 @@ function harouterSchema(): JSONSchemaProps {
                 observedAt: str("The observedAt of the agent's latest report.", {
                   maxLength: OBSERVED_AT_MAX_LENGTH,
                 }),
-                priority: int('The priority from spec.agents.', 0, 255),
+                priority: int(
+                  "The agent's keepalived priority: with spec.vrrp the rendered one (spec.agents[].priority, default 200 minus 10 per position), without it spec.agents[].priority.",
+                  0,
+                  255,
+                ),
+                fenced: {
+                  type: 'boolean',
+                  description:
+                    "True while the operator asks this agent's keepalived instance to stay in FAULT (switchover, drain or split brain); the node agent writes it to the router's fence file.",
+                },
                 reason: str('Why the agent is Unknown: NoReport, NodeNotFound or NodeNotReady.', {
                   enum: [...UNKNOWN_REASONS],
                 }),
@@ -267,7 +398,23 @@ function harouterSchema(): JSONSchemaProps {
           },
           lastTransitionTime: str('When activeAgent last changed.', { format: 'date-time' }),
           observedGeneration: observedGenerationSchema,
-          conditions: conditionsSchema('Ready, SplitBrain and Degraded.'),
+          conditions: conditionsSchema(
+            'Ready, SplitBrain and Degraded; with spec.vrrp also Switchover and Draining.',
+          ),
+          vrrp: {
+            type: 'object',
+            description:
+              'The VRID the operator recorded for spec.vrrp (allocated, or spec.vrrp.vrid); never changes while spec.vrrp is set. Absent while none is recorded (and for a VRID used by an earlier router): no agent renders the router then.',
+            required: ['vrid', 'segment'],
+            properties: {
+              vrid: int(
+                'The virtual router id of the keepalived instance.',
+                VRRP_LIMITS.vrid.min,
+                VRRP_LIMITS.vrid.max,
+              ),
+              segment: str('The segment the VRID is unique in.', { maxLength: VRRP_LIMITS.segmentMaxLength }),
+            },
+          },
         },
       },
     },

@@ -9,6 +9,7 @@ import {
   isPrintable,
   UUID_PATTERN,
 } from './validation.ts';
+import { effectivePriority, vrrpSchema, vrrpStatusSchema } from './vrrp.ts';
 
 /** An agent's state as the operator decides it. `Unknown` always carries a reason. */
 export const AGENT_STATES = ['Primary', 'Backup', 'Fault', 'Stopped', 'Unknown'] as const;
@@ -45,7 +46,7 @@ export const harouterEndpointSchema = z.object({
   ports: z.array(endpointPortSchema).min(1).max(32),
 });
 
-export const harouterSpecSchema = z.object({
+const harouterSpecBaseSchema = z.object({
   displayName: z
     .string()
     .refine((s) => codePointLength(s) <= DISPLAY_NAME_MAX_CODE_POINTS && isPrintable(s), {
@@ -60,6 +61,30 @@ export const harouterSpecSchema = z.object({
       message: 'agents must be unique by name',
     }),
   endpoint: harouterEndpointSchema.optional(),
+  vrrp: vrrpSchema.optional(),
+  preferredAgent: agentName.optional(),
+});
+
+/** The rules across spec fields, shared in words with the CRD's CEL rules (see `crds.ts`). */
+export function specRefusal(spec: z.infer<typeof harouterSpecBaseSchema>): string | undefined {
+  if (spec.preferredAgent !== undefined) {
+    if (!spec.vrrp) return 'preferred agent rule: spec.preferredAgent needs spec.vrrp';
+    if (!spec.agents.some((a) => a.name === spec.preferredAgent)) {
+      return 'preferred agent rule: spec.preferredAgent must be listed in spec.agents';
+    }
+  }
+  if (spec.vrrp) {
+    const priorities = spec.agents.map((a) => effectivePriority(spec.agents, a.name));
+    if (new Set(priorities).size !== priorities.length) {
+      return "distinct priorities rule: with spec.vrrp, the agents' priorities (default 200 minus 10 per position) must differ";
+    }
+  }
+  return undefined;
+}
+
+export const harouterSpecSchema = harouterSpecBaseSchema.superRefine((spec, ctx) => {
+  const refusal = specRefusal(spec);
+  if (refusal) ctx.addIssue({ code: 'custom', message: refusal });
 });
 
 export const agentStatusSchema = z.object({
@@ -68,6 +93,7 @@ export const agentStatusSchema = z.object({
   observedAt: z.string().optional(),
   priority: z.number().int().optional(),
   reason: z.enum(UNKNOWN_REASONS).optional(),
+  fenced: z.boolean().optional(),
 });
 
 export const harouterStatusSchema = z.object({
@@ -79,6 +105,7 @@ export const harouterStatusSchema = z.object({
   lastTransitionTime: z.string().optional(),
   observedGeneration: z.number().int().optional(),
   conditions: z.array(conditionSchema).optional(),
+  vrrp: vrrpStatusSchema.optional(),
 });
 
 export const objectMetaSchema = z.looseObject({

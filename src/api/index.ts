@@ -6,3 +6,4 @@ export * from './harouterstate.ts';
 export * from './micro-time.ts';
 export * from './observed-at.ts';
 export * from './validation.ts';
+export * from './vrrp.ts';

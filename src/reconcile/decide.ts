@@ -8,6 +8,7 @@ import {
   type AgentStatus,
   type ConditionFacts,
   compareObservedAt,
+  effectivePriority,
   type HARouter,
   type HARouterEndpoint,
   type HARouterState,
@@ -228,11 +229,12 @@ export function decide(input: DecideInput): Decision {
   for (const member of router.spec.agents) {
     const report = reports.get(member.name);
     const node = nodes.get(member.name);
+    const priority = router.spec.vrrp ? effectivePriority(router.spec.agents, member.name) : member.priority;
     const base: AgentStatus = {
       name: member.name,
       state: 'Unknown',
       ...(report ? { observedAt: report.spec.observedAt } : {}),
-      ...(member.priority !== undefined ? { priority: member.priority } : {}),
+      ...(priority !== undefined ? { priority } : {}),
     };
     if (
       report &&

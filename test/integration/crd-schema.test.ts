@@ -66,6 +66,12 @@ describe('what people see', () => {
       'RFC 3339 time at which the agent saw the transition',
     );
     expect(await explain('har.spec.agents')).toContain('The agents (nodes) that may host the router');
+    // kubectl wraps descriptions at 80 columns.
+    const explained = async (field: string) => (await explain(field)).replace(/\s+/g, ' ');
+    expect(await explained('har.spec.vrrp.virtualIPs')).toContain('The first is advertised');
+    expect(await explained('har.spec.preferredAgent')).toContain('The agent the router should be active on');
+    expect(await explained('har.status.agents.fenced')).toContain('stay in FAULT');
+    expect(await explained('har.status.vrrp.vrid')).toContain('virtual router id');
   });
 
   it('kubectl get prints the contract columns, by short name and category', async () => {
@@ -169,5 +175,88 @@ describe('transition rules', () => {
     const res = await kubeRequest(admin, 'PUT', `${collectionPath(namespace)}/${next.metadata.name}`, next);
     expect(res.status).toBe(422);
     expect(res.body.message).toMatch(/immutable rule: routerId cannot change/);
+  });
+});
+
+describe('HARouter transition rules (spec.vrrp)', () => {
+  const vrrp = { interface: 'eth0', virtualIPs: ['192.0.2.10/24', '192.0.2.11/24'] };
+  const routerPath = (routerId: string) => `${collectionPath(namespace, 'harouters')}/${routerId}`;
+  async function storedRouter(spec: Record<string, unknown>) {
+    const routerId = randomUUID();
+    const created = await kubeRequest(admin, 'POST', collectionPath(namespace, 'harouters'), {
+      apiVersion: 'harouter.dev/v1alpha1',
+      kind: 'HARouter',
+      metadata: { name: routerId },
+      spec: { agents: [{ name: NODE_A }, { name: 'node-b' }], ...spec },
+    });
+    expect(created.status, JSON.stringify(created.body.message)).toBe(201);
+    return routerId;
+  }
+  const patch = (routerId: string, body: unknown) =>
+    kubeRequest(admin, 'PATCH', routerPath(routerId), body, 'application/merge-patch+json');
+
+  it('fills in the defaults', async () => {
+    const routerId = await storedRouter({ vrrp });
+    const res = await kubeRequest(admin, 'GET', routerPath(routerId));
+    expect((res.body.spec as { vrrp: unknown }).vrrp).toEqual({
+      ...vrrp,
+      segment: 'default',
+      advertIntervalMs: 1000,
+      fenceHoldSeconds: 60,
+      failbackDelaySeconds: 30,
+    });
+  });
+
+  it.each([
+    [
+      'a changed vrid',
+      { vrid: 7 },
+      { vrid: 8 },
+      /immutable rule: spec.vrrp.vrid cannot be set, changed or removed/,
+    ],
+    ['a vrid set later', {}, { vrid: 8 }, /immutable rule: spec.vrrp.vrid/],
+    ['a removed vrid', { vrid: 7 }, { vrid: null }, /immutable rule: spec.vrrp.vrid/],
+    [
+      'a changed segment',
+      { segment: 'edge' },
+      { segment: 'core' },
+      /immutable rule: spec.vrrp.segment cannot change/,
+    ],
+    ['the defaulted segment changed', {}, { segment: 'core' }, /immutable rule: spec.vrrp.segment/],
+    [
+      'a changed first virtual IP',
+      {},
+      { virtualIPs: ['192.0.2.12/24', '192.0.2.11/24'] },
+      /immutable rule: the first of spec.vrrp.virtualIPs cannot change/,
+    ],
+  ])('refuses %s', async (_name, initial, change, message) => {
+    const routerId = await storedRouter({ vrrp: { ...vrrp, ...initial } });
+    const res = await patch(routerId, { spec: { vrrp: change } });
+    expect(res.status).toBe(422);
+    expect(res.body.message).toMatch(message);
+  });
+
+  it('accepts changes to the other virtual IPs, the timers and the preferred agent', async () => {
+    const routerId = await storedRouter({ vrrp: { ...vrrp, vrid: 7 } });
+    const res = await patch(routerId, {
+      spec: {
+        preferredAgent: 'node-b',
+        vrrp: {
+          virtualIPs: ['192.0.2.10/24', '192.0.2.99/24'],
+          advertIntervalMs: 500,
+          fenceHoldSeconds: 120,
+        },
+      },
+    });
+    expect(res.status, JSON.stringify(res.body.message)).toBe(200);
+  });
+
+  it('refuses an update that makes two priorities equal, naming the rule', async () => {
+    const routerId = await storedRouter({ vrrp });
+    const res = await patch(routerId, {
+      spec: { agents: [{ name: NODE_A }, { name: 'node-b', priority: 200 }] },
+    });
+    expect(res.status).toBe(422);
+    expect(res.body.message).toMatch(/distinct priorities rule/);
   });
 });

@@ -725,7 +725,91 @@ export const ROUTER_CORPUS: CorpusEntry[] = [
     endpoint: { serviceName: 'Edge', ports: [{ port: 80 }] },
   }),
   routerWith('agents missing', false, { agents: undefined }),
+  ...VRRP_CORPUS(),
 ];
+
+/** `spec.vrrp` and `spec.preferredAgent`: bounds, CIDR forms, and the rules across fields. */
+function VRRP_CORPUS(): CorpusEntry[] {
+  const base = { interface: 'eth0', virtualIPs: ['192.0.2.10/24'] };
+  const vrrp = (
+    name: string,
+    valid: boolean,
+    fields: Record<string, unknown>,
+    spec: Record<string, unknown> = {},
+  ) => routerWith(`vrrp ${name}`, valid, { vrrp: { ...base, ...fields }, ...spec });
+  const vips = (name: string, valid: boolean, virtualIPs: string[]) => vrrp(name, valid, { virtualIPs });
+  const agents = (...priorities: (number | undefined)[]) =>
+    priorities.map((priority, i) => ({ name: `node-${i}`, ...(priority !== undefined ? { priority } : {}) }));
+  return [
+    vrrp('minimal', true, {}),
+    vrrp('every field at its bound', true, {
+      segment: 's'.repeat(63),
+      vrid: 254,
+      advertIntervalMs: 40950,
+      fenceHoldSeconds: 900,
+      failbackDelaySeconds: 0,
+      virtualIPs: Array.from({ length: 16 }, (_, i) => `192.0.2.${i + 1}/24`),
+    }),
+    vrrp('vrid 1', true, { vrid: 1 }),
+    vrrp('vrid 0', false, { vrid: 0 }),
+    vrrp('vrid 255', false, { vrid: 255 }),
+    vrrp('segment edge-1', true, { segment: 'edge-1' }),
+    vrrp('segment upper case', false, { segment: 'Edge' }),
+    vrrp('segment of 64 characters', false, { segment: 's'.repeat(64) }),
+    vrrp('segment with a dot', false, { segment: 'edge.1' }),
+    vrrp('interface missing', false, { interface: undefined }),
+    vrrp('interface empty', false, { interface: '' }),
+    vrrp('interface eth0.100', true, { interface: 'eth0.100' }),
+    vrrp('interface of 15 characters', true, { interface: 'e'.repeat(15) }),
+    vrrp('interface of 16 characters', false, { interface: 'e'.repeat(16) }),
+    vrrp('interface with a space', false, { interface: 'eth 0' }),
+    vrrp('interface with a brace', false, { interface: 'eth0}' }),
+    vrrp('virtualIPs missing', false, { virtualIPs: undefined }),
+    vips('virtualIPs empty', false, []),
+    vips(
+      '17 virtualIPs',
+      false,
+      Array.from({ length: 17 }, (_, i) => `192.0.2.${i + 1}/24`),
+    ),
+    vips('virtual IP without prefix', false, ['192.0.2.10']),
+    vips('virtual IP octet 300', false, ['192.0.2.300/24']),
+    vips('virtual IP prefix 33', false, ['192.0.2.10/33']),
+    vips('virtual IP prefix 32', true, ['192.0.2.10/32']),
+    vips('virtual IP prefix 0', true, ['192.0.2.10/0']),
+    vips('virtual IP leading zero octet', false, ['192.0.2.010/24']),
+    vips('virtual IP leading zero prefix', false, ['192.0.2.10/024']),
+    vips('virtual IP with spaces', false, [' 192.0.2.10/24']),
+    vips('IPv6 virtual IPs', true, ['2001:db8::10/64', '2001:DB8:0:0:0:0:0:11/128']),
+    vips('IPv6 with embedded IPv4', true, ['64:ff9b::192.0.2.1/96']),
+    vips('IPv6 full form', true, ['fe80:0:0:0:0:0:0:1/64']),
+    vips('IPv6 prefix 129', false, ['2001:db8::10/129']),
+    vips('IPv4-mapped IPv6', false, ['::ffff:192.0.2.1/96']),
+    vips('IPv4-mapped IPv6 in hex', false, ['::ffff:c000:201/96']),
+    vips('IPv6 with a zone', false, ['fe80::1%eth0/64']),
+    vips('IPv6 with two ::', false, ['2001::db8::1/64']),
+    vips('IPv6 with 9 groups', false, ['1:2:3:4:5:6:7:8:9/64']),
+    vips('IPv6 group of 5 digits', false, ['2001:db8::12345/64']),
+    vips('mixed families', false, ['192.0.2.10/24', '2001:db8::10/64']),
+    vips('same address twice', false, ['192.0.2.10/24', '192.0.2.10/32']),
+    vips('same IPv6 address in two spellings', false, ['2001:db8::1/64', '2001:DB8:0::1/128']),
+    vrrp('advertIntervalMs 100', true, { advertIntervalMs: 100 }),
+    vrrp('advertIntervalMs 90', false, { advertIntervalMs: 90 }),
+    vrrp('advertIntervalMs 105', false, { advertIntervalMs: 105 }),
+    vrrp('advertIntervalMs 40960', false, { advertIntervalMs: 40960 }),
+    vrrp('fenceHoldSeconds 0', false, { fenceHoldSeconds: 0 }),
+    vrrp('fenceHoldSeconds 901', false, { fenceHoldSeconds: 901 }),
+    vrrp('failbackDelaySeconds -1', false, { failbackDelaySeconds: -1 }),
+    vrrp('failbackDelaySeconds 3601', false, { failbackDelaySeconds: 3601 }),
+    vrrp('preferredAgent a member', true, {}, { preferredAgent: NODE_B }),
+    vrrp('preferredAgent not a member', false, {}, { preferredAgent: 'node-z' }),
+    routerWith('preferredAgent without vrrp', false, { preferredAgent: NODE_A }),
+    vrrp('equal explicit priorities', false, {}, { agents: agents(150, 150) }),
+    routerWith('equal priorities without vrrp', true, { agents: agents(150, 150) }),
+    vrrp('a priority equal to a default one', false, {}, { agents: agents(undefined, 200) }),
+    vrrp('a default priority equal to a set one', false, {}, { agents: agents(190, undefined) }),
+    vrrp('16 agents with default priorities', true, {}, { agents: agents(...new Array(16).fill(undefined)) }),
+  ];
+}
 
 /** JSON without `undefined` members (what an API request carries). */
 export function toJson(value: unknown): unknown {
