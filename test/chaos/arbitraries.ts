@@ -228,6 +228,7 @@ export function arbitraryFromZod(
   const c = checksOf(def);
   switch (def.type) {
     case 'optional':
+    case 'default':
       return fc.option(arbitraryFromZod(def.innerType as z.ZodType, overrides, field), {
         nil: undefined,
         freq: 3,

@@ -13,6 +13,8 @@
  * leap second).
  */
 
+import { isIPv4, isIPv6 } from 'node:net';
+
 /** Which admission layers are installed in a namespace. */
 export type Mode = 'webhook' | 'policy' | 'both';
 export const MODES: readonly Mode[] = ['webhook', 'policy', 'both'];
@@ -326,7 +328,62 @@ export function stateVerdict(mode: Mode, req: Request, world: World): Verdict {
   return ALLOW;
 }
 
-const ROUTER_SPEC_FIELDS = ['displayName', 'agents', 'endpoint'];
+const ROUTER_SPEC_FIELDS = ['displayName', 'agents', 'endpoint', 'vrrp', 'preferredAgent'];
+const INTERFACE = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,14}$/;
+
+/**
+ * A virtual IP as `address/prefix`, read with Node's own address parser and WHATWG URL (not the
+ * project's parser): the canonical address, or undefined. No zone, no IPv4-mapped IPv6 address,
+ * a decimal prefix without leading zeros within the family's width.
+ */
+function canonicalVirtualIP(value: unknown): { family: 4 | 6; address: string } | undefined {
+  if (!isString(value) || value.length > 49) return undefined;
+  const [address, prefix, extra] = value.split('/');
+  if (extra !== undefined || address === undefined || prefix === undefined || !/^(0|[1-9]\d*)$/.test(prefix))
+    return undefined;
+  if (isIPv4(address)) return Number(prefix) <= 32 ? { family: 4, address } : undefined;
+  if (!isIPv6(address) || address.includes('%') || Number(prefix) > 128) return undefined;
+  const canonical = new URL(`http://[${address}]/`).hostname;
+  if (/^\[::ffff:[0-9a-f]{1,4}:[0-9a-f]{1,4}\]$/.test(canonical)) return undefined;
+  return { family: 6, address: canonical };
+}
+
+/** Problems of `spec.vrrp` and `spec.preferredAgent` (API.md, "Driving keepalived"; docs/api.md's refinements). */
+function vrrpProblems(vrrp: unknown, preferredAgent: unknown, agents: unknown): string[] {
+  const problems: string[] = [];
+  const list = Array.isArray(agents) ? agents.map((a) => (isObject(a) ? dropNulls(a) : {})) : [];
+  if (preferredAgent !== undefined) {
+    if (vrrp === undefined || !isString(preferredAgent) || !list.some((a) => a.name === preferredAgent))
+      problems.push('preferred agent rule');
+  }
+  if (vrrp === undefined) return problems;
+  const v = isObject(vrrp) ? dropNulls(vrrp) : undefined;
+  if (!v) return [...problems, 'spec.vrrp'];
+  const intIn = (x: unknown, min: number, max: number) => isInt(x) && x >= min && x <= max;
+  const segment = v.segment ?? 'default';
+  if (!isString(segment) || segment.length > 63 || !LABEL.test(segment)) problems.push('segment rule');
+  if (v.vrid !== undefined && !intIn(v.vrid, 1, 254)) problems.push('spec.vrrp.vrid');
+  if (!isString(v.interface) || !INTERFACE.test(v.interface)) problems.push('spec.vrrp.interface');
+  const advert = v.advertIntervalMs ?? 1000;
+  if (!intIn(advert, 100, 40950) || (advert as number) % 10 !== 0)
+    problems.push('spec.vrrp.advertIntervalMs');
+  if (!intIn(v.fenceHoldSeconds ?? 60, 1, 900)) problems.push('spec.vrrp.fenceHoldSeconds');
+  if (!intIn(v.failbackDelaySeconds ?? 30, 0, 3600)) problems.push('spec.vrrp.failbackDelaySeconds');
+  const vips = v.virtualIPs;
+  if (!Array.isArray(vips) || vips.length < 1 || vips.length > 16) {
+    problems.push('spec.vrrp.virtualIPs');
+  } else {
+    const parsed = vips.map(canonicalVirtualIP);
+    if (parsed.some((x) => x === undefined)) problems.push('virtual IP rule');
+    const valid = parsed.filter((x) => x !== undefined);
+    if (parsed[0] && valid.some((x) => x.family !== parsed[0]?.family))
+      problems.push('virtual IP family rule');
+    if (new Set(valid.map((x) => x.address)).size !== valid.length) problems.push('unique virtual IPs rule');
+  }
+  const priorities = list.map((a, i) => (a.priority === undefined ? 200 - 10 * i : a.priority));
+  if (new Set(priorities).size !== priorities.length) problems.push('distinct priorities rule');
+  return problems;
+}
 
 /** The contract's verdict on creating a HARouter (no admission guards HARouters: the schema decides). */
 export function routerVerdict(object: unknown): Verdict {
@@ -338,7 +395,7 @@ export function routerVerdict(object: unknown): Verdict {
   const spec = Object.fromEntries(
     Object.entries(dropNulls(obj.spec)).filter(([k]) => ROUTER_SPEC_FIELDS.includes(k)),
   );
-  const { displayName, agents, endpoint } = spec;
+  const { displayName, agents, endpoint, vrrp, preferredAgent } = spec;
   if (
     displayName !== undefined &&
     !(isString(displayName) && codePoints(displayName) <= 64 && printable(displayName))
@@ -382,6 +439,9 @@ export function routerVerdict(object: unknown): Verdict {
       });
     if (!ok) problems.push('spec.endpoint');
   }
+  if (preferredAgent !== undefined && !(isString(preferredAgent) && isSubdomain(preferredAgent, 216)))
+    problems.push('spec.preferredAgent');
+  problems.push(...vrrpProblems(vrrp, preferredAgent, agents));
   return problems.length > 0 ? deny('Shape', ...new Set(problems)) : ALLOW;
 }
 
