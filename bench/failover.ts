@@ -335,12 +335,12 @@ async function runSize(context: SizeContext, n: number): Promise<void> {
   const setup = async () => {
     const started = performance.now();
     await pool(ids, concurrency, async (id, i) => {
-      // The Service opts in (annotation, no selector); headless: the local range has 254 addresses.
+      // The Service opts in (label, no selector); headless: the local range has 254 addresses.
       await request({
         method: 'POST',
         path: `/api/v1/namespaces/${namespace}/services`,
         body: {
-          metadata: { name: `svc-${i}`, annotations: { 'harouter.dev/router': id } },
+          metadata: { name: `svc-${i}`, labels: { 'harouter.dev/router': id } },
           spec: { clusterIP: 'None', ports: [{ name: 'http', port: 80, protocol: 'TCP' }] },
         },
       });

@@ -8,7 +8,7 @@
  * and closes the servers and watches.
  */
 import { hostname } from 'node:os';
-import type { V1EndpointSlice, V1Node, V1Service } from '@kubernetes/client-node';
+import type { V1EndpointSlice, V1Node } from '@kubernetes/client-node';
 import {
   ENDPOINTSLICE_MANAGED_BY,
   GROUP,
@@ -18,6 +18,7 @@ import {
   type HARouterState,
   harouterSchema,
   harouterStateSchema,
+  ROUTER_LABEL,
   VERSION,
 } from './api/index.ts';
 import type { OperatorConfig } from './config.ts';
@@ -34,7 +35,13 @@ import {
   SLICES_BY_ROUTER,
   sliceRouterIndex,
 } from './controller/indexes.ts';
-import { trimMetadata, trimNode } from './controller/transforms.ts';
+import {
+  type ServiceFacts,
+  serviceFactsSchema,
+  trimNode,
+  trimRouterObject,
+  trimSlice,
+} from './controller/transforms.ts';
 import type {
   CacheName,
   Caches,
@@ -78,6 +85,13 @@ import { routerAgents, startWebhookServer, type WebhookServer } from './webhook/
 
 /** The label selecting the EndpointSlices the operator owns. */
 export const MANAGED_SLICES_SELECTOR = `endpointslice.kubernetes.io/managed-by=${ENDPOINTSLICE_MANAGED_BY}`;
+/**
+ * The label selector of the Services the operator watches: those carrying
+ * `harouter.dev/router` (any value, so that one labelled for another router is
+ * still seen and refused by name). The API server filters: other Services never
+ * reach the operator's memory.
+ */
+export const OPTED_IN_SERVICES_SELECTOR = ROUTER_LABEL;
 
 /** One informer per cache the reconciler reads. */
 export type Informers = {
@@ -85,7 +99,7 @@ export type Informers = {
   harouterStates: Informer<HARouterState>;
   nodes: Informer<V1Node>;
   endpointSlices: Informer<V1EndpointSlice>;
-  services: Informer<V1Service>;
+  services: Informer<ServiceFacts>;
 };
 
 /** What `createInformers` needs: client, namespace scope, logger and tuning. */
@@ -134,7 +148,7 @@ export function createInformers(options: InformerFactoryOptions): Informers {
       collectionPath({ group: GROUP, version: VERSION, plural: HAROUTER.plural, namespace }),
       {
         schema: harouterSchema as SafeParser<HARouter>,
-        transform: trimMetadata,
+        transform: trimRouterObject,
         indexers: { [ROUTERS_BY_AGENT]: routerAgentIndex, [ROUTERS_BY_SERVICE]: routerServiceIndex },
       },
     ),
@@ -143,7 +157,7 @@ export function createInformers(options: InformerFactoryOptions): Informers {
       collectionPath({ group: GROUP, version: VERSION, plural: HAROUTER_STATE.plural, namespace }),
       {
         schema: harouterStateSchema as SafeParser<HARouterState>,
-        transform: trimMetadata,
+        transform: trimRouterObject,
         indexers: { [REPORTS_BY_ROUTER]: reportRouterIndex },
       },
     ),
@@ -155,13 +169,15 @@ export function createInformers(options: InformerFactoryOptions): Informers {
       collectionPath({ group: 'discovery.k8s.io', version: 'v1', plural: 'endpointslices', namespace }),
       {
         labelSelector: MANAGED_SLICES_SELECTOR,
-        transform: trimMetadata,
+        transform: trimSlice,
         indexers: { [SLICES_BY_ROUTER]: sliceRouterIndex },
       },
     ),
-    services: make<V1Service>('services', collectionPath({ version: 'v1', plural: 'services', namespace }), {
-      transform: trimMetadata,
-    }),
+    services: make<ServiceFacts>(
+      'services',
+      collectionPath({ version: 'v1', plural: 'services', namespace }),
+      { labelSelector: OPTED_IN_SERVICES_SELECTOR, schema: serviceFactsSchema },
+    ),
   };
   return informers;
 }

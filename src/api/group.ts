@@ -11,9 +11,11 @@ export const OPERATOR_FIELD_MANAGER = 'harouter-operator';
 /** The value of `endpointslice.kubernetes.io/managed-by` on the slices the operator owns. */
 export const ENDPOINTSLICE_MANAGED_BY = 'harouter.dev';
 /**
- * The annotation by which a Service opts in to being driven by one HARouter
+ * The label by which a Service opts in to being driven by one HARouter
  * (`harouter.dev/router: <routerId>`): without it the operator writes no slice
  * for the Service, so whoever may create a HARouter cannot steer a Service they
- * do not own (API.md, "The Service must opt in").
+ * do not own (API.md, "The Service must opt in"). A label, not an annotation, so
+ * that the operator watches only the Services carrying it (a label selector the
+ * API server applies) and no namespace editor can fill its memory with others.
  */
-export const ROUTER_ANNOTATION = 'harouter.dev/router';
+export const ROUTER_LABEL = 'harouter.dev/router';

@@ -4,10 +4,11 @@
  * Runtime owner: see docs/operator.md. These types are a contract: change them
  * additively.
  */
-import type { V1EndpointSlice, V1Node, V1Service } from '@kubernetes/client-node';
+import type { V1EndpointSlice, V1Node } from '@kubernetes/client-node';
 import type { HARouter, HARouterState } from '../api/index.ts';
 import type { Logger } from '../log.ts';
 import type { IndexedStore, Store } from '../runtime/store.ts';
+import type { ServiceFacts } from './transforms.ts';
 
 /**
  * What `reconcile` may return: nothing (done; the key is forgotten by the rate
@@ -37,8 +38,11 @@ export interface Caches {
   nodes: Store<V1Node>;
   /** Only slices labelled `endpointslice.kubernetes.io/managed-by=harouter.dev`; indexed by `SLICES_BY_ROUTER`. */
   endpointSlices: IndexedStore<V1EndpointSlice>;
-  /** Services (for the `ServiceNotFound` rule); read-only, the operator never writes them. */
-  services: Store<V1Service>;
+  /**
+   * Only Services labelled `harouter.dev/router` (any value), as `ServiceFacts`
+   * (for the opt-in rule); read-only, the operator never writes them.
+   */
+  services: Store<ServiceFacts>;
 }
 
 /** The informer kinds, as the names used in `Caches`. */

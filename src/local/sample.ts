@@ -4,7 +4,7 @@
  * one HARouter over the three with an endpoint and its selector-less Service.
  * `examples/` refers to the same names and times; a test keeps them in step.
  */
-import { API_VERSION, GROUP, HAROUTER, HAROUTER_STATE, ROUTER_ANNOTATION } from '../api/index.ts';
+import { API_VERSION, GROUP, HAROUTER, HAROUTER_STATE, ROUTER_LABEL } from '../api/index.ts';
 
 /** The operator's namespace, where the reporter identity and its Pods live. */
 export const SYSTEM_NAMESPACE = 'harouter-system';
@@ -144,7 +144,7 @@ export function readyNodeStatus(node: { name: string; ip: string }, now: string)
   };
 }
 
-/** The sample HARouter and its selector-less Service, opted in to it (`harouter.dev/router`). */
+/** The sample HARouter and its selector-less Service, opted in to it (label `harouter.dev/router`). */
 export function sampleRouterManifests(): Manifest[] {
   return [
     {
@@ -153,8 +153,7 @@ export function sampleRouterManifests(): Manifest[] {
       metadata: {
         name: SAMPLE_SERVICE,
         namespace: SAMPLE_NAMESPACE,
-        labels: LABELS,
-        annotations: { [ROUTER_ANNOTATION]: SAMPLE_ROUTER_ID },
+        labels: { ...LABELS, [ROUTER_LABEL]: SAMPLE_ROUTER_ID },
       },
       spec: { ports: [{ name: 'http', port: 80, protocol: 'TCP' }] },
     },

@@ -28,7 +28,12 @@ import {
 import { nodeFacts } from '../controller/event-keys.ts';
 import { REPORTS_BY_ROUTER, SLICES_BY_ROUTER } from '../controller/indexes.ts';
 import { parseRouterKey, routerKey } from '../controller/router-key.ts';
-import { trimMetadata } from '../controller/transforms.ts';
+import {
+  type ServiceFacts,
+  serviceFactsSchema,
+  trimRouterObject,
+  trimSlice,
+} from '../controller/transforms.ts';
 import type { Caches, ReconcileResult, Reconciler } from '../controller/types.ts';
 import type { RawRequester } from '../kube/client.ts';
 import { describeError, isConflict, isNotFound } from '../kube/errors.ts';
@@ -80,13 +85,19 @@ interface Versioned {
  * What the reconciler wrote and the cache may not show yet. An entry is used
  * while the cached object is still at a version the write superseded; it is
  * dropped as soon as the cache shows anything else. The server's answer is kept
- * as the cache would keep it (`trimMetadata`): in a storm the echoes lag and
+ * as the cache would keep it (`transforms.ts`): in a storm the echoes lag and
  * every router holds entries at once, and an untrimmed answer (managedFields
  * included) is about twice the cached object (at 10,000 routers the untrimmed
  * entries took the operator past a 256 MiB heap).
  */
 class RecentWrites<T extends Versioned> {
   readonly #entries = new Map<string, { stale: Set<string>; obj: T | undefined }>();
+  readonly #trim: (obj: T) => T;
+
+  /** `trim`: the cache's transform of this kind. */
+  constructor(trim: (obj: T) => T) {
+    this.#trim = trim;
+  }
 
   /** The freshest known object: the remembered write while the cache lags, else the cache. */
   read(key: string, cached: T | undefined): T | undefined {
@@ -101,7 +112,7 @@ class RecentWrites<T extends Versioned> {
   wrote(key: string, basedOn: T | undefined, result: T | undefined): void {
     const stale = this.#entries.get(key)?.stale ?? new Set<string>();
     stale.add(versionOf(basedOn));
-    this.#entries.set(key, { stale, obj: result === undefined ? undefined : trimMetadata(result) });
+    this.#entries.set(key, { stale, obj: result === undefined ? undefined : this.#trim(result) });
   }
 
   forget(prefix: string): void {
@@ -137,9 +148,9 @@ function usableReport(report: HARouterState | undefined): report is HARouterStat
 export class HARouterReconciler implements Reconciler {
   readonly #options: ReconcilerOptions;
   readonly #now: () => Date;
-  readonly #routers = new RecentWrites<HARouter>();
-  readonly #slices = new RecentWrites<EndpointSliceObject>();
-  readonly #reports = new RecentWrites<HARouterState>();
+  readonly #routers = new RecentWrites<HARouter>(trimRouterObject);
+  readonly #slices = new RecentWrites<EndpointSliceObject>(trimSlice);
+  readonly #reports = new RecentWrites<HARouterState>(trimRouterObject);
   /** Per router key: report name -> `uid/generation` last counted in `harouter_reports_total`. */
   readonly #countedReports = new Map<string, Map<string, string>>();
   /** Per router key: when a split brain that changes no routing was first seen (see SPLIT_BRAIN_GRACE_MS). */
@@ -247,7 +258,7 @@ export class HARouterReconciler implements Reconciler {
     const endpoint = router.spec.endpoint;
     const serviceRefused = serviceRefusal(
       router,
-      endpoint ? caches.services.get(`${namespace}/${endpoint.serviceName}`) : undefined,
+      endpoint ? await this.#service(namespace, endpoint.serviceName) : undefined,
     );
     const slices: EndpointSliceObject[] = [];
     const wanted = endpoint ? sliceName(endpoint.serviceName) : undefined;
@@ -287,6 +298,27 @@ export class HARouterReconciler implements Reconciler {
     await this.#apply(writes, router, decision, progress, log);
     this.#exportRouter(key, decision);
     return undefined;
+  }
+
+  /**
+   * The router's Service: from the cache, which holds only the Services labelled
+   * `harouter.dev/router`. One not there is read once from the API server, so that
+   * a Service that exists without the label is refused by its name
+   * (`ServiceNotOptedIn`, `ServiceHasSelector`) rather than as missing; adding the
+   * label brings it into the cache, and that event reconciles the router again.
+   */
+  async #service(namespace: string, name: string): Promise<ServiceFacts | undefined> {
+    const cached = this.#options.caches.services.get(`${namespace}/${name}`);
+    if (cached) return cached;
+    try {
+      const parsed = serviceFactsSchema.safeParse(
+        await this.#options.raw({ path: `/api/v1/namespaces/${namespace}/services/${name}` }),
+      );
+      return parsed.success ? parsed.data : undefined;
+    } catch (err) {
+      if (isNotFound(err)) return undefined;
+      throw err;
+    }
   }
 
   /** Milliseconds to wait before recording a new split brain that changes no routing; 0: go on. */

@@ -3,17 +3,14 @@
  * Service must opt in"). The operator holds EndpointSlice write rights that
  * namespace editors deliberately lack (compare CVE-2021-25740), so a HARouter
  * alone must not be able to point a Service at a node: the Service itself must
- * have no selector and carry `harouter.dev/router: <routerId>`.
+ * have no selector and carry the label `harouter.dev/router: <routerId>`.
  *
- * Pure: the reconciler passes the cached Service (or undefined when missing).
+ * Pure: the reconciler passes what it knows of the Service (undefined when missing).
  */
-import { type HARouter, ROUTER_ANNOTATION } from '../api/index.ts';
+import { type HARouter, ROUTER_LABEL } from '../api/index.ts';
+import type { ServiceFacts } from '../controller/transforms.ts';
 
-/** The part of a Service the check reads (raw JSON, as a watch delivers it). */
-export interface ServiceFacts {
-  metadata?: { annotations?: Record<string, string> | null } | null;
-  spec?: { selector?: Record<string, string> | null } | null;
-}
+export type { ServiceFacts };
 
 /** Why a router's Service may not be driven: the `Ready=False` reason and its message. */
 export interface ServiceRefusal {
@@ -36,17 +33,16 @@ export function serviceRefusal(
   if (!service) {
     return { reason: 'ServiceNotFound', message: `Service ${name} named by spec.endpoint does not exist` };
   }
-  const selector = service.spec?.selector;
-  if (selector && Object.keys(selector).length > 0) {
+  if (service.hasSelector) {
     return {
       reason: 'ServiceHasSelector',
       message: `Service ${name} has a selector; the operator drives only selector-less Services`,
     };
   }
-  if (service.metadata?.annotations?.[ROUTER_ANNOTATION] !== router.metadata.name) {
+  if (service.metadata.labels?.[ROUTER_LABEL] !== router.metadata.name) {
     return {
       reason: 'ServiceNotOptedIn',
-      message: `Service ${name} does not carry the annotation ${ROUTER_ANNOTATION}: ${router.metadata.name}`,
+      message: `Service ${name} does not carry the label ${ROUTER_LABEL}: ${router.metadata.name}`,
     };
   }
   return undefined;

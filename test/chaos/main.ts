@@ -180,7 +180,7 @@ try {
     expectOk(
       `create Service ${service}`,
       await admin.request('POST', `/api/v1/namespaces/${CHAOS_NAMESPACE}/services`, {
-        metadata: { name: service, annotations: { 'harouter.dev/router': router.id } },
+        metadata: { name: service, labels: { 'harouter.dev/router': router.id } },
         spec: { clusterIP: 'None', ports: [{ name: 'bgp', port: 179, protocol: 'TCP' }] },
       }),
       [409],

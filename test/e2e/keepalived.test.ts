@@ -275,7 +275,7 @@ describe('real keepalived drives the operator', () => {
         cluster.core.createNamespacedService({
           namespace: SAMPLE_NAMESPACE,
           body: {
-            metadata: { name: r.service, annotations: { 'harouter.dev/router': r.id } },
+            metadata: { name: r.service, labels: { 'harouter.dev/router': r.id } },
             spec: { clusterIP: 'None', ports: [{ name: 'http', port: 80, protocol: 'TCP' }] },
           },
         }),
@@ -422,7 +422,7 @@ describe('real keepalived drives the operator', () => {
     await cluster.core.createNamespacedService({
       namespace: SAMPLE_NAMESPACE,
       body: {
-        metadata: { name: service, annotations: { 'harouter.dev/router': id } },
+        metadata: { name: service, labels: { 'harouter.dev/router': id } },
         spec: { clusterIP: 'None', ports: [{ name: 'http', port: 80, protocol: 'TCP' }] },
       },
     });

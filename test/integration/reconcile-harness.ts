@@ -28,13 +28,13 @@ import {
   type HARouterSpec,
   type HARouterState,
   type ReportedState,
-  ROUTER_ANNOTATION,
+  ROUTER_LABEL,
   VERSION,
 } from '../../src/api/index.ts';
 import { parseConfig } from '../../src/config.ts';
 import { kubeConfigConnection } from '../../src/kube/kubeconfig.ts';
 import { createMetrics, type Metrics } from '../../src/metrics.ts';
-import { Operator } from '../../src/operator.ts';
+import { type Informers, Operator } from '../../src/operator.ts';
 
 const CRD_DIR = join(import.meta.dirname, '../../crds');
 
@@ -144,13 +144,13 @@ export class Cluster {
 
   /**
    * A selector-less Service (headless ones use no cluster IP: the test range has only 254),
-   * opted in to the router `routerId` (`harouter.dev/router`) when one is given.
+   * opted in to the router `routerId` (label `harouter.dev/router`) when one is given.
    */
   async createService(name: string, port = 80, headless = false, routerId?: string): Promise<void> {
     await this.core.createNamespacedService({
       namespace: this.namespace,
       body: {
-        metadata: { name, ...(routerId ? { annotations: { [ROUTER_ANNOTATION]: routerId } } : {}) },
+        metadata: { name, ...(routerId ? { labels: { [ROUTER_LABEL]: routerId } } : {}) },
         spec: {
           ...(headless ? { clusterIP: 'None' } : {}),
           ports: [{ name: 'http', port, protocol: 'TCP' }],
@@ -264,6 +264,8 @@ export function conditionOf(router: HARouter, type: string): { status: string; r
 
 export interface TestOperator {
   metrics: Metrics;
+  /** The operator's caches, to assert on what it holds. */
+  informers: Informers;
   /** Sum of `rest_client_requests_total` for write methods (POST, PUT, PATCH, DELETE). */
   writes(): Promise<number>;
   stop(): Promise<void>;
@@ -305,6 +307,7 @@ export async function startTestOperator(
   await waitFor(async () => operator.isLeader() && operator.cachesSynced(), 30_000);
   return {
     metrics,
+    informers: operator.informers,
     async writes() {
       const json = await metrics.registry.getMetricsAsJSON();
       const values = json.find((m) => m.name === 'rest_client_requests_total')?.values ?? [];

@@ -4,7 +4,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { GROUP, HAROUTER, type HARouter, ROUTER_ANNOTATION, VERSION } from '../../src/api/index.ts';
+import { GROUP, HAROUTER, type HARouter, ROUTER_LABEL, VERSION } from '../../src/api/index.ts';
 import { adminKubeConfig, createTestNamespace } from '../support/index.ts';
 import {
   at,
@@ -279,7 +279,7 @@ describe('reconcile on a real API server', () => {
     await cluster.core.createNamespacedService({
       namespace: ns,
       body: {
-        metadata: { name: 'selected', annotations: { [ROUTER_ANNOTATION]: id } },
+        metadata: { name: 'selected', labels: { [ROUTER_LABEL]: id } },
         spec: { selector: { app: 'someone-elses' }, ports: [{ port: 80 }] },
       },
     });
@@ -300,7 +300,7 @@ describe('reconcile on a real API server', () => {
     await cluster.patchRouterSpec(id, { endpoint: { serviceName: 'opted', ports: [{ port: 80 }] } });
     await waitFor(async () => (await cluster.sliceAddresses('opted'))?.join() === ip[a]);
     await cluster.core.patchNamespacedService(
-      { name: 'opted', namespace: ns, body: { metadata: { annotations: { [ROUTER_ANNOTATION]: null } } } },
+      { name: 'opted', namespace: ns, body: { metadata: { labels: { [ROUTER_LABEL]: null } } } },
       mergePatchOptions,
     );
     await routerWhere(id, (x) => conditionOf(x, 'Ready')?.reason === 'ServiceNotOptedIn');
@@ -309,7 +309,7 @@ describe('reconcile on a real API server', () => {
 
     // Opting in again brings the slice back, without a new report.
     await cluster.core.patchNamespacedService(
-      { name: 'opted', namespace: ns, body: { metadata: { annotations: { [ROUTER_ANNOTATION]: id } } } },
+      { name: 'opted', namespace: ns, body: { metadata: { labels: { [ROUTER_LABEL]: id } } } },
       mergePatchOptions,
     );
     await waitFor(async () => (await cluster.sliceAddresses('opted'))?.join() === ip[a]);

@@ -4,12 +4,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { parseAllDocuments } from 'yaml';
-import {
-  compareObservedAt,
-  harouterSchema,
-  harouterStateSchema,
-  ROUTER_ANNOTATION,
-} from '../../src/api/index.ts';
+import { compareObservedAt, harouterSchema, harouterStateSchema, ROUTER_LABEL } from '../../src/api/index.ts';
 import { writeKubeconfig } from '../../src/local/controlplane/index.ts';
 import { parseLocalArgs, prometheusSummary, summary } from '../../src/local/main.ts';
 import type { Nodes } from '../../src/local/nodes/index.ts';
@@ -38,9 +33,9 @@ describe('examples agree with the local-mode sample', () => {
     expect(router?.metadata).toMatchObject({ name: SAMPLE_ROUTER_ID, namespace: SAMPLE_NAMESPACE });
     expect(service?.spec).toEqual(sampleService?.spec);
     expect(service?.spec.selector).toBeUndefined();
-    expect(service?.metadata).toMatchObject({ annotations: { [ROUTER_ANNOTATION]: SAMPLE_ROUTER_ID } });
     for (const opted of [service, sampleService]) {
-      expect(opted?.metadata).toMatchObject({ annotations: { [ROUTER_ANNOTATION]: SAMPLE_ROUTER_ID } });
+      expect(opted?.metadata).toMatchObject({ labels: { [ROUTER_LABEL]: SAMPLE_ROUTER_ID } });
+      expect(opted?.metadata).not.toHaveProperty('annotations');
     }
   });
 

@@ -1,4 +1,4 @@
-import type { V1EndpointSlice, V1Node, V1Service } from '@kubernetes/client-node';
+import type { V1EndpointSlice, V1Node } from '@kubernetes/client-node';
 import { describe, expect, it } from 'vitest';
 import type { HARouter, HARouterState } from '../../src/api/index.ts';
 import { keysForEvent, nodeFacts, urgentKeysForEvent } from '../../src/controller/event-keys.ts';
@@ -9,6 +9,7 @@ import {
   routerServiceIndex,
 } from '../../src/controller/indexes.ts';
 import { parseRouterKey } from '../../src/controller/router-key.ts';
+import type { ServiceFacts } from '../../src/controller/transforms.ts';
 import type { Caches } from '../../src/controller/types.ts';
 import type { IndexedStore } from '../../src/runtime/store.ts';
 import { NAMESPACE, ROUTER_ID, report, router, T0 } from './reconcile-fixtures.ts';
@@ -38,7 +39,7 @@ const caches: Caches = {
   harouterStates: store<HARouterState>([]),
   nodes: store<V1Node>([]),
   endpointSlices: store<V1EndpointSlice>([]),
-  services: store<V1Service>([]),
+  services: store<ServiceFacts>([]),
 };
 
 function node(name: string, ready: string, ip = '198.51.100.11'): V1Node {
@@ -123,9 +124,9 @@ describe('keysForEvent', () => {
   });
 
   it('a Service maps to the routers of its namespace whose endpoint names it', () => {
-    const svc: V1Service = { metadata: { name: 'web', namespace: NAMESPACE } };
+    const svc: ServiceFacts = { metadata: { name: 'web', namespace: NAMESPACE }, hasSelector: false };
     expect([...keysForEvent('services', { type: 'add', obj: svc }, caches)]).toEqual([key1]);
-    const other: V1Service = { metadata: { name: 'db', namespace: NAMESPACE } };
+    const other: ServiceFacts = { metadata: { name: 'db', namespace: NAMESPACE }, hasSelector: false };
     expect([...keysForEvent('services', { type: 'add', obj: other }, caches)]).toEqual([]);
   });
 

@@ -4,16 +4,17 @@
  * conflict, and the domain metrics. Behaviour against the real API server is
  * covered by test/integration/reconcile*.test.ts.
  */
-import type { V1EndpointSlice, V1Node, V1Service } from '@kubernetes/client-node';
+import type { V1EndpointSlice, V1Node } from '@kubernetes/client-node';
 import pino from 'pino';
 import { describe, expect, it } from 'vitest';
-import { type HARouter, type HARouterState, ROUTER_ANNOTATION } from '../../src/api/index.ts';
+import { type HARouter, type HARouterState, ROUTER_LABEL } from '../../src/api/index.ts';
 import {
   REPORTS_BY_ROUTER,
   reportRouterIndex,
   SLICES_BY_ROUTER,
   sliceRouterIndex,
 } from '../../src/controller/indexes.ts';
+import type { ServiceFacts } from '../../src/controller/transforms.ts';
 import type { Caches } from '../../src/controller/types.ts';
 import type { RawRequest } from '../../src/kube/client.ts';
 import { KubeRequestError } from '../../src/kube/errors.ts';
@@ -63,12 +64,13 @@ function setup() {
     harouterStates: new MapStore<HARouterState>({ [REPORTS_BY_ROUTER]: reportRouterIndex }),
     nodes: new MapStore<V1Node>(),
     endpointSlices: new MapStore<V1EndpointSlice>({ [SLICES_BY_ROUTER]: sliceRouterIndex }),
-    services: new MapStore<V1Service>(),
+    services: new MapStore<ServiceFacts>(),
   };
   stores.nodes.put(node('node-a', true, '198.51.100.11'));
   stores.nodes.put(node('node-b', true, '198.51.100.12'));
   stores.services.put({
-    metadata: { name: 'web', namespace: NAMESPACE, annotations: { [ROUTER_ANNOTATION]: ROUTER_ID } },
+    metadata: { name: 'web', namespace: NAMESPACE, labels: { [ROUTER_LABEL]: ROUTER_ID } },
+    hasSelector: false,
   });
   const requests: RawRequest[] = [];
   let rv = 200;
