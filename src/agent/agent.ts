@@ -16,6 +16,7 @@ import { resolveNamespace, serviceAccountNamespace } from '../report/namespace.t
 import { reportObject } from '../report/object.ts';
 import { UsageError } from '../report/usage-error.ts';
 import { FifoFollower, type OpenedFifo, openCheckedFifo } from './fifo.ts';
+import { type KeepalivedDriver, type KeepalivedOptions, startKeepalivedDriver } from './keepalived-driver.ts';
 import { escapeForLog, hexForLog, parseNotifyLine } from './line.ts';
 import { LogLimit } from './log-limit.ts';
 import { InstanceMap, type InstanceTargets, parseInstancesFile } from './mapping.ts';
@@ -41,6 +42,8 @@ export interface AgentConfig {
   /** Most reports in flight at once (and pooled connections). */
   concurrency: number;
   requestTimeoutMs: number;
+  /** `--keepalived-config-dir` and its companions: render keepalived's configuration from HARouters. */
+  keepalived?: KeepalivedOptions;
 }
 
 /** A running agent. */
@@ -52,6 +55,8 @@ export interface RunningAgent {
   ready(): boolean;
   /** Resolves when no report is pending (for tests and benchmarks). */
   whenIdle(): Promise<void>;
+  /** Resolves when no keepalived render is running or waiting. */
+  whenRendered(): Promise<void>;
   /** Stops reading, syncs the spool and closes everything. */
   stop(): Promise<void>;
 }
@@ -86,7 +91,7 @@ export async function startAgent(
     const instances = new InstanceMap(config.instances, fileTargets, namespace);
     const opening = await Spool.open(config.stateDir, log.child({ component: 'spool' }));
     spool = opening.spool;
-    return await run(config, log, clock, opened, opening, instances, transport);
+    return await run(config, log, clock, opened, opening, instances, transport, namespace);
   } catch (error) {
     closeSync(opened.fd);
     await spool?.close().catch(() => undefined);
@@ -117,6 +122,7 @@ async function run(
   opening: { spool: Spool; pending: SpoolEntry[] },
   instances: InstanceMap,
   transport: Transport,
+  namespace: string,
 ): Promise<RunningAgent> {
   const { spool } = opening;
   const sender = createSender(transport, {
@@ -183,6 +189,24 @@ async function run(
     onDone: (_key, { entry }) => spool.delivered(entry),
   });
   const metrics = createAgentMetrics(() => queue.pending);
+
+  let driver: KeepalivedDriver | undefined;
+  if (config.keepalived) {
+    try {
+      driver = await startKeepalivedDriver(
+        config.keepalived,
+        { agent: config.agent, namespace, fifo: config.fifo, connection: transport },
+        metrics,
+        log.child({ component: 'keepalived-config' }),
+      );
+    } catch (error) {
+      queue.stop();
+      sender.close();
+      throw new UsageError(
+        `--keepalived-config-dir ${config.keepalived.configDir}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`,
+      );
+    }
+  }
 
   for (const entry of opening.pending) queue.offer(routerKey(entry), { entry });
   if (opening.pending.length > 0) log.info({ routers: opening.pending.length }, 'delivering the spool first');
@@ -277,6 +301,7 @@ async function run(
       readyz: () => [
         { name: 'fifo', check: () => follower.open },
         { name: 'apiserver', check: () => apiAnswered },
+        ...(driver ? [{ name: 'keepalived-config', check: () => driver?.synced() === true }] : []),
       ],
       log,
     });
@@ -299,11 +324,13 @@ async function run(
     port: server?.port,
     ready: () => follower.open && apiAnswered,
     whenIdle: () => queue.whenIdle(),
+    whenRendered: async () => driver?.whenRendered(),
     async stop() {
       if (stopped) return;
       stopped = true;
       follower.close();
       stopWatching();
+      await driver?.stop();
       queue.stop();
       await spool.close();
       sender.close();

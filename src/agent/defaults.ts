@@ -15,6 +15,14 @@ export const AGENT_DEFAULTS = {
   requestTimeoutMs: 10_000,
 } as const;
 
+/** Defaults of the keepalived flags (`--keepalived-config-dir`). */
+export const KEEPALIVED_DEFAULTS = {
+  /** `--fence-dir`: one file per router, `1` while this node's instance is fenced. */
+  fenceDir: '/run/harouter/fence',
+  /** `--keepalived-pid-file`: keepalived's own default. */
+  pidFile: '/run/keepalived.pid',
+} as const;
+
 /**
  * The Node flags the chart's DaemonSet runs the agent with (`reporter.agent.nodeFlags`)
  * and the agent benchmark measures: V8's lite mode (no optimizing compiler: the

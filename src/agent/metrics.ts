@@ -18,6 +18,10 @@ export interface AgentMetrics {
   readonly reports: Counter<'result'>;
   readonly pendingRouters: Gauge;
   readonly reportSeconds: Histogram;
+  /** SIGHUPs sent to keepalived (`--keepalived-config-dir`). */
+  readonly keepalivedReloads: Counter;
+  /** Router files the agent keeps (`--keepalived-config-dir`). */
+  readonly renderedRouters: Gauge;
 }
 
 /** Creates the agent's metrics; `pending` is read at each scrape. */
@@ -54,6 +58,16 @@ export function createAgentMetrics(
       name: 'harouter_agent_report_seconds',
       help: 'Time from reading a line to the API server accepting its report.',
       buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300],
+      registers,
+    }),
+    keepalivedReloads: new Counter({
+      name: 'harouter_agent_keepalived_reloads_total',
+      help: 'Reloads (SIGHUP) sent to keepalived after its rendered configuration changed.',
+      registers,
+    }),
+    renderedRouters: new Gauge({
+      name: 'harouter_agent_rendered_routers',
+      help: 'Routers whose keepalived configuration the agent renders on this node.',
       registers,
     }),
   };

@@ -1,6 +1,7 @@
 import { parseArgs } from 'node:util';
 import type { AgentConfig } from '../agent/agent.ts';
-import { AGENT_DEFAULTS, DEFAULT_FIFO } from '../agent/defaults.ts';
+import { AGENT_DEFAULTS, DEFAULT_FIFO, KEEPALIVED_DEFAULTS } from '../agent/defaults.ts';
+import type { KeepalivedOptions } from '../agent/keepalived-driver.ts';
 import { parseInstanceFlags } from '../agent/mapping.ts';
 import { isAgentName } from '../api/validation.ts';
 import { parseBind, parseDuration } from '../flag-values.ts';
@@ -26,6 +27,10 @@ const OPTIONS = {
   'metrics-bind-address': { type: 'string' },
   'max-in-flight': { type: 'string' },
   timeout: { type: 'string' },
+  'keepalived-config-dir': { type: 'string' },
+  'fence-dir': { type: 'string' },
+  'keepalived-pid-file': { type: 'string' },
+  'run-keepalived': { type: 'boolean' },
   'log-level': { type: 'string' },
   help: { type: 'boolean', short: 'h' },
 } as const;
@@ -83,6 +88,7 @@ export function parseAgentCommandLine(
   }
   const fifo = values.fifo ?? DEFAULT_FIFO;
   if (!fifo.startsWith('/')) throw new UsageError('--fifo must be an absolute path');
+  const keepalived = keepalivedOptions(values);
   const config: AgentConfig = {
     fifo,
     stateDir: values['state-dir'] ?? AGENT_DEFAULTS.stateDir,
@@ -94,6 +100,39 @@ export function parseAgentCommandLine(
     ...(values.instances !== undefined ? { instancesFile: values.instances } : {}),
     ...(namespace !== undefined ? { namespace } : {}),
     ...(values.kubeconfig !== undefined ? { kubeconfig: values.kubeconfig } : {}),
+    ...(keepalived ? { keepalived } : {}),
   };
   return { command: 'agent', config, logLevel: logLevel as LogLevel };
+}
+
+/** The keepalived flags, checked: all of them need `--keepalived-config-dir`. */
+function keepalivedOptions(values: {
+  'keepalived-config-dir'?: string | undefined;
+  'fence-dir'?: string | undefined;
+  'keepalived-pid-file'?: string | undefined;
+  'run-keepalived'?: boolean | undefined;
+}): KeepalivedOptions | undefined {
+  const configDir = values['keepalived-config-dir'];
+  if (configDir === undefined) {
+    for (const flag of ['fence-dir', 'keepalived-pid-file', 'run-keepalived'] as const) {
+      if (values[flag] !== undefined) throw new UsageError(`--${flag} needs --keepalived-config-dir`);
+    }
+    return undefined;
+  }
+  const paths = {
+    'keepalived-config-dir': configDir,
+    'fence-dir': values['fence-dir'] ?? KEEPALIVED_DEFAULTS.fenceDir,
+    'keepalived-pid-file': values['keepalived-pid-file'] ?? KEEPALIVED_DEFAULTS.pidFile,
+  };
+  for (const [flag, path] of Object.entries(paths)) {
+    // The directories go into keepalived's configuration: no character it would read otherwise.
+    if (!/^\/[A-Za-z0-9_./@+-]*$/.test(path) || path.split('/').includes('..'))
+      throw new UsageError(`--${flag} must be an absolute path of letters, digits and _./@+- (no "..")`);
+  }
+  return {
+    configDir: paths['keepalived-config-dir'],
+    fenceDir: paths['fence-dir'],
+    pidFile: paths['keepalived-pid-file'],
+    run: values['run-keepalived'] === true,
+  };
 }

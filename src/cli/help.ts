@@ -1,4 +1,4 @@
-import { AGENT_DEFAULTS, DEFAULT_FIFO } from '../agent/defaults.ts';
+import { AGENT_DEFAULTS, DEFAULT_FIFO, KEEPALIVED_DEFAULTS } from '../agent/defaults.ts';
 import { DEFAULTS } from './args.ts';
 
 const seconds = (ms: number) => `${ms / 1000}s`;
@@ -139,6 +139,23 @@ Flags:
   --timeout <duration>   Longest single request (default ${seconds(AGENT_DEFAULTS.requestTimeoutMs)}).
   --log-level <level>    fatal, error, warn, info, debug, trace or silent (default info).
   -h, --help             This text.
+
+keepalived configuration from HARouters (spec.vrrp):
+  --keepalived-config-dir <dir>
+                         Render one <routerId>.conf per HARouter of the namespace
+                         that lists this node and has a VRID in status.vrrp.vrid,
+                         plus harouter-global.conf; keepalived.conf then needs
+                           include <dir>/harouter-global.conf
+                           include <dir>/*-*-*-*-*.conf
+                         Without this flag nothing is rendered.
+  --fence-dir <dir>      Fence files, 1 while this node's instance is fenced
+                         (default ${KEEPALIVED_DEFAULTS.fenceDir}).
+  --keepalived-pid-file <file>
+                         Reloads are SIGHUP to this pid, at most one per 2 s
+                         (default ${KEEPALIVED_DEFAULTS.pidFile}).
+  --run-keepalived       Run keepalived (--dont-fork --log-console --vrrp) with
+                         <dir>/keepalived.conf, written by the agent; restarted
+                         with backoff when it exits, stopped on SIGTERM.
 
 Delivery: each line is stamped (observedAt, nanoseconds, strictly increasing)
 when read. Per router the newest state wins: one write in flight, later lines

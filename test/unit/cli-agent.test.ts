@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
 import { describe, expect, it } from 'vitest';
-import { AGENT_DEFAULTS, DEFAULT_FIFO } from '../../src/agent/defaults.ts';
+import { AGENT_DEFAULTS, DEFAULT_FIFO, KEEPALIVED_DEFAULTS } from '../../src/agent/defaults.ts';
 import { parseAgentCommandLine } from '../../src/cli/agent-args.ts';
 import { main } from '../../src/cli/main.ts';
 import { UsageError } from '../../src/report/usage-error.ts';
@@ -79,8 +79,49 @@ describe('harouterctl agent flags', { timeout: 30_000 }, () => {
     expect(parsed.command === 'agent' && [...parsed.config.instances.keys()]).toEqual(['VI_1', 'VI_2']);
   });
 
+  it('renders nothing without --keepalived-config-dir; with it, takes the keepalived defaults', () => {
+    const plain = parseAgentCommandLine(['--agent=a'], {});
+    expect(plain.command === 'agent' && plain.config.keepalived).toBeUndefined();
+    expect(
+      parseAgentCommandLine(['--agent=a', '--keepalived-config-dir=/etc/keepalived/harouter'], {}),
+    ).toMatchObject({
+      config: {
+        keepalived: {
+          configDir: '/etc/keepalived/harouter',
+          fenceDir: KEEPALIVED_DEFAULTS.fenceDir,
+          pidFile: KEEPALIVED_DEFAULTS.pidFile,
+          run: false,
+        },
+      },
+    });
+    expect(
+      parseAgentCommandLine(
+        [
+          '--agent=a',
+          '--keepalived-config-dir=/k',
+          '--fence-dir=/f',
+          '--keepalived-pid-file=/run/harouter/keepalived.pid',
+          '--run-keepalived',
+        ],
+        {},
+      ),
+    ).toMatchObject({
+      config: {
+        keepalived: { configDir: '/k', fenceDir: '/f', pidFile: '/run/harouter/keepalived.pid', run: true },
+      },
+    });
+  });
+
   it.each([
     [[], 'NODE_NAME'],
+    [['--agent=a', '--run-keepalived'], '--run-keepalived needs --keepalived-config-dir'],
+    [['--agent=a', '--fence-dir=/f'], '--fence-dir needs --keepalived-config-dir'],
+    [['--agent=a', '--keepalived-config-dir=etc/k'], '--keepalived-config-dir must be an absolute path'],
+    [
+      ['--agent=a', '--keepalived-config-dir=/k', '--fence-dir=/f "x'],
+      '--fence-dir must be an absolute path',
+    ],
+    [['--agent=a', '--keepalived-config-dir=/k/../etc'], 'no ".."'],
     [['--agent=Node_A'], 'DNS-1123'],
     [['--agent=a', '--instance=VI_1'], '--instance #1'],
     [['--agent=a', '--fifo=relative'], 'absolute'],
@@ -104,6 +145,11 @@ describe('harouterctl agent flags', { timeout: 30_000 }, () => {
       '--state-dir',
       '--metrics-bind-address',
       '--agent',
+      '--keepalived-config-dir',
+      '--fence-dir',
+      '--keepalived-pid-file',
+      '--run-keepalived',
+      'include <dir>/harouter-global.conf',
     ]) {
       expect(stdout).toContain(flag);
     }

@@ -19,7 +19,10 @@ const ALLOWED: Record<string, readonly string[]> = {
   // harouterctl: cli -> agent -> report -> api (issue 10); report reads the kubeconfig with the
   // loader both programs share (kube/kubeconfig.ts, which imports nothing of the project).
   report: ['api', 'kube'],
-  agent: ['api', 'runtime', 'report', 'http', 'flag-values.ts', 'log.ts'],
+  // keepalived's configuration, rendered from HARouters: pure, shared by the agent and local mode.
+  keepalived: ['api'],
+  // The agent watches HARouters with the operator's informer when it renders keepalived's files.
+  agent: ['api', 'runtime', 'kube', 'keepalived', 'report', 'http', 'flag-values.ts', 'log.ts'],
 };
 
 /** Every relative import of the layer's modules, and how many modules were read. */
