@@ -4,7 +4,7 @@
  * `status.vrrp.vrid`. Pure: the agent's watch feeds it and writes what it returns.
  */
 import { isIP } from 'node:net';
-import { DEFAULT_ADVERT_INTERVAL_MS, effectivePriority, type VrrpHARouter } from './interim-api.ts';
+import { effectivePriority, VRRP_DEFAULTS, type VrrpHARouter } from './interim-api.ts';
 import { RenderError, renderRouterConfig } from './render.ts';
 
 /** One router's files on this node. */
@@ -94,8 +94,8 @@ export function desiredRouters(
           routerId,
           interface: vrrp.interface,
           vrid,
-          priority: effectivePriority(router, agent) ?? 0,
-          advertIntervalMs: vrrp.advertIntervalMs ?? DEFAULT_ADVERT_INTERVAL_MS,
+          priority: effectivePriority(router.spec.agents, agent) ?? 0,
+          advertIntervalMs: vrrp.advertIntervalMs ?? VRRP_DEFAULTS.advertIntervalMs,
           virtualIPs: vrrp.virtualIPs,
         },
         fenceDir,

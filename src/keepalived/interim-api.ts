@@ -31,12 +31,15 @@ export const vrrpHarouterSchema = harouterSchema.extend({
 
 export type VrrpHARouter = z.infer<typeof vrrpHarouterSchema>;
 
-/** The default advert interval. */
-export const DEFAULT_ADVERT_INTERVAL_MS = 1000;
+/** The defaults of `spec.vrrp`. */
+export const VRRP_DEFAULTS = { advertIntervalMs: 1000 } as const;
 
 /** An agent's keepalived priority: its `priority`, else 200 minus 10 per position. */
-export function effectivePriority(router: VrrpHARouter, agent: string): number | undefined {
-  const index = router.spec.agents.findIndex((a) => a.name === agent);
+export function effectivePriority(
+  agents: readonly { name: string; priority?: number | undefined }[],
+  agent: string,
+): number | undefined {
+  const index = agents.findIndex((a) => a.name === agent);
   if (index < 0) return undefined;
-  return router.spec.agents[index]?.priority ?? 200 - 10 * index;
+  return agents[index]?.priority ?? 200 - 10 * index;
 }

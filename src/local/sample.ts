@@ -61,6 +61,19 @@ type Manifest = {
 
 const LABELS = { 'app.kubernetes.io/part-of': 'harouter-local' };
 
+/**
+ * The reporters' rules (API.md): write their HARouterStates, never a status, and read
+ * HARouters (the agent renders keepalived's configuration from them).
+ */
+export const REPORTER_RULES = [
+  {
+    apiGroups: [GROUP],
+    resources: [HAROUTER_STATE.plural],
+    verbs: ['get', 'create', 'patch', 'update', 'delete'],
+  },
+  { apiGroups: [GROUP], resources: [HAROUTER.plural], verbs: ['get', 'list', 'watch'] },
+];
+
 /** Namespaces, the reporter service account and its RBAC. */
 export function baseManifests(): Manifest[] {
   return [
@@ -76,13 +89,7 @@ export function baseManifests(): Manifest[] {
       apiVersion: 'rbac.authorization.k8s.io/v1',
       kind: 'ClusterRole',
       metadata: { name: REPORTER_CLUSTER_ROLE, labels: LABELS },
-      rules: [
-        {
-          apiGroups: [GROUP],
-          resources: [HAROUTER_STATE.plural],
-          verbs: ['get', 'create', 'patch', 'update', 'delete'],
-        },
-      ],
+      rules: REPORTER_RULES,
     },
     {
       apiVersion: 'rbac.authorization.k8s.io/v1',

@@ -6,6 +6,7 @@
  * ValidatingAdmissionPolicy with its parameters).
  */
 import { base64File } from '../../src/local/controlplane/index.ts';
+import { REPORTER_RULES } from '../../src/local/sample.ts';
 import { DEFAULT_ADMISSION_CONFIG } from '../../src/webhook/config.ts';
 import {
   admissionParamsConfigMap,
@@ -124,7 +125,7 @@ export async function mintToken(
 
 /**
  * The contract's reporter RBAC (get, create, patch, update, delete on
- * harouterstates, cluster-wide), bound to the reporter; the fuzzer binds the same
+ * harouterstates; get, list, watch on harouters; cluster-wide), bound to the reporter; the fuzzer binds the same
  * role to the intruder and the operator's account, so that admission alone
  * decides their requests.
  */
@@ -134,13 +135,7 @@ export async function installReporterRbac(admin: KubeHttp): Promise<void> {
     apiVersion: 'rbac.authorization.k8s.io/v1',
     kind: 'ClusterRole',
     metadata: { name: 'harouter-chaos-reporter' },
-    rules: [
-      {
-        apiGroups: ['harouter.dev'],
-        resources: ['harouterstates'],
-        verbs: ['get', 'create', 'patch', 'update', 'delete'],
-      },
-    ],
+    rules: REPORTER_RULES,
   });
   await apply(admin, `${rbac}/clusterrolebindings/harouter-chaos-reporter`, {
     apiVersion: 'rbac.authorization.k8s.io/v1',
