@@ -448,7 +448,7 @@ describe('helm install, upgrade and uninstall in webhook mode', () => {
     expect(await can(operator, { verb: 'delete', ...lease, namespace })).toBe(false);
   });
 
-  it('RBAC: the reporter may write HARouterStates in the release namespace only, never their status or anything else', async () => {
+  it('RBAC: the reporter may write HARouterStates and read HARouters in the release namespace only, never a status or anything else', async () => {
     const reporter = `system:serviceaccount:${reporterNamespace}:harouter-reporter`;
     const states = { group: 'harouter.dev', resource: 'harouterstates', namespace };
     for (const verb of ['get', 'create', 'patch', 'update', 'delete']) {
@@ -458,6 +458,13 @@ describe('helm install, upgrade and uninstall in webhook mode', () => {
     expect(await can(reporter, { verb: 'list', ...states })).toBe(false);
     expect(await can(reporter, { verb: 'patch', ...states, subresource: 'status' })).toBe(false);
     expect(await can(reporter, { verb: 'update', ...states, resource: 'harouters' })).toBe(false);
+    // The node agent renders keepalived's configuration from HARouters: reads only.
+    for (const verb of ['get', 'list', 'watch']) {
+      expect(await can(reporter, { verb, ...states, resource: 'harouters' }), verb).toBe(true);
+    }
+    expect(await can(reporter, { verb: 'patch', ...states, resource: 'harouters', subresource: 'status' })).toBe(
+      false,
+    );
   });
 
   it('with no operator replica serving, writes in the selected namespace fail closed; others are not intercepted', async () => {

@@ -161,6 +161,56 @@ describe('helm template: reporter.agent', { timeout: 60_000 }, () => {
     );
   });
 
+  it('reporter.agent.keepalived.run: keepalived in the Pod on the host network, NET_ADMIN and NET_RAW only, files rendered by the agent', async () => {
+    const objects = await renderChart({
+      set: ['reporter.agent.enabled=true', 'reporter.agent.keepalived.run=true'],
+    });
+    const pod = findObject(objects, 'DaemonSet', `${FULLNAME}-agent`).spec.template.spec;
+    const [container] = pod.containers;
+    expect(pod.hostNetwork).toBe(true);
+    expect(pod.dnsPolicy).toBe('ClusterFirstWithHostNet');
+    expect(container.securityContext).toEqual({
+      allowPrivilegeEscalation: false,
+      privileged: false,
+      readOnlyRootFilesystem: true,
+      capabilities: { drop: ['ALL'], add: ['NET_ADMIN', 'NET_RAW'] },
+    });
+    const parsed = parseAgentCommandLine(container.args.slice(1), { NODE_NAME: 'net-1' });
+    if (parsed.command !== 'agent') throw new Error('expected the agent command');
+    expect(parsed.config.keepalived).toEqual({
+      configDir: '/etc/keepalived/harouter',
+      fenceDir: '/run/harouter/fence',
+      pidFile: '/run/harouter/keepalived.pid',
+      run: true,
+    });
+    const mounts = Object.fromEntries(
+      container.volumeMounts.map((m: { name: string; mountPath: string }) => [m.name, m.mountPath]),
+    );
+    // The configuration directory is writable (an emptyDir); the fences and pid file are on the FIFO's host path.
+    expect(mounts['keepalived-config']).toBe('/etc/keepalived/harouter');
+    expect(mounts.fifo).toBe('/run/harouter');
+    expect(pod.volumes).toContainEqual({
+      name: 'keepalived-config',
+      emptyDir: { medium: 'Memory', sizeLimit: '16Mi' },
+    });
+  });
+
+  it('without reporter.agent.keepalived.run: no host network, no capability, no keepalived flag', async () => {
+    const objects = await renderChart({ scenario: 'agent' });
+    const pod = findObject(objects, 'DaemonSet', `${FULLNAME}-agent`).spec.template.spec;
+    expect(pod.hostNetwork).toBe(false);
+    expect(pod.dnsPolicy).toBeUndefined();
+    expect(pod.containers[0].securityContext.capabilities).toEqual({ drop: ['ALL'] });
+    expect(pod.containers[0].args.filter((a: string) => /keepalived|fence/.test(a))).toEqual([]);
+    expect(pod.volumes.map((v: { name: string }) => v.name)).not.toContain('keepalived-config');
+  });
+
+  it('the values schema refuses a keepalived.run that is not a boolean, and unknown keys', async () => {
+    for (const set of ['reporter.agent.keepalived.run=yes', 'reporter.agent.keepalived.configDir=/x']) {
+      await expect(renderChart({ set: ['reporter.agent.enabled=true', set] })).rejects.toThrow(/keepalived/);
+    }
+  });
+
   it("the chart's FIFO, the agent's default and examples/keepalived-agent.conf's global_defs agree", () => {
     const values = parseYaml(readFileSync(join(chartDir, 'values.yaml'), 'utf8'));
     expect(`${values.reporter.agent.fifoDir}/notify.fifo`).toBe(DEFAULT_FIFO);

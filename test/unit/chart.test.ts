@@ -405,11 +405,14 @@ describe('helm template with default values', () => {
     );
   }, 60_000);
 
-  it('lets reporters write HARouterStates only, never their status, and only in the release namespace', () => {
+  it('lets reporters write HARouterStates only, never their status, read HARouters, and only in the release namespace', () => {
     expect(findObject(objects, 'ServiceAccount', 'harouter-reporter').metadata.namespace).toBe(REPORTER_NS);
     const role = findObject(objects, 'ClusterRole', `${FULLNAME}-reporter`);
     expect(permissions(role)).toEqual(
-      expand({ 'harouter.dev/harouterstates': ['get', 'create', 'patch', 'update', 'delete'] }),
+      expand({
+        'harouter.dev/harouterstates': ['get', 'create', 'patch', 'update', 'delete'],
+        'harouter.dev/harouters': ['get', 'list', 'watch'],
+      }),
     );
     expect(objects.filter((o) => o.kind === 'ClusterRoleBinding').map((o) => o.metadata.name)).not.toContain(
       `${FULLNAME}-reporter`,
