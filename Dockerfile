@@ -8,6 +8,7 @@
 #   docker run --rm harouter-operator:0.1.0 --help
 #   docker run --rm --entrypoint harouterctl harouter-operator:0.1.0 --help
 #
+# keepalived (Debian's package) is in the runtime for the node agent's --run-keepalived.
 # The runtime is node:<version>-slim rather than distroless because both programs are `#!/usr/bin/env node`
 # shims meant to be run by name (keepalived notify scripts call `harouterctl`); npm, npx, corepack and
 # yarn are removed from it. NODE_VERSION is the version the project pins in package.json (devDependency
@@ -44,6 +45,12 @@ LABEL org.opencontainers.image.title="harouter-operator" \
       org.opencontainers.image.documentation="https://github.com/harouter/harouter-operator/tree/main/docs" \
       org.opencontainers.image.vendor="harouter" \
       org.opencontainers.image.base.name="docker.io/library/node:${NODE_VERSION}-slim"
+
+# keepalived from Debian's packages: the node agent runs it with --run-keepalived (the chart's
+# reporter.agent.keepalived.run). Its sample configuration is removed: the agent writes its own.
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends keepalived \
+ && rm -rf /var/lib/apt/lists/* /etc/keepalived/*
 
 # Drop the package managers from the runtime (not needed to run, one less thing to patch).
 RUN rm -rf /usr/local/lib/node_modules/npm /usr/local/lib/node_modules/corepack \

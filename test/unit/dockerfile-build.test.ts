@@ -77,6 +77,25 @@ function confined(stageRoot: string, instruction: Instruction): string {
   return words.map((w) => (w.startsWith('/') ? `${stageRoot}${w}` : w)).join('');
 }
 
+/**
+ * A RUN line that installs Debian packages is checked, not run (it would install them on this
+ * machine): it must be `apt-get update && apt-get install -y --no-install-recommends PKG... && rm -rf
+ * /var/lib/apt/lists/* ...`, and Debian must know every package it names.
+ */
+async function checkDebianPackages(instruction: Instruction): Promise<void> {
+  const where = `Dockerfile line ${instruction.line}`;
+  const match =
+    /^apt-get update && apt-get install -y --no-install-recommends ([a-z0-9.+ -]+?) && rm -rf \/var\/lib\/apt\/lists\/\*( \S+)*$/.exec(
+      instruction.args.replace(/\s+/g, ' '),
+    );
+  if (!match) throw new Error(`${where}: an apt-get line this test does not understand`);
+  for (const pkg of (match[1] as string).split(' ')) {
+    await run('apt-cache', ['show', '--no-all-versions', pkg]).catch(() => {
+      throw new Error(`${where}: Debian has no package ${pkg}`);
+    });
+  }
+}
+
 /** `KEY=value ...` or `KEY value`. */
 function envPairs(args: string): [string, string][] {
   if (!/^\S+=/.test(args)) {
@@ -152,6 +171,10 @@ async function buildImage(buildRoot: string, npmCache: string): Promise<Map<stri
           break;
         }
         case 'RUN':
+          if (instruction.args.startsWith('apt-get ')) {
+            await checkDebianPackages(instruction);
+            break;
+          }
           await run('sh', ['-c', confined(stageRoot, instruction)], {
             cwd: inStage(stageRoot, workdir),
             env: stageEnv,

@@ -92,6 +92,15 @@ describe('Dockerfile', () => {
     expect(JSON.parse(entrypoint?.args ?? 'null')).toEqual(['harouter-operator']);
   });
 
+  it('runtime carries keepalived from Debian (the agent’s --run-keepalived), without recommends or apt lists', () => {
+    const runs =
+      finalStage?.body.filter((i) => i.keyword === 'RUN').map((i) => i.args.replace(/\s+/g, ' ')) ?? [];
+    const apt = runs.filter((r) => r.includes('apt-get'));
+    expect(apt).toHaveLength(1);
+    expect(apt[0]).toMatch(/^apt-get update && apt-get install -y --no-install-recommends keepalived && /);
+    expect(apt[0]).toContain('rm -rf /var/lib/apt/lists/*');
+  });
+
   it('runs as a numeric non-root user, set last', () => {
     const users = finalStage?.body.filter((i) => i.keyword === 'USER') ?? [];
     expect(users.length).toBeGreaterThan(0);
