@@ -192,4 +192,44 @@ describe('command lines', () => {
       '--log-level=info',
     ]);
   });
+
+  it('gives the agent its keepalived flags when it renders the configuration', () => {
+    const args = agentArgs({
+      node: 'node-a',
+      fifo: '/d/notify.fifo',
+      stateDir: '/d/state',
+      kubeconfig: '/k',
+      namespace: 'demo',
+      instances: {},
+      metricsAddress: '127.0.0.1:8090',
+      keepalived: { configDir: '/d/keepalived.d', fenceDir: '/d/fence', pidFile: '/d/keepalived.pid' },
+    });
+    expect(args.slice(-3)).toEqual([
+      '--keepalived-config-dir=/d/keepalived.d',
+      '--fence-dir=/d/fence',
+      '--keepalived-pid-file=/d/keepalived.pid',
+    ]);
+  });
+});
+
+describe('renderKeepalivedConfig with the agent’s files', () => {
+  it('includes them after global_defs, and refuses anything but an include of an absolute path', () => {
+    const base = { routerId: 'node-a', interface: 'eth0', instances: [] };
+    expect(
+      renderKeepalivedConfig({
+        ...base,
+        includes: ['include /d/k/harouter-global.conf', 'include /d/k/*-*-*-*-*.conf'],
+      }),
+    ).toBe(
+      `global_defs {
+  router_id node-a
+  script_user root
+}
+include /d/k/harouter-global.conf
+include /d/k/*-*-*-*-*.conf
+`,
+    );
+    expect(() => renderKeepalivedConfig({ ...base, includes: ['vrrp_instance x {'] })).toThrow(/includes/);
+    expect(() => renderKeepalivedConfig({ ...base, includes: ['include /d/a b'] })).toThrow(/includes/);
+  });
 });

@@ -28,6 +28,8 @@ export interface AgentOptions {
   /** `--metrics-bind-address`, such as `127.0.0.1:8090`. */
   metricsAddress: string;
   logLevel?: string;
+  /** `--keepalived-config-dir`, `--fence-dir` and `--keepalived-pid-file`: render keepalived's files. */
+  keepalived?: { configDir: string; fenceDir: string; pidFile: string };
 }
 
 /** The agent's arguments after `harouterctl`. Pure. */
@@ -42,6 +44,13 @@ export function agentArgs(options: AgentOptions): string[] {
     ...Object.entries(options.instances).map(([name, router]) => `--instance=${name}=${router}`),
     `--metrics-bind-address=${options.metricsAddress}`,
     `--log-level=${options.logLevel ?? 'info'}`,
+    ...(options.keepalived
+      ? [
+          `--keepalived-config-dir=${options.keepalived.configDir}`,
+          `--fence-dir=${options.keepalived.fenceDir}`,
+          `--keepalived-pid-file=${options.keepalived.pidFile}`,
+        ]
+      : []),
   ];
 }
 

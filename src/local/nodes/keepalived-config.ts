@@ -29,6 +29,11 @@ export interface KeepalivedConfig {
   /** `advert_int` in seconds (keepalived takes a fraction), default 1. */
   advertInt?: number;
   instances: readonly VrrpInstance[];
+  /**
+   * `include` lines after `global_defs`: the files the node's agent renders from HARouters
+   * (`includeLines(dir)` of `src/keepalived/render.ts`).
+   */
+  includes?: readonly string[];
 }
 
 /** The virtual address of a VRRP router id: 192.0.2.(100 + id), outside the nodes' 192.0.2.1-16. */
@@ -59,6 +64,11 @@ export function renderKeepalivedConfig(config: KeepalivedConfig): string {
   if (config.fifo !== undefined) lines.push(`  vrrp_notify_fifo ${config.fifo}`);
   // Notify scripts run as root when no keepalived_script user exists; say so rather than warn.
   lines.push('  script_user root', '}');
+  for (const include of config.includes ?? []) {
+    if (!/^include \/[A-Za-z0-9_./@+*-]*$/.test(include))
+      throw new Error('includes: "include /absolute/path" lines only (no space or quote)');
+    lines.push(include);
+  }
   for (const instance of config.instances) {
     if (!NAME.test(instance.name))
       throw new Error(`instance name ${JSON.stringify(instance.name)}: letters, digits and _.:- only`);
