@@ -213,7 +213,7 @@ describe('keepalived configured by the agents alone', () => {
     const after = await Promise.all(
       nodes.nodes.map((n) => agentMetric(n, 'harouter_agent_keepalived_reloads_total')),
     );
-    after.forEach((count, i) => expect(count, NAMES[i]).toBeGreaterThan(reloads[i] as number));
+    for (const [i, count] of after.entries()) expect(count, NAMES[i]).toBeGreaterThan(reloads[i] as number);
     routers.push(added);
   });
 
