@@ -462,9 +462,9 @@ describe('helm install, upgrade and uninstall in webhook mode', () => {
     for (const verb of ['get', 'list', 'watch']) {
       expect(await can(reporter, { verb, ...states, resource: 'harouters' }), verb).toBe(true);
     }
-    expect(await can(reporter, { verb: 'patch', ...states, resource: 'harouters', subresource: 'status' })).toBe(
-      false,
-    );
+    expect(
+      await can(reporter, { verb: 'patch', ...states, resource: 'harouters', subresource: 'status' }),
+    ).toBe(false);
   });
 
   it('with no operator replica serving, writes in the selected namespace fail closed; others are not intercepted', async () => {
