@@ -8,7 +8,7 @@
  */
 import { execFile } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { mkdtemp, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, mkdtemp, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -20,6 +20,7 @@ import { freePort } from '../../src/local/controlplane/index.ts';
 import { type LocalEnvironment, startLocal } from '../../src/local/environment.ts';
 import { SAMPLE_NAMESPACE, SAMPLE_NODES } from '../../src/local/sample.ts';
 import { kubeRequest } from '../support/admission-cases.ts';
+import { startAgentProcess, until as untilTrue } from '../support/agent-process.ts';
 import { type Nodes, type SimulatedNode, startNodes } from '../support/nodes.ts';
 
 const run = promisify(execFile);
@@ -80,6 +81,12 @@ async function until<T>(what: string, timeoutMs: number, check: () => Promise<T 
       throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${problem ? `: ${problem}` : ''}`);
     await new Promise((r) => setTimeout(r, 100));
   }
+}
+
+/** Writes a fence file as the agent does: a temporary file renamed over it (keepalived follows it by inotify). */
+async function setFence(path: string, value: '0' | '1'): Promise<void> {
+  await writeFile(`${path}.tmp`, value);
+  await rename(`${path}.tmp`, path);
 }
 
 /** A counter or gauge of a node's agent. */
@@ -225,17 +232,96 @@ describe('keepalived configured by the agents alone', () => {
     const fence = join(files(node).fenceDir, target.id);
     expect(await readFile(fence, 'utf8')).toBe('0');
     const started = Date.now();
-    await writeFile(`${fence}.tmp`, '1');
-    await rename(`${fence}.tmp`, fence);
+    await setFence(fence, '1');
     const next = await until('another node to hold the fenced router’s VIP', 15_000, async () => {
       const held = (await holders()).get(target.vip) ?? [];
       return held.length === 1 && held[0] !== holder ? held[0] : undefined;
     });
     print(`render e2e: fenced ${holder}; ${next} holds the VIP ${Date.now() - started} ms later`);
     // Lifted: the fenced node comes back as a backup (nopreempt), nothing moves.
-    await writeFile(`${fence}.tmp`, '0');
-    await rename(`${fence}.tmp`, fence);
+    await setFence(fence, '0');
     await new Promise((r) => setTimeout(r, 4000));
     expect((await holders()).get(target.vip)).toEqual([next]);
+  });
+
+  it('--run-keepalived: the agent runs keepalived itself, restarts it when it dies, stops it on SIGTERM', async () => {
+    const node = nodes.node('node-c');
+    await node.agent?.stop();
+    await node.keepalived.stop();
+    // keepalived by name from PATH, in node-c's namespace: `ip netns exec` execs it, so the pid is keepalived's.
+    const bin = join(dir, 'run-keepalived-bin');
+    await mkdir(bin);
+    await writeFile(
+      join(bin, 'keepalived'),
+      `#!/bin/sh\nexec ip netns exec ${node.namespace} keepalived "$@"\n`,
+    );
+    await chmod(join(bin, 'keepalived'), 0o755);
+    const configDir = join(node.dir, 'run-keepalived.d');
+    const pidFile = join(node.dir, 'run-keepalived.pid');
+    const agent = startAgentProcess(
+      [
+        `--fifo=${node.fifo}`,
+        `--state-dir=${join(node.dir, 'agent-state')}`,
+        `--kubeconfig=${env.reporterKubeconfigs[node.name]}`,
+        `--agent=${node.name}`,
+        `--namespace=${SAMPLE_NAMESPACE}`,
+        `--keepalived-config-dir=${configDir}`,
+        `--fence-dir=${files(node).fenceDir}`,
+        `--keepalived-pid-file=${pidFile}`,
+        '--run-keepalived',
+      ],
+      await freePort(),
+      { PATH: `${bin}:${process.env.PATH}` },
+    );
+    try {
+      await agent.ready();
+      expect(await readFile(join(configDir, 'keepalived.conf'), 'utf8')).toBe(
+        [
+          '# harouter: keepalived run by harouterctl agent; do not edit.',
+          ...includeLines(configDir),
+          '',
+        ].join('\n'),
+      );
+      const pid = async () => Number((await readFile(pidFile, 'utf8').catch(() => '0')).trim());
+      const comm = async (p: number) => (await readFile(`/proc/${p}/comm`, 'utf8').catch(() => '')).trim();
+      await untilTrue(
+        'keepalived to run in node-c',
+        30_000,
+        async () => (await comm(await pid())) === 'keepalived',
+      );
+      // With the two other agents of a router fenced, node-c's keepalived (run by its agent) takes the VIP.
+      const target = routers.find((r) => r.id !== routers[0]?.id) as { id: string; vip: string };
+      const fence = (name: string, value: '0' | '1') =>
+        setFence(join(files(nodes.node(name)).fenceDir, target.id), value);
+      await untilTrue(
+        'node-c to be a backup of every router',
+        30_000,
+        async () => (await agent.metric('harouter_agent_rendered_routers')) === routers.length,
+      );
+      await new Promise((r) => setTimeout(r, 4000));
+      await fence('node-a', '1');
+      await fence('node-b', '1');
+      await until('node-c to hold the router whose other agents are fenced', 15_000, async () => {
+        const held = (await holders()).get(target.vip) ?? [];
+        return held.length === 1 && held[0] === 'node-c' ? true : undefined;
+      });
+      await fence('node-a', '0');
+      await fence('node-b', '0');
+      const first = await pid();
+      process.kill(first, 'SIGKILL');
+      await untilTrue('the agent to restart keepalived', 30_000, async () => {
+        const now = await pid();
+        return now !== first && (await comm(now)) === 'keepalived';
+      });
+      expect(agent.stderr()).toContain('keepalived exited; restarting');
+      const second = await pid();
+      agent.child.kill('SIGTERM');
+      expect(await agent.exited).toBe(0);
+      expect(await comm(second)).toBe('');
+      const { stdout } = await run('ip', ['netns', 'pids', node.namespace]);
+      expect(stdout.trim()).toBe('');
+    } finally {
+      agent.child.kill('SIGKILL');
+    }
   });
 });
