@@ -328,9 +328,13 @@ async function run(
     async stop() {
       if (stopped) return;
       stopped = true;
+      if (driver) {
+        // keepalived run here writes its STOP lines as it exits: read them into the spool first.
+        await driver.stop();
+        await new Promise((resolve) => setTimeout(resolve, 50));
+      }
       follower.close();
       stopWatching();
-      await driver?.stop();
       queue.stop();
       await spool.close();
       sender.close();
