@@ -3,7 +3,7 @@
  * keepalived"), rendered from plain data. Pure: the node agent writes these files and
  * the local-mode harness can render the same text.
  *
- * One file per router (`<routerId>.conf`: its fence's `vrrp_track_file` and one
+ * One file per router (`<routerId>.conf`: its fence's `track_file` and one
  * `vrrp_instance` named by the router id), `harouter-global.conf` (the `global_defs`
  * the agent needs) and, when the agent runs keepalived itself, a main file made of
  * two `include` lines.
@@ -41,7 +41,7 @@ export function routerFileName(routerId: string): string {
   return `${routerId}.conf`;
 }
 
-/** The name of a router's fence `vrrp_track_file`. */
+/** The name of a router's fence `track_file` (keepalived 2.2's name for `vrrp_track_file`). */
 export function fenceTrackName(routerId: string): string {
   return `harouter_fence_${routerId}`;
 }
@@ -125,7 +125,7 @@ export function renderRouterConfig(router: VrrpRouterConfig, fenceDir: string): 
   const track = fenceTrackName(id);
   const lines = [
     `# harouter ${id}: written by harouterctl agent from the HARouter; do not edit.`,
-    `vrrp_track_file ${track} {`,
+    `track_file ${track} {`,
     `  file "${fenceDir.replace(/\/+$/, '')}/${id}"`,
     '  weight 0',
     '}',

@@ -31,6 +31,7 @@ let dir: string;
 let env: LocalEnvironment;
 let nodes: Nodes;
 let admin: KubeConfig;
+let operatorPid: number | undefined;
 const print = (line: string) => process.stdout.write(`${line}\n`);
 /** The routers made here: id and virtual IP, in order. */
 const routers: { id: string; vip: string }[] = [];
@@ -135,6 +136,14 @@ beforeAll(async () => {
   });
   admin = new KubeConfig();
   admin.loadFromFile(env.adminKubeconfig);
+  // The operator is paused for this file: the test records each router's VRID in status itself, and the
+  // operator's status writes would remove a field it does not keep yet. Reports then wait (the webhook
+  // is paused too), which changes nothing here: the data plane is the truth.
+  const listening = await run('ss', ['-Hltnp', `sport = :${env.ports.probes}`]);
+  operatorPid = Number(/pid=(\d+)/.exec(listening.stdout)?.[1]);
+  if (!Number.isInteger(operatorPid) || operatorPid <= 0)
+    throw new Error(`no operator on :${env.ports.probes}`);
+  process.kill(operatorPid, 'SIGSTOP');
   nodes = await startNodes({ names: NAMES, dir: join(dir, 'nodes'), prefix: 'harouter-e2e-render' });
   for (const node of nodes.nodes) {
     const f = files(node);
@@ -154,6 +163,7 @@ beforeAll(async () => {
 }, 600_000);
 
 afterAll(async () => {
+  if (operatorPid) process.kill(operatorPid, 'SIGCONT');
   await nodes?.stop();
   await env?.stop();
   if (dir) await rm(dir, { recursive: true, force: true });
@@ -182,17 +192,33 @@ describe('keepalived configured by the agents alone', () => {
     }
     const started = Date.now();
     await Promise.all(nodes.nodes.map((n) => n.keepalived.start()));
-    const masters = await until(`one holder of each of the ${SCALE} VIPs`, 60_000, async () =>
-      singleHolders(await holders()),
+    // Instances that start together as BACKUP elect within a few adverts; on a loaded machine two may
+    // briefly both be MASTER until one hears the other. Settled: one holder each, unchanged for 5 s.
+    let settled = '';
+    let since = Date.now();
+    const masters = await until(
+      `one holder of each of the ${SCALE} VIPs, unchanged for 5 s`,
+      90_000,
+      async () => {
+        let now: Map<string, string>;
+        try {
+          now = singleHolders(await holders());
+        } catch (error) {
+          settled = '';
+          throw error;
+        }
+        const key = JSON.stringify([...now]);
+        if (key !== settled) {
+          settled = key;
+          since = Date.now();
+        }
+        return Date.now() - since >= 5000 ? now : undefined;
+      },
     );
     print(
-      `render e2e: ${SCALE} routers, one VIP holder each ${Date.now() - started} ms after keepalived started`,
+      `render e2e: ${SCALE} routers, one VIP holder each, settled ${since - started} ms after keepalived started`,
     );
-    // And it stays so: no second holder appears, nothing moves.
-    for (let k = 0; k < 10; k++) {
-      await new Promise((r) => setTimeout(r, 200));
-      expect(singleHolders(await holders())).toEqual(masters);
-    }
+    expect(new Set(masters.values()).size).toBeGreaterThan(1);
   });
 
   it('adding a router reloads keepalived and moves no other router’s master', async () => {
@@ -251,9 +277,10 @@ describe('keepalived configured by the agents alone', () => {
     // keepalived by name from PATH, in node-c's namespace: `ip netns exec` execs it, so the pid is keepalived's.
     const bin = join(dir, 'run-keepalived-bin');
     await mkdir(bin);
+    const real = (await run('sh', ['-c', 'command -v keepalived'])).stdout.trim();
     await writeFile(
       join(bin, 'keepalived'),
-      `#!/bin/sh\nexec ip netns exec ${node.namespace} keepalived "$@"\n`,
+      `#!/bin/sh\nexec ip netns exec ${node.namespace} ${real} "$@"\n`,
     );
     await chmod(join(bin, 'keepalived'), 0o755);
     const configDir = join(node.dir, 'run-keepalived.d');
