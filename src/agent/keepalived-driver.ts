@@ -9,9 +9,8 @@
  * has landed, so a restart never deletes the files of routers that still exist.
  */
 import { join } from 'node:path';
-import { GROUP, HAROUTER, VERSION } from '../api/group.ts';
+import { GROUP, HAROUTER, type HARouter, harouterSchema, VERSION } from '../api/index.ts';
 import { desiredRouters } from '../keepalived/desired.ts';
-import { type VrrpHARouter, vrrpHarouterSchema } from '../keepalived/interim-api.ts';
 import { GLOBAL_FILE, renderGlobalConfig, renderMainConfig } from '../keepalived/render.ts';
 import { collectionPath, Informer, type SafeParser } from '../kube/informer.ts';
 import type { Connection } from '../kube/kubeconfig.ts';
@@ -78,7 +77,7 @@ export async function startKeepalivedDriver(
   });
 
   const transport = new ApiTransport(context.connection, { maxInFlight: 2, maxWatches: 1 });
-  const informer = new Informer<VrrpHARouter>({
+  const informer = new Informer<HARouter>({
     name: 'harouters',
     raw: transport.request,
     watch: transport.watch,
@@ -88,7 +87,7 @@ export async function startKeepalivedDriver(
       plural: HAROUTER.plural,
       namespace: context.namespace,
     }),
-    schema: vrrpHarouterSchema as SafeParser<VrrpHARouter>,
+    schema: harouterSchema as SafeParser<HARouter>,
     log,
   });
 

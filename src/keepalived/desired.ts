@@ -3,8 +3,7 @@
  * HARouters that list the agent and have `spec.vrrp` with a VRID recorded in
  * `status.vrrp.vrid`. Pure: the agent's watch feeds it and writes what it returns.
  */
-import { isIP } from 'node:net';
-import { effectivePriority, VRRP_DEFAULTS, type VrrpHARouter } from './interim-api.ts';
+import { effectivePriority, type HARouter, parseCIDR, VRRP_DEFAULTS } from '../api/index.ts';
 import { RenderError, renderRouterConfig } from './render.ts';
 
 /** One router's files on this node. */
@@ -28,16 +27,15 @@ export interface SkippedRouter {
   detail?: string;
 }
 
-const creation = (router: VrrpHARouter): string => {
+const creation = (router: HARouter): string => {
   const value = (router.metadata as { creationTimestamp?: unknown }).creationTimestamp;
   return typeof value === 'string' ? value : '';
 };
 
 /** keepalived refuses (or merges) two instances with one VRID on one interface and family. */
-function vridKey(router: VrrpHARouter, vrid: number): string {
+function vridKey(router: HARouter, vrid: number): string {
   const vrrp = router.spec.vrrp;
-  const first = vrrp?.virtualIPs[0] ?? '';
-  return `${vrrp?.interface}/${isIP(first.split('/')[0] ?? '')}/${vrid}`;
+  return `${vrrp?.interface}/${parseCIDR(vrrp?.virtualIPs[0] ?? '')?.family}/${vrid}`;
 }
 
 /**
@@ -48,7 +46,7 @@ function vridKey(router: VrrpHARouter, vrid: number): string {
  * would misread (the message of the {@link RenderError}).
  */
 export function desiredRouters(
-  routers: readonly VrrpHARouter[],
+  routers: readonly HARouter[],
   agent: string,
   fenceDir: string,
 ): { routers: DesiredRouter[]; skipped: SkippedRouter[] } {

@@ -8,8 +8,7 @@
  * the agent needs) and, when the agent runs keepalived itself, a main file made of
  * two `include` lines.
  */
-import { isIP } from 'node:net';
-import { isRouterId } from '../api/validation.ts';
+import { INTERFACE_PATTERN, isRouterId, parseCIDR, virtualIPsRefusal } from '../api/index.ts';
 
 /** One router as keepalived on one node runs it. */
 export interface VrrpRouterConfig {
@@ -58,32 +57,13 @@ export class RenderError extends Error {
   override name = 'RenderError';
 }
 
-/** Linux interface names: at most 15 bytes, none of space, `/`, `:`, quotes or braces. */
-const INTERFACE = /^[A-Za-z0-9_.@-]{1,15}$/;
+const INTERFACE = new RegExp(INTERFACE_PATTERN);
 /** Paths written into the configuration: absolute, no space, quote, brace or `#`. */
 const SAFE_PATH = /^\/[A-Za-z0-9_./@+-]*$/;
 
 function checkPath(what: string, path: string): void {
   if (!SAFE_PATH.test(path) || path.includes('..'))
     throw new RenderError(`${what} must be an absolute path of letters, digits and _./@+- (no "..")`);
-}
-
-/** The family (4 or 6) of an `address/prefix`, or a {@link RenderError}. */
-function cidrFamily(routerId: string, value: string): 4 | 6 {
-  const slash = value.indexOf('/');
-  const address = slash < 0 ? value : value.slice(0, slash);
-  const family = isIP(address);
-  if (family !== 4 && family !== 6)
-    throw new RenderError(`router ${routerId}: virtual IP ${JSON.stringify(value)} is not an IP address`);
-  if (slash >= 0) {
-    const prefix = value.slice(slash + 1);
-    const max = family === 4 ? 32 : 128;
-    if (!/^[0-9]{1,3}$/.test(prefix) || Number(prefix) > max)
-      throw new RenderError(
-        `router ${routerId}: virtual IP ${JSON.stringify(value)} has a bad prefix length`,
-      );
-  }
-  return family;
 }
 
 /** `advert_int` in seconds, exactly: 1000 -> `1`, 1500 -> `1.5`, 100 -> `0.1`, 40950 -> `40.95`. */
@@ -108,7 +88,7 @@ export function renderRouterConfig(router: VrrpRouterConfig, fenceDir: string): 
   if (!isRouterId(id)) throw new RenderError('routerId must be a canonical lower-case UUID');
   checkPath('the fence directory', fenceDir);
   if (!INTERFACE.test(router.interface))
-    throw new RenderError(`router ${id}: interface must be a Linux interface name (1-15 of A-Za-z0-9_.@-)`);
+    throw new RenderError(`router ${id}: interface must be a network interface name (at most 15 characters)`);
   if (!Number.isInteger(router.vrid) || router.vrid < 1 || router.vrid > 254)
     throw new RenderError(`router ${id}: vrid must be an integer from 1 to 254`);
   if (!Number.isInteger(router.priority) || router.priority < 1 || router.priority > 254)
@@ -119,8 +99,14 @@ export function renderRouterConfig(router: VrrpRouterConfig, fenceDir: string): 
   const vips = router.virtualIPs;
   if (vips.length < 1 || vips.length > 16)
     throw new RenderError(`router ${id}: 1 to 16 virtual IPs are needed`);
-  const families = new Set(vips.map((vip) => cidrFamily(id, vip)));
-  if (families.size > 1) throw new RenderError(`router ${id}: the virtual IPs must be of one family`);
+  for (const vip of vips) {
+    if (parseCIDR(vip) === undefined)
+      throw new RenderError(
+        `router ${id}: virtual IP ${JSON.stringify(vip)} is not an address with its prefix length`,
+      );
+  }
+  const refusal = virtualIPsRefusal(vips);
+  if (refusal !== undefined) throw new RenderError(`router ${id}: ${refusal}`);
   const [advertised, ...excluded] = vips;
   const track = fenceTrackName(id);
   const lines = [

@@ -2,8 +2,8 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
+import type { HARouter } from '../../src/api/index.ts';
 import { desiredRouters } from '../../src/keepalived/desired.ts';
-import type { VrrpHARouter } from '../../src/keepalived/interim-api.ts';
 import {
   advertIntSeconds,
   includeLines,
@@ -90,10 +90,12 @@ describe('keepalived rendering', () => {
     ['an advert interval not a multiple of 10', { advertIntervalMs: 1005 }, /advertIntervalMs/],
     ['an advert interval under 100 ms', { advertIntervalMs: 90 }, /advertIntervalMs/],
     ['no virtual IP', { virtualIPs: [] }, /virtual IP/],
-    ['a virtual IP that is a word', { virtualIPs: ['gateway'] }, /not an IP address/],
-    ['a prefix too long', { virtualIPs: ['192.0.2.1/33'] }, /prefix/],
-    ['a virtual IP with a brace', { virtualIPs: ['192.0.2.1/24 }'] }, /prefix/],
-    ['two families', { virtualIPs: ['192.0.2.1/24', '2001:db8::1/64'] }, /one family/],
+    ['a virtual IP that is a word', { virtualIPs: ['gateway'] }, /not an address with its prefix/],
+    ['a virtual IP without a prefix length', { virtualIPs: ['192.0.2.1'] }, /not an address with its prefix/],
+    ['a prefix too long', { virtualIPs: ['192.0.2.1/33'] }, /not an address with its prefix/],
+    ['a virtual IP with a brace', { virtualIPs: ['192.0.2.1/24 }'] }, /not an address with its prefix/],
+    ['two families', { virtualIPs: ['192.0.2.1/24', '2001:db8::1/64'] }, /family/],
+    ['one address twice', { virtualIPs: ['192.0.2.1/24', '192.0.2.1/32'] }, /once/],
   ] as const)('refuses %s', (_what, change, message) => {
     const router = { ...ONE, ...change } as VrrpRouterConfig;
     expect(() => renderRouterConfig(router, '/run/harouter/fence')).toThrow(RenderError);
@@ -121,12 +123,12 @@ function router(
   options: {
     agents?: { name: string; priority?: number }[];
     vrid?: number;
-    vrrp?: Partial<NonNullable<VrrpHARouter['spec']['vrrp']>> | null;
+    vrrp?: Partial<NonNullable<HARouter['spec']['vrrp']>> | null;
     fenced?: string[];
     created?: string;
-    conditions?: NonNullable<VrrpHARouter['status']>['conditions'];
+    conditions?: NonNullable<HARouter['status']>['conditions'];
   } = {},
-): VrrpHARouter {
+): HARouter {
   const agents = options.agents ?? [{ name: 'node-a' }, { name: 'node-b' }];
   return {
     metadata: {
@@ -149,7 +151,7 @@ function router(
       })),
       ...(options.conditions ? { conditions: options.conditions } : {}),
     },
-  } as VrrpHARouter;
+  } as HARouter;
 }
 
 describe('the routers a node renders', () => {
