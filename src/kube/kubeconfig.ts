@@ -175,10 +175,36 @@ export function kubeConfigConnection(kc: KubeConfig): Connection {
     ...(namespace ? { namespace } : {}),
     async requestOptions() {
       const options: https.RequestOptions = {};
-      await kc.applyToHTTPSOptions(options);
+      try {
+        await kc.applyToHTTPSOptions(options);
+      } catch (error) {
+        throw new KubeconfigError(
+          `cannot read the kubeconfig user's credentials: ${describePluginError(error)}`,
+        );
+      }
       return options;
     },
   };
+}
+
+/**
+ * A failure of client-node's credential path (exec and auth-provider plugins)
+ * as text safe to print: no part of the plugin's output. client-node rejects
+ * with the plugin's stderr as the message when it exits non-zero, and with
+ * `JSON.parse`'s error, which quotes the first characters of stdout (a bare
+ * token, say), when stdout is not an ExecCredential. A system error (the plugin
+ * cannot be started, a file cannot be read) is named by its call, path and
+ * code, all from the user's own kubeconfig; anything else by its kind only.
+ */
+function describePluginError(error: unknown): string {
+  const e = error as { code?: unknown; syscall?: unknown; path?: unknown };
+  if (typeof e?.code === 'string' && typeof e.syscall === 'string') {
+    const path = typeof e.path === 'string' && !e.syscall.includes(e.path) ? ` ${e.path}` : '';
+    return `${e.syscall}${path}: ${e.code}`;
+  }
+  return error instanceof SyntaxError
+    ? 'the credential plugin printed something that is not an ExecCredential (its output is not logged)'
+    : 'the credential plugin failed (its output is not logged)';
 }
 
 /** client-node's KubeConfig, imported only now, for what the simple loader does not handle. */

@@ -1,9 +1,10 @@
 import { execFile } from 'node:child_process';
-import { mkdtemp, writeFile } from 'node:fs/promises';
+import { chmod, mkdtemp, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
+import { KubeconfigError, loadConnection } from '../../src/kube/kubeconfig.ts';
 import { NODE, REPO } from '../support/paths.ts';
 
 /**
@@ -86,5 +87,49 @@ describe('a malformed kubeconfig is reported without its content', { timeout: 30
     expect(code).toBe(0);
     expect(output).toContain(`"routerId": "${ROUTER}"`);
     expect(output).not.toContain('SECRET-TOKEN');
+  });
+});
+
+/**
+ * issue 23, item 12: an exec credential plugin's output never reaches a log.
+ * client-node rejects with `JSON.parse`'s error (which quotes the start of
+ * stdout, a bare token say) or with the plugin's stderr as the message.
+ */
+describe('an exec credential plugin is reported without its output', { timeout: 30_000 }, () => {
+  async function execKubeconfig(script: string): Promise<string> {
+    const plugin = await kubeconfigFile('plugin.sh', `#!/bin/sh\n${script}\n`);
+    await chmod(plugin, 0o700);
+    return kubeconfigFile(
+      'config',
+      `${GOOD_START}users:\n- name: u\n  user:\n    exec:\n      apiVersion: client.authentication.k8s.io/v1\n      command: ${plugin}\n      interactiveMode: Never\n`,
+    );
+  }
+
+  async function loadError(path: string): Promise<Error> {
+    const error = await loadConnection(path, {}).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    expect(error).toBeInstanceOf(KubeconfigError);
+    return error as Error;
+  }
+
+  it.each([
+    ['a bare token on stdout', `echo '${TOKEN}'`, /printed something that is not an ExecCredential/],
+    ['a token-like word on stdout', `echo 'SECRET-TOKEN-DO-NOT-LOG'`, /not an ExecCredential/],
+    ['its stderr on failure', `echo '${TOKEN}' >&2; exit 1`, /the credential plugin failed/],
+  ])('%s: a KubeconfigError naming the kind of failure only', async (_, script, expected) => {
+    const error = await loadError(await execKubeconfig(script));
+    expect(error.message).toMatch(expected);
+    expect(`${error.message} ${error.stack}`).not.toContain('SECRET');
+    expect(`${error.message}`).not.toContain('eyJ');
+  });
+
+  it('a plugin that cannot be started: the command and the code', async () => {
+    const path = await kubeconfigFile(
+      'config',
+      `${GOOD_START}users:\n- name: u\n  user:\n    exec:\n      apiVersion: client.authentication.k8s.io/v1\n      command: /nonexistent/plugin\n`,
+    );
+    expect((await loadError(path)).message).toMatch(/spawn \/nonexistent\/plugin: ENOENT/);
   });
 });
