@@ -93,6 +93,13 @@ export const MANAGED_SLICES_SELECTOR = `endpointslice.kubernetes.io/managed-by=$
  */
 export const OPTED_IN_SERVICES_SELECTOR = ROUTER_LABEL;
 
+/**
+ * The limits of the secure metrics' own API client (TokenReviews and
+ * SubjectAccessReviews): apart from the reconciler's, and not counted in
+ * `rest_client_requests_total`, which measures the operator's work.
+ */
+export const METRICS_AUTH_CLIENT = { requestTimeoutMs: 5000, maxInFlight: 4, qps: 20, burst: 40 } as const;
+
 /** One informer per cache the reconciler reads. */
 export type Informers = {
   harouters: Informer<HARouter>;
@@ -244,6 +251,7 @@ export class Operator {
   readonly #stopping = new AbortController();
   readonly #electionStop = new AbortController();
   #elector: LeaderElector | undefined;
+  #authClients: KubeClients | undefined;
   #election: Promise<'lost' | 'stopped'> | undefined;
   #webhook: WebhookServer | undefined;
   #webhookLoop: Promise<void> | undefined;
@@ -395,7 +403,9 @@ export class Operator {
     const pair = dir
       ? { ...(await readCertificatePair(dir)), certDir: dir }
       : selfSignedCertificate(['localhost', '127.0.0.1', hostname()]);
-    return { ...pair, authorize: createMetricsAuthorizer({ raw: this.clients.raw }) };
+    // Its own client: reviews of strangers' tokens never take the reconciler's rate limit or slots.
+    this.#authClients ??= createKubeClients(this.#options.connection, METRICS_AUTH_CLIENT);
+    return { ...pair, authorize: createMetricsAuthorizer({ raw: this.#authClients.raw }) };
   }
 
   get config(): OperatorConfig {
@@ -486,7 +496,7 @@ export class Operator {
         ...this.#servers.map((s) => s.close()),
         ...Object.values(this.informers).map((i) => i.stop()),
       ]).catch((err: unknown) => this.#log.warn({ error: describeError(err) }, 'error while closing'));
-      await this.clients.close();
+      await Promise.all([this.clients.close(), this.#authClients?.close()]);
       this.#log.info({ reason: exit.reason }, 'stopped');
       this.#exit?.(exit);
     })();

@@ -139,6 +139,7 @@ export interface SecureMetrics extends ServerCertificate {
 const ACCESS_TEXT: Record<Exclude<MetricsAccess, 200>, string> = {
   401: 'unauthorized',
   403: 'forbidden',
+  429: 'too many new tokens from this address',
   503: 'cannot authorize now',
 };
 

@@ -41,10 +41,23 @@ export class TokenBucket {
    */
   reserve(): number {
     if (this.#qps === 0) return 0;
+    this.#refill();
+    this.#tokens -= 1;
+    return this.#tokens >= 0 ? 0 : (-this.#tokens * 1000) / this.#qps;
+  }
+
+  /** Takes one token only when one is available now (a caller refused instead of queued). */
+  tryTake(): boolean {
+    if (this.#qps === 0) return true;
+    this.#refill();
+    if (this.#tokens < 1) return false;
+    this.#tokens -= 1;
+    return true;
+  }
+
+  #refill(): void {
     const now = this.#now();
     this.#tokens = Math.min(this.#burst, this.#tokens + ((now - this.#last) * this.#qps) / 1000);
     this.#last = now;
-    this.#tokens -= 1;
-    return this.#tokens >= 0 ? 0 : (-this.#tokens * 1000) / this.#qps;
   }
 }

@@ -19,6 +19,7 @@ import {
   kubeConfigForToken,
   mintServiceAccountToken,
 } from '../support/index.ts';
+import { attackMetrics } from '../support/metrics-attack.ts';
 import { NODE, REPO } from '../support/paths.ts';
 import { renderChart } from '../unit/chart-helpers.ts';
 
@@ -31,6 +32,22 @@ let dir: string;
 let child: ChildProcess | undefined;
 const created: KubernetesObject[] = [];
 const ports = { metrics: 0, probes: 0 };
+
+/** The sum of a Prometheus text exposition's samples of `name` whose labels include every one of `labels`. */
+function sampleSum(text: string, name: string, labels: string[]): number {
+  let sum = 0;
+  for (const line of text.split('\n')) {
+    if (!line.startsWith(`${name}{`) || !labels.every((l) => line.includes(l))) continue;
+    sum += Number(line.slice(line.lastIndexOf(' ') + 1));
+  }
+  return sum;
+}
+
+/** TokenReviews the API server has answered, from its own metrics (the admin may read them). */
+async function apiServerTokenReviews(): Promise<number> {
+  const res = await kubeRequest(adminKubeConfig(), 'GET', '/metrics');
+  return sampleSum(String(res.body.message), 'apiserver_request_total', ['resource="tokenreviews"']);
+}
 
 /** GET /metrics over HTTPS (the certificate is self-signed), with an optional bearer token. */
 function scrape(token?: string): Promise<{ status: number; body: string }> {
@@ -159,4 +176,57 @@ describe('secure metrics', () => {
     expect(await can('create', 'authentication.k8s.io', 'tokenreviews')).toBe(true);
     expect(await can('create', 'authorization.k8s.io', 'subjectaccessreviews')).toBe(true);
   });
+});
+
+describe('secure metrics under a flood of random tokens (issue 23, item 4)', () => {
+  it("serves real scrapers, refuses the others, and the reconciler's client sends none of the reviews", async () => {
+    const scraper = await mintServiceAccountToken({ namespace, serviceAccount: 'scraper' });
+    const first = await scrape(scraper);
+    expect(first.status).toBe(200);
+    const posts = (body: string) => sampleSum(body, 'rest_client_requests_total', ['method="POST"']);
+    const postsBefore = posts(first.body);
+    const reviewsBefore = await apiServerTokenReviews();
+
+    // 50 clients, each from its own loopback address, each sending a new random token per request.
+    const attack = attackMetrics({ port: ports.metrics, clients: 50 });
+    const known: number[] = [];
+    let fresh: number[] = [];
+    let stranger: number[] = [];
+    try {
+      await new Promise((r) => setTimeout(r, 1000));
+      // A token the operator has never seen, with the right (a rotated token) and without it.
+      const rotated = await mintServiceAccountToken({ namespace, serviceAccount: 'scraper' });
+      const other = await mintServiceAccountToken({ namespace, serviceAccount: 'stranger' });
+      const until = performance.now() + 8000;
+      while (performance.now() < until) {
+        known.push((await scrape(scraper)).status);
+        if (fresh.at(-1) !== 200) fresh.push((await scrape(rotated)).status);
+        if (stranger.at(-1) !== 403) stranger.push((await scrape(other)).status);
+        await new Promise((r) => setTimeout(r, 200));
+      }
+    } finally {
+      const answers = await attack.stop();
+      // The attack ran: thousands of answers, and no stranger got the metrics.
+      const total = Object.values(answers).reduce((a, b) => a + b, 0);
+      console.log(JSON.stringify({ attackAnswers: answers, total, known, fresh, stranger }));
+      expect(total).toBeGreaterThan(500);
+      expect(answers[200]).toBeUndefined();
+    }
+    // The scraper the operator knew was served every time; the new tokens got their answer within a few tries.
+    expect(known.length).toBeGreaterThan(10);
+    expect(known.every((s) => s === 200)).toBe(true);
+    expect(fresh.at(-1)).toBe(200);
+    expect(fresh.length).toBeLessThanOrEqual(5);
+    expect(stranger.at(-1)).toBe(403);
+    fresh = fresh.filter((s) => s !== 200);
+    stranger = stranger.filter((s) => s !== 403);
+    expect([...fresh, ...stranger].every((s) => s === 503 || s === 429)).toBe(true);
+
+    // The API server answered the attack's reviews, and none went through the reconciler's client.
+    const reviewed = (await apiServerTokenReviews()) - reviewsBefore;
+    expect(reviewed).toBeGreaterThan(10);
+    const last = await scrape(scraper);
+    expect(last.status).toBe(200);
+    expect(posts(last.body)).toBe(postsBefore);
+  }, 60_000);
 });
