@@ -15,7 +15,7 @@ import { loadTransport, type Transport } from '../report/kubeconfig.ts';
 import { resolveNamespace, serviceAccountNamespace } from '../report/namespace.ts';
 import { reportObject } from '../report/object.ts';
 import { UsageError } from '../report/usage-error.ts';
-import { FifoFollower, type OpenedFifo, openCheckedFifo } from './fifo.ts';
+import { FifoFollower, type OpenedFifo, openCheckedFifo, ownTrust } from './fifo.ts';
 import { type KeepalivedDriver, type KeepalivedOptions, startKeepalivedDriver } from './keepalived-driver.ts';
 import { escapeForLog, hexForLog, parseNotifyLine } from './line.ts';
 import { LogLimit } from './log-limit.ts';
@@ -25,10 +25,13 @@ import { CoalescingQueue } from './queue.ts';
 import { agentBackoffMs, agentResult, createSender } from './sender.ts';
 import { NotifyLineSplitter, type SplitLine } from './splitter.ts';
 import { routerKey, Spool, type SpoolEntry } from './spool.ts';
+import { WarnedNames } from './warned-names.ts';
 
 /** Everything the agent needs, checked by the command line. */
 export interface AgentConfig {
   fifo: string;
+  /** `--fifo-group`: a group whose members may also write the FIFO (a non-root agent shares it with keepalived). */
+  fifoGroup?: number;
   stateDir: string;
   /** `--instance` values, parsed. */
   instances: InstanceTargets;
@@ -67,7 +70,7 @@ interface Pending {
   readAt?: number;
 }
 
-/** How many unmapped names are remembered to warn once each. */
+/** How many unmapped names are remembered (as digests) to warn once each. */
 const MAX_WARNED_NAMES = 10_000;
 const RETRY_LOG_INTERVAL_MS = 60_000;
 
@@ -82,7 +85,7 @@ export async function startAgent(
   log: Logger,
   clock: ObservedAtClock = processClock(),
 ): Promise<RunningAgent> {
-  const opened = openCheckedFifo(config.fifo);
+  const opened = openCheckedFifo(config.fifo, ownTrust(config.fifoGroup));
   let spool: Spool | undefined;
   try {
     const fileTargets = readInstancesFile(config.instancesFile);
@@ -211,7 +214,8 @@ async function run(
   for (const entry of opening.pending) queue.offer(routerKey(entry), { entry });
   if (opening.pending.length > 0) log.info({ routers: opening.pending.length }, 'delivering the spool first');
 
-  const unmappedWarned = new Set<string>();
+  const unmappedWarned = new WarnedNames(MAX_WARNED_NAMES);
+  const unmappedLimit = new LogLimit(20, 10_000);
   const malformedLimit = new LogLimit(20, 10_000);
   const logMalformed = (fields: Record<string, unknown>) => {
     const { write, suppressed } = malformedLimit.take();
@@ -252,12 +256,14 @@ async function run(
     const target = instances.resolve(parsed.name);
     if (!target) {
       metrics.lines.inc({ kind: 'unmapped' });
-      if (!unmappedWarned.has(parsed.name) && unmappedWarned.size < MAX_WARNED_NAMES) {
-        unmappedWarned.add(parsed.name);
-        log.warn(
-          { name: escapeForLog(parsed.name), type: parsed.type },
-          'no router is mapped to this keepalived name; its lines are ignored',
-        );
+      if (unmappedWarned.firstTime(parsed.name)) {
+        const { write, suppressed } = unmappedLimit.take();
+        if (write) {
+          log.warn(
+            { name: escapeForLog(parsed.name), type: parsed.type, suppressed },
+            'no router is mapped to this keepalived name; its lines are ignored',
+          );
+        }
       }
       return;
     }
@@ -278,6 +284,7 @@ async function run(
   const splitters = new Map<number, NotifyLineSplitter>();
   const follower = new FifoFollower(opened, {
     path: config.fifo,
+    trust: ownTrust(config.fifoGroup),
     log,
     onData: (chunk, stream) => {
       let splitter = splitters.get(stream);

@@ -20,28 +20,44 @@ export interface PathFacts {
   isSymbolicLink: boolean;
   isFIFO: boolean;
   uid: number;
+  gid: number;
   mode: number;
+}
+
+/** Who the FIFO and its directory may belong to: this process's user (and root), and the `--fifo-group`. */
+export interface FifoTrust {
+  uid: number;
+  /** A group whose members may also write the FIFO (a non-root agent shares it with keepalived). */
+  group?: number;
 }
 
 /**
  * The first rule the FIFO breaks, as text naming the path, or undefined when
  * it passes. Pure. Rules, in order: not a symlink; a FIFO; owned by this
- * process's user or root; not writable by group or others; its own directory
- * not writable by group or others (ancestors are not checked).
+ * process's user or root; not writable by others, nor by group unless its
+ * group is the trusted `group`; its own directory owned by this user or root
+ * and not writable by group or others (ancestors are not checked).
  */
 export function fifoProblem(
   path: string,
   fifo: PathFacts,
-  directory: { mode: number },
-  uid: number,
+  directory: { mode: number; uid: number },
+  trust: FifoTrust,
 ): string | undefined {
+  const { uid, group } = trust;
   if (fifo.isSymbolicLink) return `refusing the FIFO ${path}: it is a symbolic link`;
   if (!fifo.isFIFO) return `refusing the FIFO ${path}: it is not a FIFO`;
   if (fifo.uid !== uid && fifo.uid !== 0) {
     return `refusing the FIFO ${path}: it is owned by uid ${fifo.uid}, neither this user (uid ${uid}) nor root`;
   }
-  if ((fifo.mode & 0o022) !== 0) {
-    return `refusing the FIFO ${path}: it is writable by group or others (mode ${(fifo.mode & 0o777).toString(8)})`;
+  const mode = (fifo.mode & 0o777).toString(8);
+  if ((fifo.mode & 0o002) !== 0) return `refusing the FIFO ${path}: it is writable by others (mode ${mode})`;
+  if ((fifo.mode & 0o020) !== 0 && (group === undefined || fifo.gid !== group)) {
+    const allowed = group === undefined ? 'no --fifo-group is set' : `its group is ${fifo.gid}, not ${group}`;
+    return `refusing the FIFO ${path}: it is writable by group and ${allowed} (mode ${mode})`;
+  }
+  if (directory.uid !== uid && directory.uid !== 0) {
+    return `refusing the FIFO ${path}: its directory ${dirname(path)} is owned by uid ${directory.uid}, neither this user (uid ${uid}) nor root`;
   }
   if ((directory.mode & 0o022) !== 0) {
     return `refusing the FIFO ${path}: its directory ${dirname(path)} is writable by group or others (mode ${(directory.mode & 0o777).toString(8)})`;
@@ -53,6 +69,7 @@ const facts = (stat: Stats): PathFacts => ({
   isSymbolicLink: stat.isSymbolicLink(),
   isFIFO: stat.isFIFO(),
   uid: stat.uid,
+  gid: stat.gid,
   mode: stat.mode,
 });
 
@@ -86,13 +103,18 @@ function makeFifo(path: string): void {
   }
 }
 
+/** This process's user, and no trusted group. */
+export function ownTrust(group?: number): FifoTrust {
+  return { uid: process.getuid?.() ?? 0, ...(group !== undefined ? { group } : {}) };
+}
+
 /**
  * Checks the FIFO at `path` (creating it with mode 0600 when missing), opens
  * it read-write and non-blocking (so that keepalived exiting never gives
  * end-of-file, and no thread waits for a writer), and checks that the opened
  * inode is the one checked. Throws {@link FifoRefused}.
  */
-export function openCheckedFifo(path: string, uid = process.getuid?.() ?? 0): OpenedFifo {
+export function openCheckedFifo(path: string, trust: FifoTrust = ownTrust()): OpenedFifo {
   let before = lstatOrMissing(path);
   if (before === undefined) {
     let directory: Stats;
@@ -109,7 +131,7 @@ export function openCheckedFifo(path: string, uid = process.getuid?.() ?? 0): Op
     if (before === undefined)
       throw new FifoRefused(`refusing the FIFO ${path}: it vanished after it was created`);
   }
-  const problem = fifoProblem(path, facts(before), lstatSync(dirname(path)), uid);
+  const problem = fifoProblem(path, facts(before), lstatSync(dirname(path)), trust);
   if (problem) throw new FifoRefused(problem);
   let fd: number;
   try {
@@ -137,7 +159,8 @@ export interface FifoFollowerOptions {
   log: Logger;
   /** How often the path is re-checked, in ms. */
   intervalMs?: number;
-  uid?: number;
+  /** Who the FIFO may belong to (default: this process's user, no group). */
+  trust?: FifoTrust;
 }
 
 /**
@@ -209,7 +232,7 @@ export class FifoFollower {
     }
     if (stat && this.current && stat.dev === this.current.dev && stat.ino === this.current.ino) return;
     try {
-      const opened = openCheckedFifo(path, this.options.uid);
+      const opened = openCheckedFifo(path, this.options.trust);
       log.info({ path, reason: stat ? 'replaced' : 'missing' }, 'FIFO reopened');
       this.refusedLogged = '';
       this.attach(opened);

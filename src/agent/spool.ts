@@ -10,7 +10,7 @@
  * the file on disk is always either the old journal or the new one.
  */
 import { constants, fdatasyncSync, type Stats, writeSync } from 'node:fs';
-import { chmod, type FileHandle, lstat, mkdir, open, readFile, rename } from 'node:fs/promises';
+import { chmod, type FileHandle, lstat, mkdir, open, readFile, rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { ReportedState } from '../api/index.ts';
 import { compareObservedAt, parseObservedAt } from '../api/observed-at.ts';
@@ -284,7 +284,14 @@ export class Spool {
     const path = join(dir, SPOOL_FILE);
     const temporary = `${path}.tmp`;
     const text = [...live.values()].map((entry) => `${JSON.stringify({ op: 'put', ...entry })}\n`).join('');
-    const out = await open(temporary, constants.O_WRONLY | constants.O_CREAT | constants.O_TRUNC, 0o600);
+    // A file left by a crash is removed (a symlink itself, never its target); the new one is created
+    // exclusively, so a link planted in between fails the rewrite instead of redirecting the write.
+    await rm(temporary, { force: true });
+    const out = await open(
+      temporary,
+      constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW,
+      0o600,
+    );
     try {
       await out.chmod(0o600);
       await out.write(text);
@@ -299,6 +306,6 @@ export class Spool {
     } finally {
       await directory.close();
     }
-    return open(path, constants.O_WRONLY | constants.O_APPEND, 0o600);
+    return open(path, constants.O_WRONLY | constants.O_APPEND | constants.O_NOFOLLOW, 0o600);
   }
 }

@@ -18,6 +18,7 @@ export interface AgentCommand {
 
 const OPTIONS = {
   fifo: { type: 'string' },
+  'fifo-group': { type: 'string' },
   'state-dir': { type: 'string' },
   instance: { type: 'string', multiple: true },
   instances: { type: 'string' },
@@ -89,8 +90,13 @@ export function parseAgentCommandLine(
   const fifo = values.fifo ?? DEFAULT_FIFO;
   if (!fifo.startsWith('/')) throw new UsageError('--fifo must be an absolute path');
   const keepalived = keepalivedOptions(values);
+  const fifoGroup = values['fifo-group'];
+  if (fifoGroup !== undefined && !/^(0|[1-9][0-9]{0,9})$/.test(fifoGroup)) {
+    throw new UsageError('--fifo-group must be a numeric group id');
+  }
   const config: AgentConfig = {
     fifo,
+    ...(fifoGroup !== undefined ? { fifoGroup: Number(fifoGroup) } : {}),
     stateDir: values['state-dir'] ?? AGENT_DEFAULTS.stateDir,
     instances,
     agent,

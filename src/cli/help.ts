@@ -119,8 +119,13 @@ Flags:
   --fifo <path>          keepalived's notify FIFO (default ${DEFAULT_FIFO}).
                          Created with mode 0600 when missing. Refused (exit 2) when
                          it is a symlink, not a FIFO, owned by another user than
-                         this one or root, writable by group or others, or when its
-                         directory is writable by group or others.
+                         this one or root, writable by others, or by group (unless
+                         the group is --fifo-group), or when its directory is owned
+                         by another user than this one or root, or writable by
+                         group or others.
+  --fifo-group <gid>     A numeric group whose members may write the FIFO too: a
+                         non-root agent reads a FIFO root:<gid> mode 0660 made by
+                         keepalived (the agent opens it read-write).
   --instance <NAME=[NAMESPACE/]ROUTERID>
                          Maps a keepalived instance or group name to a router
                          (repeatable). A name that is itself a router UUID needs none.

@@ -32,24 +32,45 @@ function privateDir(): string {
 }
 
 describe('the FIFO checks (the seed’s third finding)', () => {
-  const fifo = { isSymbolicLink: false, isFIFO: true, uid: 0, mode: 0o10600 };
+  const fifo = { isSymbolicLink: false, isFIFO: true, uid: 0, gid: 0, mode: 0o10600 };
+  const root = { mode: 0o700, uid: 0 };
+  const me = { uid: 1000 };
   it.each([
-    [{ ...fifo, isSymbolicLink: true }, { mode: 0o700 }, 'it is a symbolic link'],
-    [{ ...fifo, isFIFO: false }, { mode: 0o700 }, 'it is not a FIFO'],
-    [{ ...fifo, uid: 1234 }, { mode: 0o700 }, 'owned by uid 1234'],
-    [{ ...fifo, mode: 0o10620 }, { mode: 0o700 }, 'writable by group or others (mode 620)'],
-    [{ ...fifo, mode: 0o10602 }, { mode: 0o700 }, 'writable by group or others (mode 602)'],
-    [fifo, { mode: 0o1777 }, 'its directory /run/h is writable by group or others (mode 777)'],
-    [fifo, { mode: 0o770 }, 'its directory /run/h is writable by group or others'],
+    [{ ...fifo, isSymbolicLink: true }, root, 'it is a symbolic link'],
+    [{ ...fifo, isFIFO: false }, root, 'it is not a FIFO'],
+    [{ ...fifo, uid: 1234 }, root, 'owned by uid 1234'],
+    [{ ...fifo, mode: 0o10620 }, root, 'writable by group and no --fifo-group is set (mode 620)'],
+    [{ ...fifo, mode: 0o10602 }, root, 'writable by others (mode 602)'],
+    [fifo, { mode: 0o1777, uid: 0 }, 'its directory /run/h is writable by group or others (mode 777)'],
+    [fifo, { mode: 0o770, uid: 0 }, 'its directory /run/h is writable by group or others'],
+    // issue 23, item 10: a directory of another user could swap the FIFO for its own at any time.
+    [fifo, { mode: 0o700, uid: 1234 }, 'its directory /run/h is owned by uid 1234, neither this user'],
   ])('refuses %o in a directory %o, naming the path and the rule', (facts, directory, rule) => {
-    const problem = fifoProblem('/run/h/notify.fifo', facts, directory, 1000);
+    const problem = fifoProblem('/run/h/notify.fifo', facts, directory, me);
     expect(problem).toContain('/run/h/notify.fifo');
     expect(problem).toContain(rule);
   });
 
-  it('accepts a FIFO of this user or root, 0600 or 0644, in a 0755 directory', () => {
-    expect(fifoProblem('/p/f', { ...fifo, uid: 1000 }, { mode: 0o755 }, 1000)).toBeUndefined();
-    expect(fifoProblem('/p/f', { ...fifo, mode: 0o10644 }, { mode: 0o755 }, 1000)).toBeUndefined();
+  it('accepts a FIFO of this user or root, 0600 or 0644, in a 0755 directory of this user or root', () => {
+    expect(fifoProblem('/p/f', { ...fifo, uid: 1000 }, { mode: 0o755, uid: 0 }, me)).toBeUndefined();
+    expect(fifoProblem('/p/f', { ...fifo, mode: 0o10644 }, { mode: 0o755, uid: 0 }, me)).toBeUndefined();
+    expect(fifoProblem('/p/f', fifo, { mode: 0o700, uid: 1000 }, me)).toBeUndefined();
+  });
+
+  it('with --fifo-group: accepts a group-writable FIFO of that group only, never an other-writable one', () => {
+    const shared = { ...fifo, gid: 2000, mode: 0o10660 };
+    const dir = { mode: 0o755, uid: 0 };
+    expect(fifoProblem('/p/f', shared, dir, { uid: 1000, group: 2000 })).toBeUndefined();
+    expect(
+      fifoProblem('/p/f', { ...shared, mode: 0o10640 }, dir, { uid: 1000, group: 2000 }),
+    ).toBeUndefined();
+    expect(fifoProblem('/p/f', shared, dir, { uid: 1000, group: 3000 })).toContain(
+      'writable by group and its group is 2000, not 3000',
+    );
+    expect(fifoProblem('/p/f', shared, dir, me)).toContain('no --fifo-group is set');
+    expect(fifoProblem('/p/f', { ...shared, mode: 0o10666 }, dir, { uid: 1000, group: 2000 })).toContain(
+      'writable by others',
+    );
   });
 
   it('creates a missing FIFO with mode 0600 and opens it', () => {
@@ -84,7 +105,7 @@ describe('the FIFO checks (the seed’s third finding)', () => {
     };
     expect(refused('link.fifo')).toContain('symbolic link');
     expect(refused('file.fifo')).toContain('not a FIFO');
-    expect(refused('loose.fifo')).toContain('writable by group or others');
+    expect(refused('loose.fifo')).toContain('writable by others');
     expect(refused('foreign.fifo')).toContain('owned by uid 4321');
     const open = join(privateDir(), 'x');
     mkdirSync(open);
@@ -92,6 +113,25 @@ describe('the FIFO checks (the seed’s third finding)', () => {
     expect(() => openCheckedFifo(join(open, 'notify.fifo'))).toThrow(
       /its directory .* is writable by group or others/,
     );
+    const foreignDir = join(privateDir(), 'foreign');
+    mkdirSync(foreignDir, { mode: 0o700 });
+    execFileSync('mkfifo', ['-m', '600', join(foreignDir, 'notify.fifo')]);
+    chownSync(foreignDir, 4321, 4321);
+    expect(() => openCheckedFifo(join(foreignDir, 'notify.fifo'))).toThrow(
+      /its directory .* is owned by uid 4321, neither this user \(uid 0\) nor root/,
+    );
+  });
+
+  it('with a trusted group: opens a root-owned FIFO of mode 0660 in that group, as a non-root agent would', () => {
+    const dir = privateDir();
+    chmodSync(dir, 0o755);
+    const path = join(dir, 'notify.fifo');
+    execFileSync('mkfifo', ['-m', '660', path]);
+    chownSync(path, 0, 2345);
+    expect(() => openCheckedFifo(path, { uid: 4321 })).toThrow(/writable by group and no --fifo-group/);
+    const opened = openCheckedFifo(path, { uid: 4321, group: 2345 });
+    expect(opened.ino).toBe(lstatSync(path).ino);
+    closeSync(opened.fd);
   });
 });
 
@@ -216,5 +256,21 @@ describe('the spool', () => {
     mkdirSync(join(base, 'real'));
     symlinkSync(join(base, 'real'), join(base, 'link'));
     await expect(Spool.open(join(base, 'link'), silent)).rejects.toThrow(/not a symlink/);
+  });
+
+  it('never writes through a symlink planted at the temporary file (issue 23, item 10)', async () => {
+    const base = mkdtempSync(join(tmpdir(), 'agent-spool-'));
+    const dir = join(base, 'state');
+    mkdirSync(dir, { mode: 0o700 });
+    const victim = join(base, 'victim');
+    writeFileSync(victim, 'precious\n', { mode: 0o644 });
+    symlinkSync(victim, join(dir, `${SPOOL_FILE}.tmp`));
+    const { spool } = await Spool.open(dir, silent);
+    spool.put(entry(R1, '2026-01-01T00:00:01Z'));
+    await spool.close();
+    expect(readFileSync(victim, 'utf8')).toBe('precious\n');
+    expect(statSync(victim).mode & 0o777).toBe(0o644);
+    expect(lstatSync(join(dir, SPOOL_FILE)).isFile()).toBe(true);
+    expect((await Spool.open(dir, silent)).pending).toEqual([entry(R1, '2026-01-01T00:00:01Z')]);
   });
 });

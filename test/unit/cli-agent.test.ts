@@ -47,6 +47,7 @@ describe('harouterctl agent flags', { timeout: 30_000 }, () => {
     const parsed = parseAgentCommandLine(
       [
         '--fifo=/run/k/f',
+        '--fifo-group=2000',
         '--state-dir=/var/s',
         `--instance=VI_1=${R1}`,
         `--instance=VI_2=team/${R1}`,
@@ -66,6 +67,7 @@ describe('harouterctl agent flags', { timeout: 30_000 }, () => {
       logLevel: 'debug',
       config: {
         fifo: '/run/k/f',
+        fifoGroup: 2000,
         stateDir: '/var/s',
         instancesFile: '/etc/map.yaml',
         namespace: 'ns1',
@@ -125,6 +127,7 @@ describe('harouterctl agent flags', { timeout: 30_000 }, () => {
     [['--agent=Node_A'], 'DNS-1123'],
     [['--agent=a', '--instance=VI_1'], '--instance #1'],
     [['--agent=a', '--fifo=relative'], 'absolute'],
+    [['--agent=a', '--fifo-group=agents'], '--fifo-group must be a numeric group id'],
     [['--agent=a', '--metrics-bind-address=nope'], '--metrics-bind-address'],
     [['--agent=a', '--max-in-flight=0'], '--max-in-flight'],
     [['--agent=a', '--unknown'], 'Unknown option'],
@@ -140,6 +143,7 @@ describe('harouterctl agent flags', { timeout: 30_000 }, () => {
     expect(stdout).toContain(`vrrp_notify_fifo ${DEFAULT_FIFO}`);
     for (const flag of [
       '--fifo',
+      '--fifo-group',
       '--instance ',
       '--instances',
       '--state-dir',
