@@ -29,7 +29,11 @@
  *   npm run bench -- [--routers 1000,10000] [--workers 16] [--concurrency 16] [--idle 20]
  *     [--floor-sweep 16,32,64] [--no-webhook]
  *     [--operator-flag=--kube-api-max-inflight=32 ...] [--max-old-space-size MiB] [--cpu-prof DIR]
- *     [--node-flag=--heapsnapshot-signal=SIGUSR2 ...] [--keep]
+ *     [--node-flag=--heapsnapshot-signal=SIGUSR2 ...] [--keep] [--attack-metrics 50]
+ *
+ * `--attack-metrics N` serves the operator's metrics securely (as the chart does)
+ * and floods them with random bearer tokens from N clients during the burst
+ * (bench/metrics-attack.ts); the line then carries the attack's answers.
  *
  * Needs the Kubernetes binaries (built and cached on first use, like the tests).
  */
@@ -84,6 +88,7 @@ const { values } = parseArgs({
     'floor-sweep': { type: 'string', default: '16,32,64' },
     'no-webhook': { type: 'boolean', default: false },
     keep: { type: 'boolean', default: false },
+    'attack-metrics': { type: 'string', default: '0' },
   },
 });
 const floorSweep = (values['floor-sweep'] ?? '16').split(',').map(Number);
@@ -92,6 +97,7 @@ const sizes = (values.routers ?? '50').split(',').map(Number);
 const workers = Number(values.workers);
 const concurrency = Number(values.concurrency);
 const idleFailovers = Number(values.idle);
+const attackClients = Number(values['attack-metrics']);
 if (
   sizes.some((n) => !Number.isInteger(n) || n < 1) ||
   !(concurrency >= 16) ||
@@ -384,7 +390,14 @@ async function runSize(context: SizeContext, n: number): Promise<void> {
       ),
     );
 
-  const operatorFlags = values['operator-flag'] ?? [];
+  // With --attack-metrics, the operator serves secure metrics (as in the chart) on a known port.
+  const metricsPort = attackClients > 0 ? await freePort() : 0;
+  const operatorFlags = [
+    ...(attackClients > 0
+      ? [`--metrics-bind-address=127.0.0.1:${metricsPort}`, '--metrics-secure=true']
+      : []),
+    ...(values['operator-flag'] ?? []),
+  ];
   const heap = values['max-old-space-size'];
   const webhookPort = webhook ? await freePort() : 0;
   const startOperator = () =>
@@ -506,7 +519,8 @@ async function runSize(context: SizeContext, n: number): Promise<void> {
     roundTrips.sort((x, y) => x - y);
     const before = await quiescent(operator, allowed(n));
 
-    // 2. The burst: every router fails over from agent 0 to agent 1.
+    // 2. The burst: every router fails over from agent 0 to agent 1 (under the attack, when asked).
+    const attack = attackClients > 0 ? await startAttack(metricsPort, attackClients) : undefined;
     routedAt.clear();
     target = 1;
     const load = loadavg()[0];
@@ -521,6 +535,7 @@ async function runSize(context: SizeContext, n: number): Promise<void> {
     const convergedMs = performance.now() - t0;
     const after = await quiescent(operator, allowed(n));
     const cpuMs = (await ownCpuMs(operator.pid as number)) - cpuBefore;
+    const attackAnswers = await attack?.stop();
     const retained = await ask(operator, true);
     const peak = peakRssMiB(operator.pid as number);
 
@@ -592,6 +607,7 @@ async function runSize(context: SizeContext, n: number): Promise<void> {
         eventWritesPerFailover: Number(((after.writes.events - before.writes.events) / n).toFixed(2)),
         admissionReviews: after.reviews - before.reviews,
         operatorCpuMsPerFailover: Number((cpuMs / n).toFixed(2)),
+        ...(attackAnswers ? { metricsAttack: attackAnswers } : {}),
         reconciles: after.reconcile.count - before.reconcile.count,
         reconcileMeanMs: Number(
           (
@@ -641,6 +657,30 @@ async function runSize(context: SizeContext, n: number): Promise<void> {
     for (const reporter of reporters.values()) await reporter.close();
     await raw.close();
   }
+}
+
+/**
+ * Forks bench/metrics-attack.ts on the operator's metrics port and waits 2 s
+ * for it to reach full speed; `stop` ends it and returns its answers.
+ */
+async function startAttack(port: number, clients: number): Promise<{ stop(): Promise<unknown> }> {
+  const attacker = fork(
+    join(import.meta.dirname, 'metrics-attack.ts'),
+    ['--port', String(port), '--clients', String(clients)],
+    { execArgv: ['--disable-warning=ExperimentalWarning'], stdio: ['ignore', 'ignore', 'inherit', 'ipc'] },
+  );
+  await new Promise((resolve, reject) => {
+    attacker.once('message', resolve);
+    attacker.once('exit', (code) => reject(new Error(`the attacker exited with ${code}`)));
+  });
+  await new Promise((r) => setTimeout(r, 2000));
+  return {
+    stop: () =>
+      new Promise((resolve) => {
+        attacker.once('message', resolve);
+        attacker.send('stop');
+      }),
+  };
 }
 
 const started = performance.now();

@@ -213,7 +213,7 @@ describe('secure metrics under a flood of random tokens (issue 23, item 4)', () 
       expect(answers[200]).toBeUndefined();
     }
     // The scraper the operator knew was served every time; the new tokens got their answer within a few tries.
-    expect(known.length).toBeGreaterThan(10);
+    expect(known.length).toBeGreaterThan(5);
     expect(known.every((s) => s === 200)).toBe(true);
     expect(fresh.at(-1)).toBe(200);
     expect(fresh.length).toBeLessThanOrEqual(5);
