@@ -211,6 +211,41 @@ describe('helm template: reporter.agent', { timeout: 60_000 }, () => {
     }
   });
 
+  it('runAsUser: a non-root agent with its group as --fifo-group, arguments its own parser accepts; root by default', async () => {
+    const objects = await renderChart({
+      scenario: 'agent',
+      set: ['reporter.agent.runAsUser=10001', 'reporter.agent.runAsGroup=10002'],
+    });
+    const pod = findObject(objects, 'DaemonSet').spec.template.spec;
+    expect(pod.securityContext).toEqual({
+      runAsUser: 10001,
+      runAsGroup: 10002,
+      runAsNonRoot: true,
+      seccompProfile: { type: 'RuntimeDefault' },
+    });
+    const [container] = pod.containers;
+    expect(container.securityContext.capabilities).toEqual({ drop: ['ALL'] });
+    const parsed = parseAgentCommandLine(container.args.slice(1), { NODE_NAME: 'net-1' });
+    if (parsed.command !== 'agent') throw new Error('expected the agent command');
+    expect(parsed.config).toMatchObject({ fifo: DEFAULT_FIFO, fifoGroup: 10002 });
+    const root = findObject(await renderChart({ scenario: 'agent' }), 'DaemonSet').spec.template.spec;
+    expect(root.securityContext).toMatchObject({ runAsUser: 0, runAsGroup: 0, runAsNonRoot: false });
+    expect(root.containers[0].args.some((a: string) => a.startsWith('--fifo-group'))).toBe(false);
+    await expect(renderChart({ scenario: 'agent', set: ['reporter.agent.runAsUser=10001'] })).rejects.toThrow(
+      /reporter.agent.runAsGroup: a non-root agent reads the FIFO through a group of its own/,
+    );
+    await expect(
+      renderChart({
+        scenario: 'agent',
+        set: [
+          'reporter.agent.runAsUser=10001',
+          'reporter.agent.runAsGroup=10002',
+          'reporter.agent.keepalived.run=true',
+        ],
+      }),
+    ).rejects.toThrow(/keepalived in the agent's Pod runs as root/);
+  });
+
   it("the chart's FIFO, the agent's default and examples/keepalived-agent.conf's global_defs agree", () => {
     const values = parseYaml(readFileSync(join(chartDir, 'values.yaml'), 'utf8'));
     expect(`${values.reporter.agent.fifoDir}/notify.fifo`).toBe(DEFAULT_FIFO);
