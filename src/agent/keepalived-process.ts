@@ -12,7 +12,7 @@ import { dirname, join } from 'node:path';
 import { createInterface } from 'node:readline';
 import type { Logger } from '../log.ts';
 import { Backoff } from '../runtime/backoff.ts';
-import { escapeForLog } from './line.ts';
+import { escapeForLog } from '../runtime/log-text.ts';
 
 /** How keepalived is found and, optionally, run. */
 export interface KeepalivedProcessOptions {

@@ -76,20 +76,6 @@ export function parseNotifyLine(line: string): NotifyLine {
   };
 }
 
-const NOT_SAFE = /[\p{Cc}\p{Cf}\p{Zl}\p{Zp}\\]/gu;
-
-/**
- * Untrusted text made safe for a log field: at most `max` code points, and
- * every control, format (bidirectional marks included) or separator character,
- * and the backslash, written as `\u{XXXX}`, so a log line shows what arrived
- * without a terminal or viewer acting on it.
- */
-export function escapeForLog(text: string, max = 200): string {
-  const points = [...text];
-  const clipped = points.length > max ? `${points.slice(0, max).join('')}...` : text;
-  return clipped.replace(NOT_SAFE, (ch) => `\\u{${(ch.codePointAt(0) ?? 0).toString(16).toUpperCase()}}`);
-}
-
 /** Bytes that are not UTF-8 shown as hex, at most `max` bytes, for a log field. */
 export function hexForLog(bytes: Uint8Array, max = 64): string {
   const shown = Buffer.from(bytes.subarray(0, max)).toString('hex');

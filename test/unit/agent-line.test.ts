@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { escapeForLog, hexForLog, parseNotifyLine } from '../../src/agent/line.ts';
+import { hexForLog, parseNotifyLine } from '../../src/agent/line.ts';
 import { NotifyLineSplitter, type SplitLine } from '../../src/agent/splitter.ts';
 
 describe('parseNotifyLine: every form of keepalived.conf(5)', () => {
@@ -89,12 +89,7 @@ describe('parseNotifyLine: every form of keepalived.conf(5)', () => {
   }, 30_000);
 });
 
-describe('escapeForLog', () => {
-  it('writes control, bidi and backslash characters as \\u{..} and clips', () => {
-    expect(escapeForLog('a\u001b[31mb\u202ec\\d\n')).toBe('a\\u{1B}[31mb\\u{202E}c\\u{5C}d\\u{A}');
-    expect(escapeForLog('x'.repeat(300), 10)).toBe(`${'x'.repeat(10)}...`);
-  });
-
+describe('hexForLog', () => {
   it('shows bytes as hex, clipped', () => {
     expect(hexForLog(Buffer.from([0xff, 0xfe, 0x41]))).toBe('fffe41');
     expect(hexForLog(Buffer.alloc(100), 2)).toBe('0000...');

@@ -1,6 +1,5 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { LogLimit } from '../../src/agent/log-limit.ts';
 import { CoalescingQueue, type DeliveryResult } from '../../src/agent/queue.ts';
 import { AGENT_BACKOFF, agentBackoffMs, agentResult } from '../../src/agent/sender.ts';
 
@@ -133,20 +132,5 @@ describe('agentResult and backoff', () => {
     expect(agentBackoffMs(1, 0.999)).toBeLessThanOrEqual(AGENT_BACKOFF.initialMs);
     expect(agentBackoffMs(50, 0.999)).toBeLessThanOrEqual(30_000);
     expect(agentBackoffMs(50, 0)).toBe(15_000);
-  });
-});
-
-describe('LogLimit', () => {
-  it('writes a few lines per window and says how many it left out', () => {
-    let now = 0;
-    const limit = new LogLimit(2, 1000, () => now);
-    expect([limit.take(), limit.take(), limit.take(), limit.take()].map((t) => t.write)).toEqual([
-      true,
-      true,
-      false,
-      false,
-    ]);
-    now = 1000;
-    expect(limit.take()).toEqual({ write: true, suppressed: 2 });
   });
 });
