@@ -199,6 +199,11 @@ export function validatingAdmissionPolicy(name = POLICY_NAME) {
             "(variables.username != '' && variables.username in variables.allowedUsers) || " +
             'variables.groups.exists(g, g in variables.allowedGroups)',
         },
+        // Any write by a reporter identity, report or not: node binding and the limits apply to it.
+        {
+          name: 'isReporterWrite',
+          expression: 'variables.isWrite && (variables.isReporter || variables.isAllowed)',
+        },
         {
           name: 'hasNode',
           expression: `has(request.userInfo.extra) && 'authentication.kubernetes.io/node-name' in request.userInfo.extra`,
@@ -222,23 +227,27 @@ export function validatingAdmissionPolicy(name = POLICY_NAME) {
           MESSAGES.identity,
           'Forbidden',
         ),
-        // 2. Node binding.
+        // 2. Node binding: for reports, and for every other write by a reporter identity.
         check(
-          '!variables.isReport || !variables.hasNode || variables.agent == variables.node',
+          '!(variables.isReport || variables.isReporterWrite) || !variables.hasNode || variables.agent == variables.node',
           MESSAGES.nodeMismatch('<node>'),
           'Forbidden',
           `'NodeBinding: spec.agent must be the node the reporter\\'s token is bound to ("' + variables.node + '"); a reporter may only report for its own node.'`,
         ),
         check(
-          '!variables.isReport || variables.hasNode || !variables.requireNodeBinding || variables.isAllowed',
+          '!(variables.isReport || variables.isReporterWrite) || variables.hasNode || !variables.requireNodeBinding || variables.isAllowed',
           MESSAGES.nodeBindingRequired,
           'Forbidden',
         ),
         // 3. Shape: the reporter metadata limits (spec-unchanged writes included), the CRD's rules
         // again (defence in depth), then the update rules, then the name.
+        check(`!variables.isReporterWrite || (${METADATA_WITHIN_LIMITS})`, MESSAGES.metadata, 'Invalid'),
+        // The size rule: CEL cannot measure an object's bytes; it bounds managedFields, the part
+        // that is not otherwise bounded, by its entries (the webhook measures the bytes).
         check(
-          `!variables.isWrite || !(variables.isReporter || variables.isAllowed) || (${METADATA_WITHIN_LIMITS})`,
-          MESSAGES.metadata,
+          '!variables.isReporterWrite || !has(object.metadata.managedFields) || ' +
+            `size(object.metadata.managedFields) <= ${REPORTER_METADATA_LIMITS.managedFieldsEntries}`,
+          MESSAGES.size,
           'Invalid',
         ),
         shapeCheck(

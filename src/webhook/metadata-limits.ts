@@ -6,11 +6,24 @@
  * namespace in Terminating, or hand its report to the garbage collector.
  *
  * The webhook checks them here; the ValidatingAdmissionPolicy states the same
- * limits in CEL from these constants.
+ * limits in CEL from these constants (the object's size approximately: see
+ * `objectBytes`).
  */
 
-/** The limits; the CEL policy is generated from the same numbers. */
-export const REPORTER_METADATA_LIMITS = Object.freeze({ labels: 8, annotations: 8, entryBytes: 1024 });
+/**
+ * The limits; the CEL policy is generated from the same numbers. `objectBytes` bounds
+ * the whole object a reporter's write leaves (its JSON, `managedFields` included), so
+ * that no node can inflate a report past the webhook's body limit (an AdmissionReview
+ * carries the object twice); CEL cannot measure bytes, so the policy bounds
+ * `managedFields` to `managedFieldsEntries` entries instead.
+ */
+export const REPORTER_METADATA_LIMITS = Object.freeze({
+  labels: 8,
+  annotations: 8,
+  entryBytes: 1024,
+  objectBytes: 64 * 1024,
+  managedFieldsEntries: 16,
+});
 
 function isRecord(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
@@ -43,4 +56,13 @@ export function metadataAllowed(object: unknown): boolean {
     mapWithinLimits(metadata.labels, REPORTER_METADATA_LIMITS.labels) &&
     mapWithinLimits(metadata.annotations, REPORTER_METADATA_LIMITS.annotations)
   );
+}
+
+/** True when a raw object, as JSON, is within the reporter's {@link REPORTER_METADATA_LIMITS}.objectBytes. */
+export function objectSizeAllowed(object: unknown): boolean {
+  const text = JSON.stringify(object ?? null);
+  // A UTF-8 byte is at least one UTF-16 unit and at most three: skip the count when the answer is sure.
+  if (text.length > REPORTER_METADATA_LIMITS.objectBytes) return false;
+  if (text.length * 3 <= REPORTER_METADATA_LIMITS.objectBytes) return true;
+  return Buffer.byteLength(text, 'utf8') <= REPORTER_METADATA_LIMITS.objectBytes;
 }

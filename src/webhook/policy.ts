@@ -10,7 +10,7 @@ import {
   STALE_REPORT_MESSAGE,
 } from '../api/index.ts';
 import { type AdmissionConfig, CLEANUP_USERNAMES, serviceAccountUsername } from './config.ts';
-import { metadataAllowed } from './metadata-limits.ts';
+import { metadataAllowed, objectSizeAllowed } from './metadata-limits.ts';
 import { type AdmissionRequest, NODE_NAME_EXTRA } from './review.ts';
 
 /** The rules of the contract, in the order they apply to CREATE and UPDATE; `Delete` for DELETE. */
@@ -33,6 +33,7 @@ export const DENIED_REASONS = [
   'NodeBindingRequired',
   'NodeMismatch',
   'MetadataNotAllowed',
+  'ObjectTooLarge',
   'InvalidObject',
   'NameMismatch',
   'ImmutableField',
@@ -95,6 +96,9 @@ export const MESSAGES = {
   metadata:
     "Shape: a reporter's HARouterState may carry no metadata.finalizers and no metadata.ownerReferences, and at " +
     'most 8 labels and 8 annotations of at most 1 KiB each (metadata rule).',
+  size:
+    "Shape: a reporter's write may not leave a HARouterState larger than 64 KiB in all, metadata.managedFields " +
+    'included (size rule).',
   clock:
     "Clock: spec.observedAt is more than 5 minutes ahead of the webhook's clock; a future time would make every " +
     "later report stale. Fix the agent's clock (NTP) and report again.",
@@ -209,8 +213,9 @@ function specUnchanged(request: AdmissionRequest): boolean {
  * through Identity, NodeBinding, Shape (reporter metadata limits included), Clock
  * and, on CREATE, Membership, in that order; the first failing rule denies. An
  * UPDATE that leaves `spec` unchanged, and a DELETE, by an identity that is not a
- * reporter are left to RBAC; a reporter's spec-unchanged update gets the metadata
- * limits, and a reporter may delete only its own node's reports.
+ * reporter are left to RBAC; a reporter's spec-unchanged update gets node binding,
+ * the metadata limits and the size limit, and a reporter may delete only its own
+ * node's reports. No reporter write may leave the object larger than 64 KiB.
  */
 export function admit(
   request: AdmissionRequest,
@@ -239,22 +244,23 @@ export function admit(
     return { allowed: true, reason: id.reporter ? 'Reporter' : 'AllowedIdentity', message: 'reporter' };
   }
 
-  if (specUnchanged(request)) {
-    if (!reporter) return { allowed: true, reason: 'NotAReport', message: 'spec unchanged: RBAC decides' };
-    if (!metadataAllowed(request.object)) return deny('Shape', 'MetadataNotAllowed', MESSAGES.metadata);
-    return { allowed: true, reason: 'NotAReport', message: 'spec unchanged, metadata within limits' };
-  }
+  const unchanged = specUnchanged(request);
+  if (unchanged && !reporter)
+    return { allowed: true, reason: 'NotAReport', message: 'spec unchanged: RBAC decides' };
 
-  // 1. Identity.
+  // 1. Identity (a write that leaves spec unchanged is not a report: only a reporter's gets the rules below).
   if (!reporter) return deny('Identity', 'NotAReporter', MESSAGES.identity);
 
-  // 2. Node binding.
+  // 2. Node binding: a reporter touches only its own node's reports, spec changed or not.
   const binding = nodeBinding(id, rawSpecField(request.object, 'agent'), config);
   if (binding === 'NodeMismatch') return deny('NodeBinding', binding, MESSAGES.nodeMismatch(id.node ?? ''));
   if (binding === 'NodeBindingRequired') return deny('NodeBinding', binding, MESSAGES.nodeBindingRequired);
 
-  // 3. Shape: the reporter metadata limits, the CRD's rules again, then the update rules.
+  // 3. Shape: the reporter metadata limits and the object's size, then (for a report) the CRD's
+  // rules again and the update rules.
   if (!metadataAllowed(request.object)) return deny('Shape', 'MetadataNotAllowed', MESSAGES.metadata);
+  if (!objectSizeAllowed(request.object)) return deny('Shape', 'ObjectTooLarge', MESSAGES.size);
+  if (unchanged) return { allowed: true, reason: 'NotAReport', message: 'spec unchanged, within the limits' };
   const parsed = harouterStateSchema.safeParse(request.object);
   if (!parsed.success) return deny('Shape', 'InvalidObject', shapeMessage(parsed.error));
   const spec = parsed.data.spec;

@@ -302,9 +302,12 @@ export function stateVerdict(mode: Mode, req: Request, world: World): Verdict {
     if (problems.length === 0) problems.push(...transitionProblems(spec, req.old));
   }
   if (problems.length > 0) return deny('Shape', ...problems);
-  // A write that leaves spec unchanged is not a report: RBAC alone, plus the metadata limits for reporters.
+  // A write that leaves spec unchanged is not a report: RBAC alone, except that a reporter's keeps
+  // node binding and the metadata limits.
   if (req.operation === 'UPDATE' && sameJson(spec, req.old?.spec)) {
-    if (actor.kind === 'reporter' && reporterMetadataNotAllowed(meta)) return denyMetadata();
+    if (actor.kind !== 'reporter') return ALLOW;
+    if (actor.node === undefined || actor.node !== spec.agent) return deny('NodeBinding', 'NodeBinding:');
+    if (reporterMetadataNotAllowed(meta)) return denyMetadata();
     return ALLOW;
   }
 

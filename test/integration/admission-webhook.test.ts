@@ -10,10 +10,14 @@ import {
   type ClusterFixture,
   collectionPath,
   createRouter,
+  entries,
   installTestWebhook,
   intruderCreate,
   kubeRequest,
+  managedFieldsBulk,
+  managedFieldsEntry,
   NODE_A,
+  NODE_B,
   report,
   runClusterCase,
   setUpAdmissionCluster,
@@ -76,6 +80,73 @@ describe('admission table, webhook mode', () => {
     );
     expect(text).toMatch(/harouter_admission_decisions_total\{decision="allowed",reason="Reporter"\} [1-9]/);
   });
+});
+
+describe("a node cannot freeze another node's reports (issue 23, item 7)", () => {
+  it("node B's token cannot label, annotate or inflate node A's report, and node A keeps reporting", async () => {
+    const routerId = crypto.randomUUID();
+    await createRouter(fx.admin, fx.namespace, routerId, [NODE_A, NODE_B]);
+    const path = `${collectionPath(fx.namespace)}/${routerId}.${NODE_A}`;
+    let second = 0;
+    const applyAsA = () => {
+      second++;
+      const observedAt = new Date(Date.UTC(2026, 0, 1, 0, 0, second)).toISOString();
+      return kubeRequest(
+        fx.clients.reporterA,
+        'PATCH',
+        `${path}?fieldManager=harouterctl&force=true`,
+        report(routerId, NODE_A, { observedAt }),
+        'application/apply-patch+yaml',
+      );
+    };
+    await waitFor('the router to reach the webhook cache', async () =>
+      (await applyAsA()).status === 200 ? true : undefined,
+    );
+    const merge = (body: unknown) =>
+      kubeRequest(fx.clients.reporterB, 'PATCH', path, body, 'application/merge-patch+json');
+    const stored = await kubeRequest(fx.admin, 'GET', path);
+    const attempts = {
+      labels: await merge({ metadata: { labels: entries(8) } }),
+      annotations: await merge({ metadata: { annotations: entries(8, 1024) } }),
+      managedFieldsBulk: await merge({ metadata: { managedFields: managedFieldsBulk(400) } }),
+      oneHugeEntry: await merge({ metadata: { managedFields: [managedFieldsEntry('bloat', 8000)] } }),
+      applyManyManagers: await kubeRequest(
+        fx.clients.reporterB,
+        'PATCH',
+        `${path}?fieldManager=${'b'.repeat(120)}&force=true`,
+        {
+          ...report(routerId, NODE_A, { observedAt: '2026-06-01T00:00:00Z' }),
+          metadata: { name: `${routerId}.${NODE_A}`, labels: entries(1) },
+        },
+        'application/apply-patch+yaml',
+      ),
+      replace: await kubeRequest(fx.clients.reporterB, 'PUT', path, {
+        ...(stored.body as object),
+        metadata: {
+          ...(stored.body.metadata as object),
+          managedFields: [managedFieldsEntry('bloat', 8000)],
+        },
+      }),
+    };
+    for (const [what, res] of Object.entries(attempts)) {
+      expect(res.status, `${what}: ${res.body.message}`).toBe(403);
+      expect(res.body.message, what).toMatch(/NodeBinding: spec\.agent must be the node/);
+    }
+    const after = await kubeRequest(fx.admin, 'GET', `${path}?showManagedFields=true`);
+    expect(Buffer.byteLength(JSON.stringify(after.body))).toBeLessThan(16 * 1024);
+    expect(after.body.metadata).not.toHaveProperty('labels');
+    // Node A's own inflation is refused too (the size rule), and its reports keep landing.
+    const inflate = await kubeRequest(
+      fx.clients.reporterA,
+      'PATCH',
+      path,
+      { metadata: { managedFields: [managedFieldsEntry('bloat', 8000)] } },
+      'application/merge-patch+json',
+    );
+    expect(inflate.status, inflate.body.message).toBe(422);
+    expect(inflate.body.message).toMatch(/size rule/);
+    for (let i = 0; i < 3; i++) expect((await applyAsA()).status).toBe(200);
+  }, 120_000);
 });
 
 describe("a node's token cannot pin a namespace", () => {

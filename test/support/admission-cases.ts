@@ -127,6 +127,35 @@ export interface AdmissionCase {
   schema?: boolean;
 }
 
+const NODE_MISMATCH = /NodeBinding: spec\.agent must be the node/;
+const SIZE = /Shape: a reporter's write may not leave a HARouterState larger than 64 KiB .*\(size rule\)/;
+
+/**
+ * One `metadata.managedFields` entry of an Apply by `manager`, listing `fields` made-up spec
+ * fields: the API server stores what a client sends there, whether the fields exist or not (it
+ * folds Update entries beyond ten into one, but keeps every Apply entry).
+ */
+export function managedFieldsEntry(manager: string, fields = 1): Record<string, unknown> {
+  const spec = Object.fromEntries(
+    Array.from({ length: fields }, (_, i) => [`f:field${String(i).padStart(5, '0')}`, {}]),
+  );
+  return {
+    manager,
+    operation: 'Apply',
+    apiVersion: API_VERSION,
+    time: '2026-01-01T00:00:00Z',
+    fieldsType: 'FieldsV1',
+    fieldsV1: { 'f:spec': spec },
+  };
+}
+
+/** `n` managedFields entries of about 200 bytes each, each from a manager of its own. */
+export function managedFieldsBulk(n: number): Record<string, unknown>[] {
+  return Array.from({ length: n }, (_, i) =>
+    managedFieldsEntry(`bulk-${String(i).padStart(4, '0')}-${'m'.repeat(64)}`),
+  );
+}
+
 const SPEC_MESSAGE = (message: string) => (ctx: CaseContext) => report(ctx.routerId, NODE_A, { message });
 const PRINTABLE = /printable rule/;
 const METADATA = /Shape: a reporter's HARouterState may carry no metadata\.finalizers .*\(metadata rule\)/;
@@ -407,6 +436,69 @@ export const ADMISSION_CASES: AdmissionCase[] = [
     operation: 'UPDATE',
     existing: NODE_A,
     object: sameSpec({ labels: entries(1) }),
+    expect: { allowed: true },
+  },
+  {
+    name: "another node's reporter adding a label to a report (spec unchanged) is denied (node binding)",
+    actor: 'reporterB',
+    operation: 'UPDATE',
+    existing: NODE_A,
+    object: sameSpec({ labels: entries(1) }),
+    expect: { allowed: false, message: NODE_MISMATCH },
+  },
+  {
+    name: "another node's reporter adding annotations to a report (spec unchanged) is denied (node binding)",
+    actor: 'reporterB',
+    operation: 'UPDATE',
+    existing: NODE_A,
+    object: sameSpec({ annotations: entries(8, 1024) }),
+    expect: { allowed: false, message: NODE_MISMATCH },
+  },
+  {
+    name: "another node's reporter adding managedFields bulk to a report (spec unchanged) is denied (node binding)",
+    actor: 'reporterB',
+    operation: 'UPDATE',
+    existing: NODE_A,
+    object: sameSpec({ managedFields: managedFieldsBulk(400) }),
+    expect: { allowed: false, message: NODE_MISMATCH },
+  },
+  {
+    name: 'a reporter token not bound to a node labelling a report (spec unchanged) is denied (node binding)',
+    actor: 'unboundReporter',
+    operation: 'UPDATE',
+    existing: NODE_A,
+    object: sameSpec({ labels: entries(1) }),
+    expect: { allowed: false, message: /NodeBinding: the reporter's token is not bound to a node/ },
+  },
+  {
+    name: 'reporter adding managedFields bulk to its own report (spec unchanged) is denied (size rule)',
+    actor: 'reporterA',
+    operation: 'UPDATE',
+    existing: NODE_A,
+    object: sameSpec({ managedFields: managedFieldsBulk(400) }),
+    expect: { allowed: false, message: SIZE },
+  },
+  {
+    name: 'reporter writing one managedFields entry of 70 KiB into its own report is denied (size rule)',
+    actor: 'reporterA',
+    operation: 'UPDATE',
+    existing: NODE_A,
+    object: sameSpec({ managedFields: [managedFieldsEntry('bloat', 8000)] }),
+    expect: { allowed: false, message: SIZE },
+    policyExpect: {
+      allowed: true,
+      why: "CEL cannot measure an object's bytes: the policy bounds managedFields by its entries (16), the webhook by the object's size",
+    },
+  },
+  {
+    name: "reporter's report with a few managedFields entries is allowed",
+    actor: 'reporterA',
+    operation: 'UPDATE',
+    existing: NODE_A,
+    object: (ctx) =>
+      withMetadata(report(ctx.routerId, NODE_A, { state: 'Backup', observedAt: '2026-01-01T00:00:01Z' }), {
+        managedFields: managedFieldsBulk(3),
+      }),
     expect: { allowed: true },
   },
   {

@@ -150,18 +150,22 @@ describe('verdicts follow API.md', () => {
     ).toMatchObject({ rule: 'MetadataNotAllowed' });
   });
 
-  it('writes that leave spec unchanged are left to RBAC, with the metadata limits for reporters', () => {
+  it('writes that leave spec unchanged are left to RBAC, with node binding and the metadata limits for reporters', () => {
     const labelled = state({}, { labels: { team: 'net' } });
-    for (const actor of [admin, intruder, cleanup, reporterB])
+    for (const actor of [admin, intruder, cleanup, reporterA])
       expect(
         verdict('both', { operation: 'UPDATE', actor, object: labelled, old: stored }, world).allowed,
       ).toBe(true);
+    // Another node's reporter may not touch node-a's report at all.
+    expect(
+      verdict('both', { operation: 'UPDATE', actor: reporterB, object: labelled, old: stored }, world),
+    ).toMatchObject({ allowed: false, rule: 'NodeBinding' });
     const many = state(
       {},
       { annotations: Object.fromEntries(Array.from({ length: 9 }, (_, i) => [`a${i}`, ''])) },
     );
     expect(
-      verdict('both', { operation: 'UPDATE', actor: reporterB, object: many, old: stored }, world),
+      verdict('both', { operation: 'UPDATE', actor: reporterA, object: many, old: stored }, world),
     ).toMatchObject({
       rule: 'MetadataNotAllowed',
     });

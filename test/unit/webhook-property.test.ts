@@ -219,7 +219,7 @@ function build(s: Scenario): { request: AdmissionRequest; expected: boolean } {
   let updateOk = true;
   const isReporter = s.actor === 'bound' || s.actor === 'boundElsewhere' || s.actor === 'unbound';
   if (s.update?.specUnchanged) {
-    // Not a report: RBAC decides, except that a reporter stays within the metadata limits.
+    // Not a report: RBAC decides, except that a reporter's write keeps node binding and the metadata limits.
     const request: AdmissionRequest = {
       uid: 'u',
       resource: { group: 'harouter.dev', version: 'v1alpha1', resource: 'harouterstates' },
@@ -229,7 +229,7 @@ function build(s: Scenario): { request: AdmissionRequest; expected: boolean } {
       object,
       oldObject: { ...object, metadata: { name }, spec: structuredClone(spec) },
     };
-    return { request, expected: !isReporter || s.metadata.ok };
+    return { request, expected: !isReporter || (s.actor === 'bound' && s.metadata.ok) };
   }
   if (s.update) {
     const previous = render(s.update.previous);
