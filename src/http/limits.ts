@@ -3,12 +3,14 @@
  * metrics, probes): whatever anyone who can reach a port sends, the memory and
  * the time it can tie up stay bounded, and real requests keep being served.
  *
- * - connections: at most `maxConnections` sockets; when full, the oldest idle
- *   keep-alive socket is closed to make room (a client holding idle sockets
- *   cannot lock the API server out), and only when none is idle is the new one
- *   refused;
- * - time: TLS handshake, headers, the whole request and idle keep-alive each
- *   have a deadline;
+ * - connections: at most `maxConnections` sockets, and `maxConnectionsPerAddress`
+ *   from one client address; a new connection beyond either cap evicts the
+ *   slowest busy connection (of that address, or of the server), so slow clients
+ *   cannot lock the API server out (`connection-pacing.ts`);
+ * - time: the TLS handshake and the whole request (headers and body) each have a
+ *   deadline, and a request must arrive at `minBytesPerSecond` after a short
+ *   grace; the server's own sweep enforces them every {@link PACING_SWEEP_MS};
+ *   idle keep-alive has its timeout;
  * - requests: at most `maxConcurrentRequests` at once; beyond, HTTP 429 and the
  *   connection is closed without reading the body;
  * - bytes: a body larger than `maxBodyBytes` is refused from its
@@ -18,10 +20,13 @@
  */
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
+import { type ConnectionPhase, type ConnectionState, chooseEviction, overdue } from './connection-pacing.ts';
 
 /** The bounds of one server (see the module comment). */
 export interface ServerLimits {
   readonly maxConnections: number;
+  /** Connections from one client address (the API server's own stay well below it). */
+  readonly maxConnectionsPerAddress: number;
   readonly maxConcurrentRequests: number;
   /** Largest request body; 0 for servers that take no body. */
   readonly maxBodyBytes: number;
@@ -37,8 +42,12 @@ export interface ServerLimits {
   readonly handshakeTimeoutMs: number;
   /** From connection (or the previous response) to the end of the request headers. */
   readonly headersTimeoutMs: number;
-  /** From the start of a request to the end of its body. */
+  /** From the start of a request (after the handshake, or after the previous answer) to the end of its body. */
   readonly requestTimeoutMs: number;
+  /** The slowest a request (headers and body) may arrive once `rateGraceMs` has passed. */
+  readonly minBytesPerSecond: number;
+  /** A request's first moments, in which no rate is asked of it. */
+  readonly rateGraceMs: number;
   /** Idle time after which a kept-alive connection is closed. */
   readonly keepAliveTimeoutMs: number;
   /** Largest request head (request line and headers), in bytes. */
@@ -51,12 +60,18 @@ export interface ServerLimits {
  * room for an administrator's annotations (256 KiB at most per object, sent as
  * object and oldObject). The API server waits 5 s for an answer, so a request
  * that takes longer than 10 s is garbage; its idle timeout is 90 s, so keep-alive
- * outlives it. Every connection may have a request in flight (the limit that
- * matters for memory is bytes); measured in issue 13 to keep a garbage flood
- * within the chart's 256 MiB.
+ * outlives it. The API server sends a review at once (a 1 MiB body at 4 KiB/s
+ * would outlast its timeout many times over), so anything slower than 4 KiB/s
+ * after its first second is a slow client. Half the connections may come from
+ * one address: two slow clients cannot fill the server, and the API server,
+ * whose calls take milliseconds, outpaces a slow client on its own address.
+ * Every connection may have a request in flight (the limit that matters for
+ * memory is bytes); measured in issue 13 to keep a garbage flood within the
+ * chart's 256 MiB heap.
  */
 export const WEBHOOK_LIMITS: ServerLimits = Object.freeze({
   maxConnections: 128,
+  maxConnectionsPerAddress: 64,
   maxConcurrentRequests: 128,
   maxBodyBytes: 1024 * 1024,
   maxBytesInFlight: 4 * 1024 * 1024,
@@ -64,6 +79,8 @@ export const WEBHOOK_LIMITS: ServerLimits = Object.freeze({
   handshakeTimeoutMs: 5_000,
   headersTimeoutMs: 5_000,
   requestTimeoutMs: 10_000,
+  minBytesPerSecond: 4096,
+  rateGraceMs: 1000,
   keepAliveTimeoutMs: 90_000,
   maxHeaderBytes: 16 * 1024,
 });
@@ -71,6 +88,7 @@ export const WEBHOOK_LIMITS: ServerLimits = Object.freeze({
 /** The metrics and probe servers' bounds: GET only, a few scrapers and kubelets. */
 export const HTTP_LIMITS: ServerLimits = Object.freeze({
   maxConnections: 64,
+  maxConnectionsPerAddress: 32,
   maxConcurrentRequests: 8,
   maxBodyBytes: 0,
   maxBytesInFlight: 0,
@@ -78,6 +96,8 @@ export const HTTP_LIMITS: ServerLimits = Object.freeze({
   handshakeTimeoutMs: 5_000,
   headersTimeoutMs: 10_000,
   requestTimeoutMs: 15_000,
+  minBytesPerSecond: 4096,
+  rateGraceMs: 1000,
   keepAliveTimeoutMs: 65_000,
   maxHeaderBytes: 16 * 1024,
 });
@@ -255,13 +275,32 @@ export function jsonDepthWithin(body: Uint8Array, maxDepth: number): boolean {
   return true;
 }
 
+/** How often a server checks its connections' deadlines and rates. */
+export const PACING_SWEEP_MS = 250;
+
 /** The key of a connection, the same for its TCP socket and the TLS socket on top of it. */
 const peerKey = (socket: Socket) => `${socket.remoteAddress}|${socket.remotePort}`;
 
+/** A client address with IPv4-mapped IPv6 (`::ffff:a.b.c.d`) written as IPv4. */
+const clientAddress = (socket: Socket) => (socket.remoteAddress ?? '').replace(/^::ffff:/, '');
+
+/** One open connection: its TCP socket, phase, and the byte count where the phase began. */
+interface TrackedConnection extends ConnectionState {
+  readonly socket: Socket;
+  phase: ConnectionPhase;
+  since: number;
+  /** `socket.bytesRead` when the phase began. */
+  start: number;
+  /** The request being received, while there is one (`complete` once it has arrived whole). */
+  request: IncomingMessage | undefined;
+  readonly bytes: number;
+}
+
 /**
- * Applies the connection and time bounds to a server before it listens:
- * deadlines, and the connection cap that evicts the oldest socket not serving a
- * request (idle keep-alive, or still in its handshake or headers) first.
+ * Applies the connection and time bounds to a server before it listens: the
+ * caps with eviction of the slowest busy connection, and a sweep that closes
+ * connections past their deadlines or below the minimum rate
+ * (`connection-pacing.ts`). Node's own timeouts stay set as a second line.
  */
 export function boundServer(server: Server, limits: ServerLimits): void {
   server.headersTimeout = limits.headersTimeoutMs;
@@ -269,30 +308,73 @@ export function boundServer(server: Server, limits: ServerLimits): void {
   server.keepAliveTimeout = limits.keepAliveTimeoutMs;
   // Inactivity on a socket (a client that stops reading the answer, say).
   server.timeout = limits.requestTimeoutMs;
-  /** Open connections, oldest first; `busy` while a request on it is being served. */
-  const open = new Map<string, { socket: Socket; busy: boolean }>();
+  const tls = 'setSecureContext' in server;
+  /** Open connections by peer key, oldest first. */
+  const open = new Map<string, TrackedConnection>();
+  const enter = (c: TrackedConnection, phase: ConnectionPhase) => {
+    c.phase = phase;
+    c.since = performance.now();
+    c.start = c.socket.bytesRead;
+  };
+  /** A kept-alive connection's next request: timed from now, its bytes counted from the last answer. */
+  const beginRequest = (c: TrackedConnection) => {
+    c.phase = 'request';
+    c.since = performance.now();
+  };
+  /** A request that has arrived whole is being answered: never evicted, never timed. */
+  const current = (c: TrackedConnection) => {
+    if (c.phase === 'request' && c.request?.complete) c.phase = 'processing';
+    return c;
+  };
   server.on('connection', (socket: Socket) => {
-    if (open.size >= limits.maxConnections) {
-      const idle = [...open].find(([, c]) => !c.busy);
-      if (!idle) {
-        socket.destroy();
-        return;
-      }
-      open.delete(idle[0]);
-      idle[1].socket.destroy();
+    const now = performance.now();
+    const decision = chooseEviction([...open.values()].map(current), clientAddress(socket), now, limits);
+    if (decision.action === 'refuse') {
+      socket.destroy();
+      return;
     }
+    if (decision.action === 'evict') decision.victim.socket.destroy();
     const key = peerKey(socket);
-    open.set(key, { socket, busy: false });
+    const connection: TrackedConnection = {
+      socket,
+      address: clientAddress(socket),
+      phase: tls ? 'handshake' : 'request',
+      since: now,
+      start: 0,
+      request: undefined,
+      get bytes() {
+        return this.socket.bytesRead - this.start;
+      },
+    };
+    open.set(key, connection);
     socket.once('close', () => {
       if (open.get(key)?.socket === socket) open.delete(key);
     });
   });
+  server.on('secureConnection', (socket: Socket) => {
+    const connection = open.get(peerKey(socket));
+    if (connection?.phase === 'handshake') enter(connection, 'request');
+  });
   server.on('request', (req: IncomingMessage, res: ServerResponse) => {
     const connection = open.get(peerKey(req.socket));
     if (!connection) return;
-    connection.busy = true;
+    // The next request on a kept-alive connection, before the sweep saw its first bytes.
+    if (connection.phase === 'idle') beginRequest(connection);
+    connection.request = req;
     res.once('close', () => {
-      connection.busy = false;
+      connection.request = undefined;
+      enter(connection, 'idle');
     });
   });
+  const sweep = setInterval(() => {
+    const now = performance.now();
+    for (const connection of open.values()) {
+      const c = current(connection);
+      // Bytes after an answer: the next request has begun (its head may still be arriving).
+      if (c.phase === 'idle' && c.bytes > 0) beginRequest(c);
+      if (overdue(c, now, limits)) c.socket.destroy();
+    }
+  }, PACING_SWEEP_MS);
+  sweep.unref();
+  server.once('close', () => clearInterval(sweep));
 }

@@ -5,7 +5,9 @@
  * oversized headers), while a reporter with a real pod-bound token keeps sending
  * real reports through the real API server and that webhook. The operator must
  * stay ready, admit every real report in the same period, and its peak RSS
- * (VmHWM) must stay within the chart's 256 MiB limit.
+ * (VmHWM) must stay within the chart's 256 MiB heap bound. Then slow clients
+ * (issue 23): 2,000 trickling connections from two addresses, one of them the
+ * API server's own, must not keep a real report out for 2 s.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { randomBytes, randomUUID } from 'node:crypto';
@@ -16,6 +18,7 @@ import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { connect as tlsConnect } from 'node:tls';
+import type { KubeConfig } from '@kubernetes/client-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { base64File, freePort, issueServingCert } from '../../src/local/controlplane/index.ts';
 import { webhookConfiguration } from '../../src/webhook/manifests.ts';
@@ -41,10 +44,12 @@ import { NODE, REPO } from '../support/paths.ts';
 import { renderChart } from '../unit/chart-helpers.ts';
 
 const BIN = join(REPO, 'bin', 'harouter-operator.js');
-/** The chart's memory limit for the operator container. */
+/** The chart's V8 heap bound for the operator (NODE_OPTIONS --max-old-space-size): RSS stays under it here. */
 const LIMIT_MIB = 256;
 const GARBAGE_REQUESTS = 3000;
 const GARBAGE_CONCURRENCY = 64;
+/** How much slower a report may be under the slow-client attack than without it (median to median). */
+const RATIO_BOUND = 40;
 
 let ns: string;
 let dir: string;
@@ -265,7 +270,49 @@ beforeAll(async () => {
       namespaceSelector: onlyNamespaces(ns),
     }),
   );
+  await mintServiceAccountToken({ namespace: ns, serviceAccount: 'reporter' });
+  await applyObject(admin, `/apis/rbac.authorization.k8s.io/v1/namespaces/${ns}/roles/reporter`, {
+    apiVersion: 'rbac.authorization.k8s.io/v1',
+    kind: 'Role',
+    metadata: { name: 'reporter', namespace: ns },
+    rules: [
+      { apiGroups: ['harouter.dev'], resources: ['harouterstates'], verbs: ['get', 'create', 'patch'] },
+    ],
+  });
+  await applyObject(admin, `/apis/rbac.authorization.k8s.io/v1/namespaces/${ns}/rolebindings/reporter`, {
+    apiVersion: 'rbac.authorization.k8s.io/v1',
+    kind: 'RoleBinding',
+    metadata: { name: 'reporter', namespace: ns },
+    roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: 'reporter' },
+    subjects: [{ kind: 'ServiceAccount', name: 'reporter', namespace: ns }],
+  });
+  reporter = kubeConfigForToken(
+    await mintServiceAccountToken({
+      namespace: ns,
+      serviceAccount: 'reporter',
+      pod: { name: 'reporter-a', nodeName: NODE_A },
+    }),
+    ns,
+  );
+  routerId = randomUUID();
+  await createRouter(admin, ns, routerId, [NODE_A]);
 }, 120_000);
+
+let reporter: KubeConfig;
+let routerId = '';
+let second = 0;
+/** The pod-bound reporter's next report (one second later each time), applied through the API server. */
+function sendReport() {
+  second++;
+  const observedAt = new Date(Date.UTC(2026, 0, 1, 0, 0, second)).toISOString();
+  return kubeRequest(
+    reporter,
+    'PATCH',
+    `${collectionPath(ns)}/${routerId}.${NODE_A}?fieldManager=harouterctl&force=true`,
+    report(routerId, NODE_A, { observedAt, state: second % 2 ? 'Primary' : 'Backup' }),
+    'application/apply-patch+yaml',
+  );
+}
 
 afterAll(async () => {
   if (child && child.exitCode === null) child.kill('SIGKILL');
@@ -278,47 +325,8 @@ afterAll(async () => {
 });
 
 describe('garbage at the webhook, metrics and probe ports', () => {
-  it('stays ready, keeps admitting real reports, and stays within 256 MiB', async () => {
+  it('stays ready, keeps admitting real reports, and stays within the 256 MiB heap bound', async () => {
     const admin = adminKubeConfig();
-    await mintServiceAccountToken({ namespace: ns, serviceAccount: 'reporter' });
-    await applyObject(admin, `/apis/rbac.authorization.k8s.io/v1/namespaces/${ns}/roles/reporter`, {
-      apiVersion: 'rbac.authorization.k8s.io/v1',
-      kind: 'Role',
-      metadata: { name: 'reporter', namespace: ns },
-      rules: [
-        { apiGroups: ['harouter.dev'], resources: ['harouterstates'], verbs: ['get', 'create', 'patch'] },
-      ],
-    });
-    await applyObject(admin, `/apis/rbac.authorization.k8s.io/v1/namespaces/${ns}/rolebindings/reporter`, {
-      apiVersion: 'rbac.authorization.k8s.io/v1',
-      kind: 'RoleBinding',
-      metadata: { name: 'reporter', namespace: ns },
-      roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: 'reporter' },
-      subjects: [{ kind: 'ServiceAccount', name: 'reporter', namespace: ns }],
-    });
-    const reporter = kubeConfigForToken(
-      await mintServiceAccountToken({
-        namespace: ns,
-        serviceAccount: 'reporter',
-        pod: { name: 'reporter-a', nodeName: NODE_A },
-      }),
-      ns,
-    );
-    const routerId = randomUUID();
-    await createRouter(admin, ns, routerId, [NODE_A]);
-    const path = `${collectionPath(ns)}/${routerId}.${NODE_A}`;
-    let second = 0;
-    const sendReport = () => {
-      second++;
-      const observedAt = new Date(Date.UTC(2026, 0, 1, 0, 0, second)).toISOString();
-      return kubeRequest(
-        reporter,
-        'PATCH',
-        `${path}?fieldManager=harouterctl&force=true`,
-        report(routerId, NODE_A, { observedAt, state: second % 2 ? 'Primary' : 'Backup' }),
-        'application/apply-patch+yaml',
-      );
-    };
     // Admission is up: the reporter's report is admitted, the admin's refused by the webhook.
     await waitFor('the webhook to admit the reporter', async () =>
       (await sendReport()).status === 200 ? true : undefined,
@@ -366,4 +374,68 @@ describe('garbage at the webhook, metrics and probe ports', () => {
     // And it still answers afterwards.
     expect((await sendReport()).status).toBe(200);
   }, 600_000);
+});
+
+/** Milliseconds one report takes through the API server and the webhook; fails on anything but 200. */
+async function timedReport(): Promise<number> {
+  const started = performance.now();
+  const res = await sendReport();
+  const ms = performance.now() - started;
+  if (res.status !== 200)
+    throw new Error(`report refused after ${ms.toFixed(0)} ms: ${res.status} ${res.body.message}`);
+  return ms;
+}
+
+const median = (values: number[]) =>
+  [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)] as number;
+
+describe('slow clients at the webhook (issue 23, item 1)', () => {
+  it("2,000 slow connections from two addresses (one the API server's) do not keep a report out for 2 s", async () => {
+    await waitFor('the webhook to admit the reporter', async () =>
+      (await sendReport()).status === 200 ? true : undefined,
+    );
+    const baseline: number[] = [];
+    for (let i = 0; i < 15; i++) baseline.push(await timedReport());
+
+    // 1,000 connections from 127.0.0.1 (the API server's own address on loopback) and 1,000 from
+    // 127.0.0.2: each sends a request head with Content-Length 1000, then a byte every 3 s, and
+    // comes back a second after the webhook closes it.
+    const attack = spawn(
+      NODE,
+      [join(REPO, 'test', 'support', 'slow-clients.ts'), `--port=${ports.webhook}`, '--per-address=1000'],
+      { stdio: ['ignore', 'pipe', 'inherit'] },
+    );
+    let last = { open: 0, opened: 0, closed: 0 };
+    attack.stdout?.setEncoding('utf8').on('data', (text: string) => {
+      const line = text.trim().split('\n').pop();
+      if (line) last = JSON.parse(line);
+    });
+    try {
+      // All 2,000 have connected, and the webhook has had to close (and they to reopen) many.
+      await waitFor(
+        'the attack to be under way',
+        async () => (last.opened >= 2000 ? true : undefined),
+        120_000,
+      );
+      await new Promise((r) => setTimeout(r, 5000));
+      const underAttack: number[] = [];
+      for (let i = 0; i < 15; i++) {
+        underAttack.push(await timedReport());
+        await new Promise((r) => setTimeout(r, 300));
+      }
+      const peak = await vmHwmMiB(child?.pid as number);
+      const ratio = median(underAttack) / median(baseline);
+      console.log(
+        `slow clients: attack ${JSON.stringify(last)}; report median ${median(baseline).toFixed(0)} ms ` +
+          `without, ${median(underAttack).toFixed(0)} ms (max ${Math.max(...underAttack).toFixed(0)} ms) with ` +
+          `the attack, ratio ${ratio.toFixed(1)}; operator VmHWM ${peak.toFixed(1)} MiB`,
+      );
+      expect(child?.exitCode).toBeNull();
+      expect(Math.max(...underAttack)).toBeLessThan(2000);
+      expect(ratio).toBeLessThan(RATIO_BOUND);
+      expect(peak).toBeLessThanOrEqual(LIMIT_MIB);
+    } finally {
+      attack.kill('SIGKILL');
+    }
+  }, 300_000);
 });

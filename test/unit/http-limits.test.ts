@@ -5,7 +5,7 @@ import {
   boundServer,
   HTTP_LIMITS,
   jsonDepthWithin,
-  type RequestError,
+  RequestError,
   RequestGate,
   type ServerLimits,
 } from '../../src/http/limits.ts';
@@ -43,8 +43,10 @@ async function gated(limits: Partial<ServerLimits>): Promise<{ port: number; gat
       if (req.url === '/slow') await new Promise((r) => setTimeout(r, 300));
       res.end(String(body.length));
     } catch (err) {
+      // A client that went away (ClientAbortedError) has no one to answer.
+      if (!(err instanceof RequestError)) return;
       res.shouldKeepAlive = false;
-      res.writeHead((err as RequestError).status).end();
+      res.writeHead(err.status).end();
     }
   });
   boundServer(server, all);
@@ -106,7 +108,7 @@ describe('RequestGate', () => {
 });
 
 describe('boundServer', () => {
-  it('at the connection limit, closes the oldest idle connection to admit a new one', async () => {
+  it('at the connection limit, closes the slowest connection to admit a new one', async () => {
     const { port } = await gated({ maxConnections: 3 });
     const sockets: Socket[] = [];
     const closed: number[] = [];
@@ -123,5 +125,43 @@ describe('boundServer', () => {
     await new Promise((r) => setTimeout(r, 50));
     expect(closed).toContain(0);
     for (const s of sockets) s.destroy();
+  });
+});
+
+/** A client that sends a request head announcing 1000 bytes of body, then one byte now and then. */
+function slowClient(port: number, closed: () => void): Socket {
+  const s = connect(port, '127.0.0.1', () => {
+    s.write('POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n{');
+  });
+  const timer = setInterval(() => s.write('x'), 400);
+  s.on('close', () => {
+    clearInterval(timer);
+    closed();
+  });
+  s.on('error', () => undefined);
+  return s;
+}
+
+describe('boundServer against slow clients', () => {
+  it("a new connection from a full address evicts that address's slowest, and is answered", async () => {
+    const { port } = await gated({ maxConnections: 10, maxConnectionsPerAddress: 3 });
+    let closed = 0;
+    const slow = Array.from({ length: 3 }, () => slowClient(port, () => closed++));
+    await new Promise((r) => setTimeout(r, 400));
+    expect(closed).toBe(0);
+    expect(await post(port, 'hello')).toEqual({ status: 200, text: '5' });
+    expect(closed).toBeGreaterThanOrEqual(1);
+    for (const s of slow) s.destroy();
+  });
+
+  it('closes a request that arrives below the minimum rate soon after its grace', async () => {
+    const { port } = await gated({ minBytesPerSecond: 4096, rateGraceMs: 500 });
+    const started = performance.now();
+    const closedAfter = await new Promise<number>((resolve) => {
+      slowClient(port, () => resolve(performance.now() - started));
+    });
+    // Owed 4 KiB/s after 0.5 s: the ~60 bytes sent are short by the first sweep past ~0.52 s.
+    expect(closedAfter).toBeGreaterThanOrEqual(500);
+    expect(closedAfter).toBeLessThan(5000);
   });
 });
