@@ -24,6 +24,8 @@ export interface OperatorConfig {
   healthProbeBindAddress: BindAddress | null;
   webhookBindAddress: BindAddress;
   certDir: string;
+  /** PEM file of the CA of the API server's webhook client certificate; empty: no client certificate asked. */
+  webhookClientCa: string;
   webhook: boolean;
   leaderElect: boolean;
   leaderElectionNamespace: string;
@@ -179,6 +181,16 @@ export const FLAGS: readonly FlagSpec[] = [
     default: '/tmp/k8s-webhook-server/serving-certs',
     schema: z.string().min(1),
     key: 'certDir',
+  },
+  {
+    name: 'webhook-client-ca',
+    help:
+      "PEM file of the CA that signs the API server's client certificate for webhooks (kube-apiserver's " +
+      '--admission-control-config-file, WebhookAdmissionConfiguration). When set, the webhook requires and ' +
+      'verifies a client certificate: any other caller is refused at the TLS handshake. Empty: any caller.',
+    default: '',
+    schema: z.string(),
+    key: 'webhookClientCa',
   },
   {
     name: 'webhook',

@@ -446,6 +446,7 @@ export class Operator {
         const server = await start({
           bindAddress: config.webhookBindAddress.text,
           certDir: config.certDir,
+          ...(config.webhookClientCa ? { clientCaFile: config.webhookClientCa } : {}),
           config: {
             reporterServiceAccounts: config.reporterServiceAccounts,
             allowedUsers: config.allowedUsers,

@@ -36,7 +36,14 @@ export interface CertificateReloader {
  */
 export function reloadCertificateFromDir(
   server: Server,
-  options: { dir: string; current: CertificatePair; log: Logger; intervalMs?: number },
+  options: {
+    dir: string;
+    current: CertificatePair;
+    log: Logger;
+    intervalMs?: number;
+    /** The CA that client certificates must chain to, kept in every new context (the webhook's client CA). */
+    ca?: Buffer;
+  },
 ): CertificateReloader {
   const { dir, log } = options;
   let current = options.current;
@@ -49,7 +56,12 @@ export function reloadCertificateFromDir(
       return false;
     }
     if (next.cert.equals(current.cert) && next.key.equals(current.key)) return false;
-    server.setSecureContext({ cert: next.cert, key: next.key, minVersion: 'TLSv1.2' });
+    server.setSecureContext({
+      cert: next.cert,
+      key: next.key,
+      ...(options.ca ? { ca: options.ca } : {}),
+      minVersion: 'TLSv1.2',
+    });
     current = next;
     log.info({ certDir: dir }, 'certificate reloaded');
     return true;

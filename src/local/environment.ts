@@ -266,6 +266,7 @@ export async function startLocal(options: LocalOptions): Promise<LocalEnvironmen
     const operatorOptions = {
       kubeconfig: plane.kubeconfigPath,
       certDir,
+      webhookClientCa: plane.pki.webhookClient.ca.certPath,
       ports,
       logPath: join(dir, 'logs', 'operator.log'),
       logLevel: options.logLevel,

@@ -48,6 +48,8 @@ export type OperatorProcess = ManagedProcess;
 export interface OperatorOptions {
   kubeconfig: string;
   certDir: string;
+  /** The CA of the API server's webhook client certificate: the webhook then refuses every other caller. */
+  webhookClientCa: string;
   ports: OperatorPorts;
   logPath: string;
   logLevel: string;
@@ -57,7 +59,7 @@ export interface OperatorOptions {
 
 /** The operator's command line in local mode (flags of `/work/notes/TEAM.md`, the operator's `--help`). */
 export function operatorArgs(
-  options: Pick<OperatorOptions, 'kubeconfig' | 'certDir' | 'ports' | 'logLevel'>,
+  options: Pick<OperatorOptions, 'kubeconfig' | 'certDir' | 'webhookClientCa' | 'ports' | 'logLevel'>,
 ): string[] {
   return [
     // HAROUTER_LOCAL_OPERATOR runs another entry point (a work-in-progress operator build).
@@ -69,6 +71,7 @@ export function operatorArgs(
     `--health-probe-bind-address=127.0.0.1:${options.ports.probes}`,
     `--webhook-bind-address=127.0.0.1:${options.ports.webhook}`,
     `--cert-dir=${options.certDir}`,
+    `--webhook-client-ca=${options.webhookClientCa}`,
     '--leader-elect=true',
     '--leader-election-namespace=harouter-system',
     '--identity=local-operator',

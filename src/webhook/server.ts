@@ -4,10 +4,18 @@
  * review. The certificate comes from a directory (`tls.crt`, `tls.key`) and is
  * reloaded when the files change (polled; a Secret volume swaps a `..data`
  * symlink); a new pair that fails to load is ignored and the old one kept.
+ *
+ * With a client CA (`--webhook-client-ca`), only a caller with a certificate it
+ * signed (the API server's, from its admission configuration) completes the TLS
+ * handshake: forged reviews reach neither the policy, the log nor the metrics.
+ * Untrusted request fields are logged escaped and bounded (`escapeForLog`), and
+ * denials are logged at most {@link DENIAL_LOG_LINES} per reason per window.
  */
+import { readFile } from 'node:fs/promises';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { createServer, type Server } from 'node:https';
 import type { AddressInfo } from 'node:net';
+import { createSecureContext } from 'node:tls';
 import { readCertificatePair, reloadCertificateFromDir } from '../http/certificate-dir.ts';
 import {
   boundServer,
@@ -21,6 +29,8 @@ import {
 import type { Logger } from '../log.ts';
 import type { Metrics } from '../metrics.ts';
 import { closeServer } from '../runtime/close-server.ts';
+import { LogLimit } from '../runtime/log-limit.ts';
+import { escapeForLog } from '../runtime/log-text.ts';
 import { type AdmissionConfig, checkAdmissionConfig } from './config.ts';
 import { WEBHOOK_PATH } from './manifests.ts';
 import {
@@ -38,6 +48,11 @@ export interface WebhookServerOptions {
   bindAddress?: string;
   /** Directory holding `tls.crt` and `tls.key`. */
   certDir: string;
+  /**
+   * PEM file of the CA of the API server's client certificate: when given, a caller must
+   * present a certificate it signed (checked at the TLS handshake; read at start).
+   */
+  clientCaFile?: string;
   config: AdmissionConfig;
   /** The HARouters' agents, from the informer cache (the membership rule); must be synced before serving. */
   routers: RouterAgents;
@@ -79,6 +94,13 @@ export function parseBindAddress(address: string): { host: string | undefined; p
   return { host: host === '' ? undefined : host, port };
 }
 
+/** Denial log lines per reason in each {@link DENIAL_LOG_WINDOW_MS} (the rest are counted, and said in the next line). */
+export const DENIAL_LOG_LINES = 10;
+export const DENIAL_LOG_WINDOW_MS = 10_000;
+
+/** Untrusted text as a bounded log field (undefined stays undefined). */
+const field = (text: string | undefined) => (text === undefined ? undefined : escapeForLog(text));
+
 /** Starts the webhook server; rejects when the certificate cannot be loaded or the address bound. */
 export async function startWebhookServer(options: WebhookServerOptions): Promise<WebhookServer> {
   const problems = checkAdmissionConfig(options.config);
@@ -99,6 +121,10 @@ export async function startWebhookServer(options: WebhookServerOptions): Promise
   metrics.webhookInFlight.set({ webhook: WEBHOOK_LABEL }, 0);
 
   const current = await readCertificatePair(options.certDir);
+  // Read once: a changed client CA takes a restart (the serving pair is reloaded below).
+  const clientCa = options.clientCaFile ? await readFile(options.clientCaFile) : undefined;
+  if (clientCa) createSecureContext({ ca: clientCa }); // throws when the CA is unusable
+  const denialLimits = new Map<string, LogLimit>();
 
   const send = (res: ServerResponse, status: number, body: unknown) => {
     const text = JSON.stringify(body);
@@ -147,18 +173,31 @@ export async function startWebhookServer(options: WebhookServerOptions): Promise
       decision: decision.allowed ? 'allowed' : 'denied',
       reason: decision.reason,
     });
-    const fields = {
-      uid: request.uid,
+    const fields = () => ({
+      uid: field(request.uid),
       operation: request.operation,
-      namespace: request.namespace,
-      name: request.name,
-      user: request.userInfo.username,
-      node: request.userInfo.extra?.[NODE_NAME_EXTRA]?.[0],
+      namespace: field(request.namespace),
+      name: field(request.name),
+      user: field(request.userInfo.username),
+      node: field(request.userInfo.extra?.[NODE_NAME_EXTRA]?.[0]),
       dryRun: request.dryRun ?? false,
       reason: decision.reason,
-    };
-    if (decision.allowed) log.debug(fields, 'admission allowed');
-    else log.info({ ...fields, rule: decision.rule }, 'admission denied');
+    });
+    if (decision.allowed) {
+      if (log.isLevelEnabled('debug')) log.debug(fields(), 'admission allowed');
+    } else {
+      let limit = denialLimits.get(decision.reason);
+      if (!limit) {
+        limit = new LogLimit(DENIAL_LOG_LINES, DENIAL_LOG_WINDOW_MS);
+        denialLimits.set(decision.reason, limit);
+      }
+      const { write, suppressed } = limit.take();
+      if (write)
+        log.info(
+          { ...fields(), rule: decision.rule, ...(suppressed > 0 ? { suppressed } : {}) },
+          'admission denied',
+        );
+    }
     send(res, 200, { apiVersion: 'admission.k8s.io/v1', kind: 'AdmissionReview', response });
   };
 
@@ -166,6 +205,7 @@ export async function startWebhookServer(options: WebhookServerOptions): Promise
     {
       cert: current.cert,
       key: current.key,
+      ...(clientCa ? { ca: clientCa, requestCert: true, rejectUnauthorized: true } : {}),
       minVersion: 'TLSv1.2',
       handshakeTimeout: limits.handshakeTimeoutMs,
       maxHeaderSize: limits.maxHeaderBytes,
@@ -218,6 +258,7 @@ export async function startWebhookServer(options: WebhookServerOptions): Promise
   const reloader = reloadCertificateFromDir(server, {
     dir: options.certDir,
     current,
+    ...(clientCa ? { ca: clientCa } : {}),
     log,
     intervalMs: options.certPollIntervalMs,
   });

@@ -4,6 +4,7 @@
  * registered with `clientConfig.url`, from the same `webhookConfiguration()` the
  * local mode uses. Real TokenRequest tokens, pod-bound to nodes.
  */
+import { request as httpsRequest } from 'node:https';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   ADMISSION_CASES,
@@ -147,6 +148,50 @@ describe("a node cannot freeze another node's reports (issue 23, item 7)", () =>
     expect(inflate.body.message).toMatch(/size rule/);
     for (let i = 0; i < 3; i++) expect((await applyAsA()).status).toBe(200);
   }, 120_000);
+});
+
+describe('only the API server reaches the webhook (issue 23, item 2)', () => {
+  it('a forged review without the client certificate is refused at TLS and changes no metric', async () => {
+    const port = webhook?.server.port as number;
+    const before = await webhook?.metrics.registry.metrics();
+    const forged = JSON.stringify({
+      apiVersion: 'admission.k8s.io/v1',
+      kind: 'AdmissionReview',
+      request: {
+        uid: crypto.randomUUID(),
+        resource: { group: 'harouter.dev', version: 'v1alpha1', resource: 'harouterstates' },
+        name: 'n'.repeat(900 * 1024),
+        namespace: fx.namespace,
+        operation: 'CREATE',
+        userInfo: {
+          username: `system:serviceaccount:${fx.namespace}:harouter-reporter`,
+          extra: { 'authentication.kubernetes.io/node-name': [NODE_A] },
+        },
+        object: report(crypto.randomUUID(), NODE_B),
+      },
+    });
+    const outcome = await new Promise<string>((resolve) => {
+      const req = httpsRequest(
+        {
+          host: '127.0.0.1',
+          port,
+          path: '/validate',
+          method: 'POST',
+          rejectUnauthorized: false,
+          agent: false,
+          headers: { 'Content-Type': 'application/json' },
+        },
+        (res) => resolve(`answered ${res.statusCode}`),
+      );
+      req.on('error', (err) => resolve(`refused: ${err.message}`));
+      req.end(forged);
+    });
+    expect(outcome).toMatch(/^refused: .*(certificate|socket hang up|ECONNRESET)/i);
+    expect(await webhook?.metrics.registry.metrics()).toBe(before);
+    // The API server, with its client certificate, still reaches the webhook: its denial is the webhook's.
+    const res = await intruderCreate(fx);
+    expect(res.body.message).toMatch(/^admission webhook "harouterstates\.harouter\.dev" denied the request/);
+  });
 });
 
 describe("a node's token cannot pin a namespace", () => {

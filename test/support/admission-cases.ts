@@ -1249,7 +1249,8 @@ export interface TestWebhook {
 
 /**
  * Serves the webhook in-process over TLS (certificate from the run's CA, for
- * 127.0.0.1) and registers it with `clientConfig.url`, through the same
+ * 127.0.0.1; callers must present the API server's webhook client certificate)
+ * and registers it with `clientConfig.url`, through the same
  * `webhookConfiguration()` the local mode uses, scoped to `namespaces`.
  */
 export async function installTestWebhook(
@@ -1295,6 +1296,8 @@ export async function installTestWebhook(
   const server = await startWebhookServer({
     bindAddress: '127.0.0.1:0',
     certDir: dir,
+    // As in local mode: only the API server (its client certificate for webhooks) gets past TLS.
+    clientCaFile: info.webhookClientCaPath,
     config,
     routers: (namespace, routerId) => routerAgents(routers.get(`${namespace}/${routerId}`)),
     logger,

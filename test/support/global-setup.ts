@@ -18,6 +18,8 @@ declare module 'vitest' {
       etcdUrl: string;
       /** etcd's own CA and the client pair kube-apiserver uses (certificate and key paths). */
       etcdPki: { caCertPath: string; clientCertPath: string; clientKeyPath: string };
+      /** The CA of the API server's client certificate for webhooks (`--webhook-client-ca`). */
+      webhookClientCaPath: string;
     };
   }
 }
@@ -49,6 +51,7 @@ export async function setup(project: TestProject): Promise<void> {
       clientCertPath: plane.pki.etcd.client.certPath,
       clientKeyPath: plane.pki.etcd.client.keyPath,
     },
+    webhookClientCaPath: plane.pki.webhookClient.ca.certPath,
   });
 }
 

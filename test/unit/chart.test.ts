@@ -651,6 +651,28 @@ describe('helm template with other values', () => {
     );
   });
 
+  it('admission.webhook.clientCA: a ConfigMap with the CA, mounted and passed as --webhook-client-ca', async () => {
+    const pem = '-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n';
+    const objects = await renderChart({ extraArgs: ['--set-string', `admission.webhook.clientCA=${pem}`] });
+    const configMap = findObject(objects, 'ConfigMap', `${FULLNAME}-webhook-client-ca`);
+    expect(configMap.data).toEqual({ 'ca.crt': pem });
+    const pod = findObject(objects, 'Deployment', FULLNAME).spec.template.spec;
+    const container = pod.containers[0];
+    expect(container.args).toContain('--webhook-client-ca=/etc/harouter/webhook-client-ca/ca.crt');
+    expect(container.volumeMounts).toContainEqual({
+      name: 'webhook-client-ca',
+      mountPath: '/etc/harouter/webhook-client-ca',
+      readOnly: true,
+    });
+    expect(pod.volumes).toContainEqual({
+      name: 'webhook-client-ca',
+      configMap: { name: `${FULLNAME}-webhook-client-ca` },
+    });
+    // Without the value, no client certificate is asked for.
+    const plain = findObject(await renderChart(), 'Deployment', FULLNAME).spec.template.spec.containers[0];
+    expect(plain.args.some((a: string) => a.startsWith('--webhook-client-ca'))).toBe(false);
+  });
+
   it('cert-manager with an existing ClusterIssuer creates no Issuer', async () => {
     const objects = await renderChart({
       scenario: 'cert-manager',

@@ -104,10 +104,11 @@ describe('parseLocalArgs', () => {
 });
 
 describe('operatorArgs', () => {
-  it('binds every port on loopback and passes the cert dir and kubeconfig', () => {
+  it('binds every port on loopback and passes the cert dir, the client CA and kubeconfig', () => {
     const args = operatorArgs({
       kubeconfig: '/d/cluster/admin.kubeconfig',
       certDir: '/d/webhook',
+      webhookClientCa: '/d/cluster/pki/webhook-client-ca.crt',
       ports: { metrics: 18080, probes: 18081, webhook: 19443 },
       logLevel: 'info',
     });
@@ -116,6 +117,7 @@ describe('operatorArgs', () => {
     expect(args).toContain('--health-probe-bind-address=127.0.0.1:18081');
     expect(args).toContain('--webhook-bind-address=127.0.0.1:19443');
     expect(args).toContain('--cert-dir=/d/webhook');
+    expect(args).toContain('--webhook-client-ca=/d/cluster/pki/webhook-client-ca.crt');
     expect(args).toContain('--kubeconfig=/d/cluster/admin.kubeconfig');
   });
 });

@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import type { TLSSocket } from 'node:tls';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createPki, issueServingCert } from '../../src/local/controlplane/pki.ts';
+import { createPki, issueServingCert, type Pki } from '../../src/local/controlplane/pki.ts';
 import { createLogger } from '../../src/log.ts';
 import { createMetrics } from '../../src/metrics.ts';
 import type { RouterAgents } from '../../src/webhook/policy.ts';
@@ -21,6 +21,7 @@ import {
 let dir = '';
 let certDir = '';
 let ca = '';
+let pki: Pki;
 let server: WebhookServer;
 const metrics = createMetrics({ processMetrics: false });
 const logLines: string[] = [];
@@ -86,7 +87,7 @@ const review = (c: (typeof ADMISSION_CASES)[number]) => {
 
 beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), 'webhook-server-'));
-  const pki = await createPki(join(dir, 'pki'));
+  pki = await createPki(join(dir, 'pki'));
   ca = await readFile(pki.ca.certPath, 'utf8');
   certDir = join(dir, 'certs');
   await issueServingCert({ ca: pki.ca, dir: certDir, name: 'tls' });
@@ -253,4 +254,123 @@ describe('parseBindAddress', () => {
     ['[::1]:9443', { host: '::1', port: 9443 }],
   ])('%s', (input, expected) => expect(parseBindAddress(input)).toEqual(expected));
   it('refuses garbage', () => expect(() => parseBindAddress('9443')).toThrow(RangeError));
+});
+
+describe('webhook server with a client CA (issue 23, item 2)', () => {
+  let guarded: WebhookServer;
+  const guardedMetrics = createMetrics({ processMetrics: false });
+  const lines: string[] = [];
+  const sink = new Writable({
+    write(chunk, _enc, done) {
+      lines.push(...String(chunk).split('\n').filter(Boolean));
+      done();
+    },
+  });
+
+  beforeAll(async () => {
+    guarded = await startWebhookServer({
+      bindAddress: '127.0.0.1:0',
+      certDir,
+      clientCaFile: pki.webhookClient.ca.certPath,
+      config: testAdmissionConfig('team-a'),
+      routers: () => ['node-a'],
+      logger: createLogger('info', sink),
+      metrics: guardedMetrics,
+      certPollIntervalMs: 60_000,
+    });
+  });
+  afterAll(() => guarded?.close());
+
+  /** A forged review (a reporter of node-a speaking for node-b) with a name of `nameBytes`. */
+  const forged = (nameBytes: number) =>
+    JSON.stringify({
+      apiVersion: 'admission.k8s.io/v1',
+      kind: 'AdmissionReview',
+      request: {
+        uid: randomUUID(),
+        resource: { group: 'harouter.dev', version: 'v1alpha1', resource: 'harouterstates' },
+        name: `\u001b[31m${'n'.repeat(nameBytes)}`,
+        namespace: 'team-a',
+        operation: 'CREATE',
+        userInfo: {
+          username: 'system:serviceaccount:team-a:harouter-reporter',
+          extra: { 'authentication.kubernetes.io/node-name': ['node-a'] },
+        },
+        object: { spec: { agent: 'node-b' } },
+      },
+    });
+
+  const send = async (body: string, client?: { cert: Buffer; key: Buffer }) =>
+    new Promise<{ status: number; body: string }>((resolve, reject) => {
+      const req = request(
+        {
+          host: '127.0.0.1',
+          port: guarded.port,
+          path: '/validate',
+          method: 'POST',
+          ca,
+          agent: false,
+          headers: { 'Content-Type': 'application/json' },
+          ...client,
+        },
+        (res) => {
+          const chunks: Buffer[] = [];
+          res.on('data', (c: Buffer) => chunks.push(c));
+          res.on('end', () =>
+            resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString() }),
+          );
+        },
+      );
+      req.on('error', reject);
+      req.end(body);
+    });
+  const apiServer = async () => ({
+    cert: await readFile(pki.webhookClient.client.certPath),
+    key: await readFile(pki.webhookClient.client.keyPath),
+  });
+
+  it('refuses a caller without the client certificate at the TLS handshake, and counts nothing', async () => {
+    const before = await guardedMetrics.registry.metrics();
+    await expect(send(forged(10))).rejects.toThrow(/certificate|socket hang up|ECONNRESET/i);
+    // A certificate from another CA (the cluster admin's) is no better.
+    const admin = { cert: await readFile(pki.admin.certPath), key: await readFile(pki.admin.keyPath) };
+    await expect(send(forged(10), admin)).rejects.toThrow();
+    expect(await guardedMetrics.registry.metrics()).toBe(before);
+    expect(lines.filter((l) => l.includes('admission'))).toEqual([]);
+  });
+
+  it("answers the API server's certificate, and logs a 900 KiB name as one bounded, escaped line", async () => {
+    const res = await send(forged(900 * 1024), await apiServer());
+    expect(res.status).toBe(200);
+    expect(JSON.parse(res.body).response).toMatchObject({ allowed: false });
+    const denial = lines.find((l) => l.includes('admission denied')) as string;
+    expect(Buffer.byteLength(denial)).toBeLessThan(2048);
+    const parsed = JSON.parse(denial);
+    expect(parsed.name).toBe(`\\u{1B}[31m${'n'.repeat(253 - 5)}...`);
+    expect(parsed.reason).toBe('NodeMismatch');
+  });
+
+  it('keeps asking for the client certificate after the serving certificate is reloaded', async () => {
+    await issueServingCert({ ca: pki.ca, dir: join(dir, 'third'), name: 'tls' });
+    for (const f of ['tls.crt', 'tls.key']) await copyFile(join(dir, 'third', f), join(certDir, f));
+    expect(await guarded.reloadCertificate()).toBe(true);
+    expect((await send(forged(10), await apiServer())).status).toBe(200);
+    await expect(send(forged(10))).rejects.toThrow();
+  });
+
+  it('logs at most 10 denials per reason in a window, and counts every one', async () => {
+    const client = await apiServer();
+    const logged = () => lines.filter((l) => JSON.parse(l).reason === 'NodeMismatch').length;
+    const counted = async () =>
+      Number(
+        /harouter_admission_decisions_total\{decision="denied",reason="NodeMismatch"\} (\d+)/.exec(
+          await guardedMetrics.registry.metrics(),
+        )?.[1],
+      );
+    const before = logged();
+    const countedBefore = await counted();
+    for (let i = 0; i < 30; i++) expect((await send(forged(10), client)).status).toBe(200);
+    expect(logged() - before).toBeLessThanOrEqual(10);
+    expect((await counted()) - countedBefore).toBe(30);
+  });
 });

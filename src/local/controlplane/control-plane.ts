@@ -76,6 +76,61 @@ export const CONTROLLERS = [
 
 const SERVICE_ACCOUNT_ISSUER = 'https://kubernetes.default.svc.cluster.local';
 
+/**
+ * Writes kube-apiserver's admission configuration: both webhook plugins get a
+ * kubeconfig whose default user (`*`, every webhook host) is the API server's
+ * client certificate for webhooks, so that a webhook may require it
+ * (`--webhook-client-ca`); webhooks that ask for no certificate are unaffected.
+ * Returns the path of the configuration file.
+ */
+export async function writeAdmissionConfig(dir: string, client: KeyPair): Promise<string> {
+  const kubeconfigPath = join(dir, 'webhook-client.kubeconfig');
+  await writeFile(
+    kubeconfigPath,
+    `${JSON.stringify(
+      {
+        apiVersion: 'v1',
+        kind: 'Config',
+        users: [
+          {
+            name: '*',
+            user: {
+              'client-certificate-data': await base64File(client.certPath),
+              'client-key-data': await base64File(client.keyPath),
+            },
+          },
+        ],
+      },
+      null,
+      2,
+    )}\n`,
+    { mode: 0o600 },
+  );
+  await chmod(kubeconfigPath, 0o600);
+  const webhookAdmission = {
+    apiVersion: 'apiserver.config.k8s.io/v1',
+    kind: 'WebhookAdmissionConfiguration',
+    kubeConfigFile: kubeconfigPath,
+  };
+  const configPath = join(dir, 'admission-config.json');
+  await writeFile(
+    configPath,
+    `${JSON.stringify(
+      {
+        apiVersion: 'apiserver.config.k8s.io/v1',
+        kind: 'AdmissionConfiguration',
+        plugins: ['ValidatingAdmissionWebhook', 'MutatingAdmissionWebhook'].map((name) => ({
+          name,
+          configuration: webhookAdmission,
+        })),
+      },
+      null,
+      2,
+    )}\n`,
+  );
+  return configPath;
+}
+
 const LOCAL_ADDRESSES = '127.0.0.1,localhost,.svc,.cluster.local';
 
 /**
@@ -196,8 +251,10 @@ function jsonRequest(
 /**
  * Starts a real control plane on free loopback ports: etcd (no fsync: the data is
  * throw-away), kube-apiserver with RBAC, service-account token issuing
- * (TokenRequest, pod-bound tokens carrying the node name), admission webhooks and
- * ValidatingAdmissionPolicy, and kube-controller-manager's cheap controllers.
+ * (TokenRequest, pod-bound tokens carrying the node name), admission webhooks (the
+ * API server presents its client certificate for webhooks, `pki.webhookClient`, to
+ * every webhook) and ValidatingAdmissionPolicy, and kube-controller-manager's cheap
+ * controllers.
  * Resolves once `/readyz` answers `ok`, the `default` namespace exists and (with
  * the controller manager) its `default` ServiceAccount has been created. When a
  * component fails to start, everything started is stopped and the error carries
@@ -212,6 +269,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
   await mkdir(join(dir, 'logs'), { recursive: true, mode: 0o700 });
   await mkdir(join(dir, 'etcd'), { recursive: true, mode: 0o700 });
   const pki = await createPki(join(dir, 'pki'));
+  const admissionConfigPath = await writeAdmissionConfig(pki.dir, pki.webhookClient.client);
   const [etcdPort, peerPort] = [await freePort(), await freePort()];
   const apiPort = options.apiServerPort ?? (await freePort());
   const server = `https://127.0.0.1:${apiPort}`;
@@ -292,6 +350,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
         '--service-cluster-ip-range=10.0.0.0/24',
         '--allow-privileged=true',
         '--disable-admission-plugins=ServiceAccount',
+        `--admission-control-config-file=${admissionConfigPath}`,
         '--endpoint-reconciler-type=none',
         '--profiling=false',
         '--v=1',

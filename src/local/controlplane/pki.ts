@@ -36,6 +36,13 @@ export interface Pki {
    * RBAC and admission.
    */
   readonly etcd: { readonly ca: KeyPair; readonly server: KeyPair; readonly client: KeyPair };
+  /**
+   * The CA of the API server's client certificate for admission webhooks, and that
+   * certificate: a webhook started with `--webhook-client-ca` set to this CA accepts
+   * the API server and refuses every other caller at the TLS handshake. A CA of its
+   * own, so that no other certificate of this PKI (the admin's) passes as the API server.
+   */
+  readonly webhookClient: { readonly ca: KeyPair; readonly client: KeyPair };
 }
 
 async function newKey(path: string, cwd: string): Promise<void> {
@@ -133,8 +140,9 @@ export async function createCa(
  * Creates a fresh PKI in `dir`: a CA, the API server's serving certificate
  * (127.0.0.1, localhost and the in-cluster names), an admin client certificate
  * in `system:masters` (which bypasses RBAC, as envtest's admin does), the
- * service-account signing key, and etcd's separate CA with its server and
- * client certificates.
+ * service-account signing key, etcd's separate CA with its server and
+ * client certificates, and the API server's client certificate for admission
+ * webhooks with a CA of its own.
  */
 export async function createPki(dir: string): Promise<Pki> {
   await mkdir(dir, { recursive: true, mode: 0o700 });
@@ -174,6 +182,18 @@ export async function createPki(dir: string): Promise<Pki> {
     ],
     etcdCa,
   );
+  const webhookClientCa = await createCa(dir, 'webhook-client-ca', '/CN=harouter-local-webhook-client-ca');
+  const webhookClient = await signed(
+    dir,
+    'apiserver-webhook-client',
+    '/CN=kube-apiserver-webhook-client',
+    [
+      'basicConstraints=CA:FALSE',
+      'keyUsage=critical,digitalSignature,keyEncipherment',
+      'extendedKeyUsage=clientAuth',
+    ],
+    webhookClientCa,
+  );
   return {
     dir,
     ca,
@@ -181,6 +201,7 @@ export async function createPki(dir: string): Promise<Pki> {
     admin,
     serviceAccountKeyPath,
     etcd: { ca: etcdCa, server: etcdServer, client: etcdClient },
+    webhookClient: { ca: webhookClientCa, client: webhookClient },
   };
 }
 
