@@ -24,13 +24,16 @@ let ca = '';
 let pki: Pki;
 let server: WebhookServer;
 const metrics = createMetrics({ processMetrics: false });
+/** A log destination that collects each line into `lines`. */
+const lineSink = (lines: string[]) =>
+  new Writable({
+    write(chunk, _enc, done) {
+      lines.push(...String(chunk).split('\n').filter(Boolean));
+      done();
+    },
+  });
 const logLines: string[] = [];
-const logStream = new Writable({
-  write(chunk, _enc, done) {
-    logLines.push(...String(chunk).split('\n').filter(Boolean));
-    done();
-  },
-});
+const logStream = lineSink(logLines);
 
 interface Reply {
   status: number;
@@ -260,12 +263,7 @@ describe('webhook server with a client CA (issue 23, item 2)', () => {
   let guarded: WebhookServer;
   const guardedMetrics = createMetrics({ processMetrics: false });
   const lines: string[] = [];
-  const sink = new Writable({
-    write(chunk, _enc, done) {
-      lines.push(...String(chunk).split('\n').filter(Boolean));
-      done();
-    },
-  });
+  const sink = lineSink(lines);
 
   beforeAll(async () => {
     guarded = await startWebhookServer({
