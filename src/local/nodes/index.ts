@@ -12,12 +12,19 @@
  *   await a.setInstances([{ name: 'VI_1', virtualRouterId: 1, priority: 150 }]);
  *   a.addAgent({ kubeconfig, namespace: 'demo', instances: { VI_1: routerId }, metricsAddress });
  *   await a.agent?.start(); await a.keepalived.start();
+ *
+ * With `addAgent({ ..., renderKeepalived: true })` the agent renders the
+ * keepalived configuration of the HARouters with `spec.vrrp` into the node's
+ * `keepalived.d/` (fences in `fence/`) and reloads keepalived itself; the main
+ * file the harness writes then only `include`s those files (plus any instances
+ * set by hand, for routers without `spec.vrrp`).
  *   await a.detach(); ... await a.attach();   // split brain and heal
  *   await nodes.stop();
  */
 import { execFileSync } from 'node:child_process';
 import { mkdir } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
+import { includeLines } from '../../keepalived/render.ts';
 import { type Agent, type AgentOptions, agentOn } from './agent.ts';
 import { type Keepalived, keepalivedOn } from './keepalived.ts';
 import type { VrrpInstance } from './keepalived-config.ts';
@@ -65,6 +72,10 @@ export interface SimulatedNode {
   readonly address: string;
   /** Its files: `keepalived.conf`, `keepalived.log`, `notify.fifo`, `agent.log`, `agent-state/`. */
   readonly dir: string;
+  /** Where an agent that renders keepalived's configuration writes it (`--keepalived-config-dir`). */
+  readonly configDir: string;
+  /** Where that agent writes the fence files (`--fence-dir`). */
+  readonly fenceDir: string;
   /** The FIFO named in keepalived's `vrrp_notify_fifo` (and the agent's `--fifo`). */
   readonly fifo: string;
   readonly keepalived: Keepalived;
@@ -74,13 +85,23 @@ export interface SimulatedNode {
   setInstances(instances: readonly VrrpInstance[]): Promise<void>;
   /** Changes one instance's priority by reload (SIGHUP): how a failback is forced. */
   setPriority(instance: string, priority: number): Promise<void>;
-  /** Makes the node's agent (not started) with this node's FIFO and spool directory. */
-  addAgent(options: Omit<AgentOptions, 'node' | 'fifo' | 'stateDir'>): Agent;
+  /**
+   * Makes the node's agent (not started) with this node's FIFO and spool
+   * directory; with `renderKeepalived`, also its keepalived directories and
+   * pid file, and keepalived's main file includes what the agent renders
+   * (taken at keepalived's next start or reload).
+   */
+  addAgent(options: Omit<AgentOptions, 'node' | 'fifo' | 'stateDir'> & RenderOption): Agent;
   /** Cuts the node off the bridge, carrier kept: it hears no one and no one hears it. */
   detach(): Promise<void>;
   /** Puts the node back on the bridge. */
   attach(): Promise<void>;
   attached(): Promise<boolean>;
+}
+
+/** Whether a node's agent renders keepalived's configuration; see {@link SimulatedNode.addAgent}. */
+export interface RenderOption {
+  renderKeepalived?: boolean;
 }
 
 /** A running set of simulated nodes; see the module comment. */
@@ -193,6 +214,10 @@ export async function startNodes(options: NodesOptions): Promise<Nodes> {
       const dir = resolve(options.dir, place.name);
       await mkdir(dir, { recursive: true, mode: 0o700 });
       const fifo = join(dir, 'notify.fifo');
+      const configDir = join(dir, 'keepalived.d');
+      const fenceDir = join(dir, 'fence');
+      await mkdir(configDir, { recursive: true, mode: 0o755 });
+      await mkdir(fenceDir, { recursive: true, mode: 0o755 });
       const keepalived = keepalivedOn(place.namespace, dir, {
         routerId: place.name,
         interface: NODE_INTERFACE,
@@ -205,6 +230,8 @@ export async function startNodes(options: NodesOptions): Promise<Nodes> {
         namespace: place.namespace,
         address: place.address,
         dir,
+        configDir,
+        fenceDir,
         fifo,
         keepalived,
         get agent() {
@@ -220,12 +247,25 @@ export async function startNodes(options: NodesOptions): Promise<Nodes> {
             instances: instances.map((i) => (i.name === instance ? { ...i, priority } : i)),
           });
         },
-        addAgent(agentOptions) {
+        addAgent({ renderKeepalived, ...agentOptions }) {
           if (agents.get(place.name)?.running()) throw new Error(`the agent of ${place.name} runs`);
           const agent = agentOn(
-            { ...agentOptions, node: place.name, fifo, stateDir: join(dir, 'agent-state') },
+            {
+              ...agentOptions,
+              node: place.name,
+              fifo,
+              stateDir: join(dir, 'agent-state'),
+              ...(renderKeepalived
+                ? { keepalived: { configDir, fenceDir, pidFile: keepalived.pidPath } }
+                : {}),
+            },
             join(dir, 'agent.log'),
           );
+          if (renderKeepalived) {
+            // The agent's global_defs names the FIFO: the main file only includes its files.
+            const { fifo: _fifo, ...config } = keepalived.config;
+            keepalived.configure({ ...config, includes: includeLines(configDir) });
+          }
           agents.set(place.name, agent);
           return agent;
         },

@@ -12,6 +12,8 @@ import { ip } from './network.ts';
 /** Controls keepalived on one node; see {@link keepalivedOn}. */
 export interface Keepalived {
   readonly configPath: string;
+  /** The main process's pid file (`-p`), what the agent's `--keepalived-pid-file` names. */
+  readonly pidPath: string;
   readonly logPath: string;
   /** The configuration it runs (or will run at the next start). */
   readonly config: KeepalivedConfig;
@@ -33,7 +35,12 @@ export interface Keepalived {
   kill(): Promise<void>;
   /** Writes a new configuration and, when running, reloads it with SIGHUP. */
   reload(config: KeepalivedConfig): Promise<void>;
+  /** Sets the configuration that the next start or reload writes. */
+  configure(config: KeepalivedConfig): void;
 }
+
+/** keepalived's main pid file in a node's directory. */
+const PID_FILE = 'keepalived.pid';
 
 /** The command line that runs keepalived in `namespace` with the files of `dir`. Pure. */
 export function keepalivedCommand(namespace: string, dir: string): { binary: string; args: string[] } {
@@ -52,7 +59,7 @@ export function keepalivedCommand(namespace: string, dir: string): { binary: str
       '-f',
       join(dir, 'keepalived.conf'),
       '-p',
-      join(dir, 'keepalived.pid'),
+      join(dir, PID_FILE),
       '-r',
       join(dir, 'vrrp.pid'),
       '-D',
@@ -73,6 +80,7 @@ export function keepalivedOn(namespace: string, dir: string, initial: Keepalived
 
   return {
     configPath,
+    pidPath: join(dir, PID_FILE),
     logPath,
     get config() {
       return config;
@@ -110,6 +118,9 @@ export function keepalivedOn(namespace: string, dir: string, initial: Keepalived
       }
       parent.signal('SIGKILL');
       await parent.stop();
+    },
+    configure(next) {
+      config = next;
     },
     async reload(next) {
       config = next;
