@@ -74,6 +74,13 @@ export interface LocalOptions {
    * agent each (`--keepalived`) instead of seeding reports; needs root.
    */
   keepalived?: boolean;
+  /**
+   * Who writes keepalived's configuration with `keepalived`: the harness, by
+   * hand, for a sample router without `spec.vrrp` (`hand`, the default), or
+   * the agents, from the sample router's `spec.vrrp` (`agents`: needs the
+   * operator's VRID allocation and the agent's rendering).
+   */
+  keepalivedConfig?: 'agents' | 'hand';
 }
 
 /** A running local environment. */
@@ -95,6 +102,8 @@ export interface LocalEnvironment {
   prometheus?: { url: string; dir: string };
   /** With `keepalived`: the simulated nodes (keepalived and agent per node). */
   nodes?: Nodes;
+  /** With `keepalived`: who writes keepalived's configuration (see {@link LocalOptions.keepalivedConfig}). */
+  keepalivedConfig?: 'agents' | 'hand';
   /** `host:port` of every agent's metrics endpoint (empty without `keepalived`): scrape targets. */
   agentTargets: string[];
   /** Seconds each phase took, for the docs' cold and warm start times. */
@@ -200,7 +209,8 @@ export async function startLocal(options: LocalOptions): Promise<LocalEnvironmen
         ]),
       ),
     );
-    await applyManifests(k, sampleRouterManifests());
+    const renderedByAgents = options.keepalived === true && options.keepalivedConfig === 'agents';
+    await applyManifests(k, sampleRouterManifests({ vrrp: renderedByAgents }));
     const tokens = Object.fromEntries(
       await Promise.all(
         SAMPLE_NODES.map(
@@ -315,10 +325,13 @@ export async function startLocal(options: LocalOptions): Promise<LocalEnvironmen
       nodes = await startSampleNodes({
         dir: join(dir, 'nodes'),
         kubeconfigs: Object.fromEntries(SAMPLE_NODES.map((n) => [n.name, staged(n.name)])),
+        renderedByAgents,
         ...(options.freePorts ? { freePorts: true } : {}),
       });
       options.print(
-        `local: nodes running (${nodes.run}-*); keepalived elects node-a (priority 150) in about 4 s`,
+        renderedByAgents
+          ? `local: nodes running (${nodes.run}-*); the agents render the sample router's keepalived configuration, keepalived elects node-a (priority 150) in about 4 s`
+          : `local: nodes running (${nodes.run}-*); keepalived elects node-a (priority 150) in about 4 s`,
       );
       if (prometheus) {
         const targets = nodes
@@ -333,21 +346,28 @@ export async function startLocal(options: LocalOptions): Promise<LocalEnvironmen
         await kubectl({ ...k, kubeconfig: staged(node.name) }, ['apply', '-f', '-'], JSON.stringify(seed));
       }
     }
+    // keepalived with the agents' configuration runs every instance BACKUP with nopreempt: whichever
+    // node's master-down timer ends first wins (node-a's, the shortest, unless its reload came late).
+    let active = '';
     await waitUntil(
-      options.keepalived
-        ? 'keepalived and the agents to make node-a the sample router active agent'
-        : 'the operator to make node-a the sample router active agent',
+      renderedByAgents
+        ? 'keepalived and the agents to give the sample router an active agent'
+        : options.keepalived
+          ? 'keepalived and the agents to make node-a the sample router active agent'
+          : 'the operator to make node-a the sample router active agent',
       60_000,
       async () => {
-        const out = await kubectl(k, [
-          'get',
-          'harouters',
-          SAMPLE_ROUTER_ID,
-          `--namespace=${SAMPLE_NAMESPACE}`,
-          '-o',
-          'jsonpath={.status.activeAgent}',
-        ]);
-        return out.trim() === 'node-a';
+        active = (
+          await kubectl(k, [
+            'get',
+            'harouters',
+            SAMPLE_ROUTER_ID,
+            `--namespace=${SAMPLE_NAMESPACE}`,
+            '-o',
+            'jsonpath={.status.activeAgent}',
+          ])
+        ).trim();
+        return renderedByAgents ? active !== '' : active === 'node-a';
       },
       operatorDied,
     );
@@ -362,7 +382,7 @@ export async function startLocal(options: LocalOptions): Promise<LocalEnvironmen
     }
     const operatorSeconds = seconds(operatorStarted);
     options.print(
-      `local: operator ready, webhook intercepting, sample router active on node-a (${operatorSeconds} s)`,
+      `local: operator ready, webhook intercepting, sample router active on ${active} (${operatorSeconds} s)`,
     );
 
     checkpoint();
@@ -394,7 +414,9 @@ export async function startLocal(options: LocalOptions): Promise<LocalEnvironmen
       operatorExit: supervised.gaveUp,
       controlPlane: plane,
       ...(prometheus ? { prometheus: { url: prometheus.url, dir: prometheus.dir } } : {}),
-      ...(nodes ? { nodes } : {}),
+      ...(nodes
+        ? { nodes, keepalivedConfig: renderedByAgents ? ('agents' as const) : ('hand' as const) }
+        : {}),
       agentTargets: nodes?.agentMetricsTargets() ?? [],
       timings: {
         controlPlane: controlPlaneSeconds,

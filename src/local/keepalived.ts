@@ -7,7 +7,13 @@
 import { join } from 'node:path';
 import { type Nodes, startNodes } from './nodes/index.ts';
 import { preferredPort } from './operator.ts';
-import { SAMPLE_NAMESPACE, SAMPLE_NODES, SAMPLE_ROUTER_ID } from './sample.ts';
+import {
+  SAMPLE_FENCE_HOLD_SECONDS,
+  SAMPLE_NAMESPACE,
+  SAMPLE_NODES,
+  SAMPLE_ROUTER_ID,
+  SAMPLE_VIRTUAL_IP,
+} from './sample.ts';
 
 /** The agents' preferred metrics ports, node-a, node-b, node-c (free ones when taken). */
 export const AGENT_PORTS = [8090, 8091, 8092] as const;
@@ -26,14 +32,21 @@ export interface SampleNodesOptions {
   kubeconfigs: Readonly<Record<string, string>>;
   /** Free ports for the agents even when 8090-8092 are free. */
   freePorts?: boolean;
+  /**
+   * The agents render keepalived's configuration from the HARouters'
+   * `spec.vrrp`; otherwise the harness writes the sample router's instance
+   * ({@link SAMPLE_INSTANCE}) by hand.
+   */
+  renderedByAgents?: boolean;
   logLevel?: string;
 }
 
 /**
  * Starts the sample nodes: namespaces and bridge, then each node's agent, then,
- * once the agents are ready, keepalived (so the agents own the FIFOs).
- * node-a (priority 150) becomes MASTER about 4 s later. On failure, what was
- * started is removed.
+ * once the agents are ready, keepalived (so the agents own the FIFOs, and
+ * have rendered their files when they render keepalived's configuration).
+ * node-a (priority 150) becomes MASTER about 4 s after the instances appear.
+ * On failure, what was started is removed.
  */
 export async function startSampleNodes(options: SampleNodesOptions): Promise<Nodes> {
   const nodes = await startNodes({
@@ -47,13 +60,17 @@ export async function startSampleNodes(options: SampleNodesOptions): Promise<Nod
       const node = nodes.node(sample.name);
       const kubeconfig = options.kubeconfigs[sample.name];
       if (!kubeconfig) throw new Error(`no reporter kubeconfig for ${sample.name}`);
-      await node.setInstances([{ name: SAMPLE_INSTANCE, virtualRouterId: 1, priority: sample.priority }]);
+      if (!options.renderedByAgents)
+        await node.setInstances([{ name: SAMPLE_INSTANCE, virtualRouterId: 1, priority: sample.priority }]);
       const port = await preferredPort(options.freePorts ? 0 : (AGENT_PORTS[i] ?? 0));
       const agent = node.addAgent({
         kubeconfig,
         namespace: SAMPLE_NAMESPACE,
-        instances: { [SAMPLE_INSTANCE]: `${SAMPLE_NAMESPACE}/${SAMPLE_ROUTER_ID}` },
+        instances: options.renderedByAgents
+          ? {}
+          : { [SAMPLE_INSTANCE]: `${SAMPLE_NAMESPACE}/${SAMPLE_ROUTER_ID}` },
         metricsAddress: `127.0.0.1:${port}`,
+        renderKeepalived: options.renderedByAgents === true,
         ...(options.logLevel ? { logLevel: options.logLevel } : {}),
       });
       await agent.start();
@@ -69,10 +86,16 @@ export async function startSampleNodes(options: SampleNodesOptions): Promise<Nod
   return nodes;
 }
 
-/** The summary's lines about the nodes: agents and the commands to try, paths as `shown` prints them. Pure. */
+/**
+ * The summary's lines about the nodes: agents and the commands to try, paths
+ * as `shown` prints them; with `rendered` (the kubectl and admin kubeconfig to
+ * print), the commands for a router whose keepalived configuration the agents
+ * render. Pure.
+ */
 export function nodesSummary(
   nodes: Nodes,
   shown: (path: string) => string,
+  rendered?: { kubectl: string; admin: string },
 ): { agents: string; commands: string } {
   const a = nodes.node('node-a');
   const agents = nodes.nodes
@@ -87,6 +110,8 @@ export function nodesSummary(
     const index = nodes.nodes.findIndex((n) => n.name === name);
     return `port${index}`;
   };
+  const holders = nodes.nodes.map((n) => `ip -n ${n.namespace} -br addr show eth0`).join('; ');
+  if (rendered) return { agents, commands: renderedCommands(nodes, shown, port, holders, rendered) };
   const commands = `  # stop keepalived on node-a (it sends priority 0): node-b becomes MASTER, the router follows
   kill $(cat ${shown(join(a.dir, 'keepalived.pid'))})
   # start it again: node-a preempts with its higher priority, the router fails back
@@ -99,6 +124,40 @@ export function nodesSummary(
 
   # what keepalived says, and who holds the virtual address 192.0.2.101
   tail -f ${shown(join(a.dir, 'keepalived.log'))}
-  ip -n ${a.namespace} addr show eth0`;
+  ${holders}`;
   return { agents, commands };
+}
+
+/** The commands to try when the agents render keepalived's configuration from `spec.vrrp`. Pure. */
+function renderedCommands(
+  nodes: Nodes,
+  shown: (path: string) => string,
+  port: (name: string) => string,
+  holders: string,
+  { kubectl, admin }: { kubectl: string; admin: string },
+): string {
+  const node = (name: string) => nodes.node(name);
+  const c = node('node-c');
+  return `  # what the agents rendered (one vrrp_instance named by the router id) and the fence files
+  cat ${shown(join(node('node-a').configDir, `${SAMPLE_ROUTER_ID}.conf`))}
+  grep . ${nodes.nodes.map((n) => shown(join(n.fenceDir, SAMPLE_ROUTER_ID))).join(' ')}
+
+  # switch the router over to node-b: the others are fenced (FAULT) until node-b is MASTER and routed to
+  npx harouterctl switchover ${SAMPLE_ROUTER_ID} --to node-b --namespace ${SAMPLE_NAMESPACE} --kubeconfig ${admin}
+
+  # drain node-b: its routers move to node-a, its agents stay fenced while it is cordoned
+  ${kubectl} --kubeconfig ${admin} cordon node-b
+  # uncordon: node-b's agents come back as backups, nothing moves
+  ${kubectl} --kubeconfig ${admin} uncordon node-b
+
+  # cut node-c off the network (carrier kept): it becomes a second MASTER and reports Primary over
+  # the API; the operator fences it (its instance goes to FAULT and drops the VIP) while the segment is cut
+  ip -n ${nodes.bridgeNamespace} link set ${port('node-c')} nomaster
+  cat ${shown(join(c.fenceDir, SAMPLE_ROUTER_ID))}
+  # heal it: the fence is lifted once the hold (${SAMPLE_FENCE_HOLD_SECONDS} s here) has passed; node-c stays a backup
+  ip -n ${nodes.bridgeNamespace} link set ${port('node-c')} master br0
+
+  # what keepalived says, and who holds the virtual address ${SAMPLE_VIRTUAL_IP}
+  tail -f ${shown(join(node('node-a').dir, 'keepalived.log'))}
+  ${holders}`;
 }

@@ -141,7 +141,8 @@ function keepalivedSummary(
   const reporter = (node: string) => shown(env.reporterKubeconfigs[node] ?? '');
   const examples = shown(resolve(import.meta.dirname, '../../examples'));
   const t = env.timings;
-  const n = nodesSummary(nodes, shown);
+  const rendered = env.keepalivedConfig === 'agents';
+  const n = nodesSummary(nodes, shown, rendered ? { kubectl, admin } : undefined);
   return `
 harouter local mode is running with keepalived (started in ${t.total} s: control plane ${t.controlPlane} s, install ${t.install} s, operator and election ${t.operator} s).
 
@@ -152,8 +153,14 @@ ${endpointLines(env, shown)}
   logs            ${shown(resolve(env.dir, 'logs'))}/ (operator.log${env.prometheus ? ', prometheus.log' : ''}), ${shown(resolve(env.dir, 'nodes'))}/<node>/ (keepalived.log, agent.log)
                   and ${shown(resolve(env.dir, 'cluster', 'logs'))}/
 ${env.prometheus ? prometheusSummary(env.prometheus.url) : ''}
-The sample router ${SAMPLE_ROUTER_ID} (namespace ${SAMPLE_NAMESPACE}) is keepalived's instance ${SAMPLE_INSTANCE} on
-node-a (priority 150), node-b (100) and node-c (50); node-a is MASTER and active. In another terminal, as root:
+${
+  rendered
+    ? `The sample router ${SAMPLE_ROUTER_ID} (namespace ${SAMPLE_NAMESPACE}) has spec.vrrp: each node's agent renders
+its vrrp_instance (named by the router id; priorities 150, 100, 50; every instance BACKUP and nopreempt)
+into <node>/keepalived.d/ and reloads keepalived. In another terminal, as root:`
+    : `The sample router ${SAMPLE_ROUTER_ID} (namespace ${SAMPLE_NAMESPACE}) is keepalived's instance ${SAMPLE_INSTANCE} on
+node-a (priority 150), node-b (100) and node-c (50); node-a is MASTER and active. In another terminal, as root:`
+}
 
   # watch the router
   ${kubectl} --kubeconfig ${admin} get har -w

@@ -151,8 +151,24 @@ export function readyNodeStatus(node: { name: string; ip: string }, now: string)
   };
 }
 
-/** The sample HARouter and its selector-less Service, opted in to it (label `harouter.dev/router`). */
-export function sampleRouterManifests(): Manifest[] {
+/** The sample router's virtual address with `--keepalived` (on the nodes' bridge, `eth0`). */
+export const SAMPLE_VIRTUAL_IP = '192.0.2.101/24';
+/** How long a split brain's fence holds in the sample (the default, 60 s, is long for a demonstration). */
+export const SAMPLE_FENCE_HOLD_SECONDS = 10;
+
+/**
+ * The sample router's `spec.vrrp` with `--keepalived`: the agents render its
+ * keepalived configuration (VRID allocated by the operator).
+ */
+export function sampleVrrp() {
+  return { interface: 'eth0', virtualIPs: [SAMPLE_VIRTUAL_IP], fenceHoldSeconds: SAMPLE_FENCE_HOLD_SECONDS };
+}
+
+/**
+ * The sample HARouter and its selector-less Service, opted in to it (label
+ * `harouter.dev/router`); with `vrrp`, the router carries {@link sampleVrrp}.
+ */
+export function sampleRouterManifests(options: { vrrp?: boolean } = {}): Manifest[] {
   return [
     {
       apiVersion: 'v1',
@@ -172,6 +188,7 @@ export function sampleRouterManifests(): Manifest[] {
         displayName: 'demo router',
         agents: SAMPLE_NODES.map((node) => ({ name: node.name, priority: node.priority })),
         endpoint: { serviceName: SAMPLE_SERVICE, ports: [{ name: 'http', port: 80, protocol: 'TCP' }] },
+        ...(options.vrrp ? { vrrp: sampleVrrp() } : {}),
       },
     },
   ];

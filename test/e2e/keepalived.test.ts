@@ -150,6 +150,8 @@ beforeAll(async () => {
     logLevel: 'info',
     freePorts: true,
     keepalived: true,
+    // The scenarios here write keepalived's configuration by hand (preemption, priorities by reload).
+    keepalivedConfig: 'hand',
     print: (line) => log.push(line),
   });
   for (const key of Object.keys(LEASE_ENV)) delete process.env[key];

@@ -39,6 +39,19 @@ describe('examples agree with the local-mode sample', () => {
     }
   });
 
+  it("with --keepalived the sample router carries spec.vrrp, valid by the API's schema", () => {
+    const [, plain] = sampleRouterManifests();
+    const [, driven] = sampleRouterManifests({ vrrp: true });
+    expect(plain?.spec).not.toHaveProperty('vrrp');
+    const spec = harouterSchema.parse(driven).spec;
+    expect(spec.vrrp).toMatchObject({
+      interface: 'eth0',
+      virtualIPs: ['192.0.2.101/24'],
+      fenceHoldSeconds: 10,
+    });
+    expect(spec.vrrp?.vrid).toBeUndefined();
+  });
+
   it.each([
     ['report-primary.yaml', 'node-b', 'Primary'],
     ['report-backup.yaml', 'node-a', 'Backup'],
@@ -203,25 +216,27 @@ describe('summary', () => {
 });
 
 describe('summary with --keepalived', () => {
-  it('lists the agents and prints how to stop keepalived on a node, cut a node off and bring it back', () => {
-    const repo = resolve(import.meta.dirname, '../..');
-    const run = 'harouter-local-42-abcdef';
-    const fakeNodes = ['node-a', 'node-b', 'node-c'].map((name, i) => ({
-      name,
-      namespace: `${run}-${name}`,
-      address: `192.0.2.${i + 1}`,
-      dir: `${repo}/.local/nodes/${name}`,
-      fifo: `${repo}/.local/nodes/${name}/notify.fifo`,
-      agent: { options: { metricsAddress: `127.0.0.1:${8090 + i}` } },
-    }));
-    const nodes = {
-      run,
-      bridgeNamespace: `${run}-bridge`,
-      nodes: fakeNodes,
-      node: (name: string) => fakeNodes.find((n) => n.name === name),
-      agentMetricsTargets: () => fakeNodes.map((n) => n.agent.options.metricsAddress),
-    } as unknown as Nodes;
-    const text = summary(
+  const repo = resolve(import.meta.dirname, '../..');
+  const run = 'harouter-local-42-abcdef';
+  const fakeNodes = ['node-a', 'node-b', 'node-c'].map((name, i) => ({
+    name,
+    namespace: `${run}-${name}`,
+    address: `192.0.2.${i + 1}`,
+    dir: `${repo}/.local/nodes/${name}`,
+    configDir: `${repo}/.local/nodes/${name}/keepalived.d`,
+    fenceDir: `${repo}/.local/nodes/${name}/fence`,
+    fifo: `${repo}/.local/nodes/${name}/notify.fifo`,
+    agent: { options: { metricsAddress: `127.0.0.1:${8090 + i}` } },
+  }));
+  const nodes = {
+    run,
+    bridgeNamespace: `${run}-bridge`,
+    nodes: fakeNodes,
+    node: (name: string) => fakeNodes.find((n) => n.name === name),
+    agentMetricsTargets: () => fakeNodes.map((n) => n.agent.options.metricsAddress),
+  } as unknown as Nodes;
+  const text = (keepalivedConfig: 'agents' | 'hand') =>
+    summary(
       {
         dir: `${repo}/.local`,
         server: 'https://127.0.0.1:40000',
@@ -235,23 +250,45 @@ describe('summary with --keepalived', () => {
         },
         operatorExit: new Promise<string>(() => {}),
         nodes,
+        keepalivedConfig,
         agentTargets: nodes.agentMetricsTargets(),
         timings: { controlPlane: 5, install: 3, operator: 6, total: 14 },
         stop: async () => {},
       },
       repo,
     );
-    expect(text).toContain('node-a http://127.0.0.1:8090/metrics');
-    expect(text).toContain('node-c http://127.0.0.1:8092/metrics');
-    expect(text).toContain('kill $(cat .local/nodes/node-a/keepalived.pid)');
-    expect(text).toContain(
+
+  it('hand-written configuration: lists the agents and prints how to stop keepalived on a node, cut a node off and bring it back', () => {
+    const printed = text('hand');
+    expect(printed).toContain('node-a http://127.0.0.1:8090/metrics');
+    expect(printed).toContain('node-c http://127.0.0.1:8092/metrics');
+    expect(printed).toContain('kill $(cat .local/nodes/node-a/keepalived.pid)');
+    expect(printed).toContain(
       `ip netns exec ${run}-node-a keepalived -f .local/nodes/node-a/keepalived.conf -p .local/nodes/node-a/keepalived.pid -r .local/nodes/node-a/vrrp.pid -D -l -n`,
     );
-    expect(text).toContain(`ip -n ${run}-bridge link set port0 nomaster`);
-    expect(text).toContain(`ip -n ${run}-bridge link set port0 master br0`);
-    expect(text).toContain('/k/kubectl --kubeconfig .local/admin.kubeconfig get har -w');
+    expect(printed).toContain(`ip -n ${run}-bridge link set port0 nomaster`);
+    expect(printed).toContain(`ip -n ${run}-bridge link set port0 master br0`);
+    expect(printed).toContain('/k/kubectl --kubeconfig .local/admin.kubeconfig get har -w');
     // The hand-written reports of the silent mode would fight the agents: not offered.
-    expect(text).not.toContain('report-primary.yaml');
+    expect(printed).not.toContain('report-primary.yaml');
+  });
+
+  it('configuration rendered by the agents: a switchover, a cordon and uncordon, the split brain and its fence', () => {
+    const printed = text('agents');
+    expect(printed).toContain('has spec.vrrp');
+    expect(printed).toContain(`cat .local/nodes/node-a/keepalived.d/${SAMPLE_ROUTER_ID}.conf`);
+    expect(printed).toContain(
+      `npx harouterctl switchover ${SAMPLE_ROUTER_ID} --to node-b --namespace demo --kubeconfig .local/admin.kubeconfig`,
+    );
+    expect(printed).toContain('/k/kubectl --kubeconfig .local/admin.kubeconfig cordon node-b');
+    expect(printed).toContain('/k/kubectl --kubeconfig .local/admin.kubeconfig uncordon node-b');
+    expect(printed).toContain(`ip -n ${run}-bridge link set port2 nomaster`);
+    expect(printed).toContain(`cat .local/nodes/node-c/fence/${SAMPLE_ROUTER_ID}`);
+    expect(printed).toContain(`ip -n ${run}-bridge link set port2 master br0`);
+    expect(printed).toContain(`ip -n ${run}-node-b -br addr show eth0`);
+    // keepalived is the agents' to reload: no hand-started keepalived, no hand-written reports.
+    expect(printed).not.toContain('keepalived -f');
+    expect(printed).not.toContain('report-primary.yaml');
   });
 });
 
