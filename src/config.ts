@@ -51,6 +51,8 @@ export interface OperatorConfig {
   kubeApiQps: number;
   /** Requests allowed at once above the QPS. */
   kubeApiBurst: number;
+  /** VRIDs the operator never allocates (sorted, unique); a VRID set by hand in `spec.vrrp.vrid` may still use them. */
+  vrrpReservedVrids: number[];
 }
 
 /** Raised for bad flags or values: print the message and the usage hint, exit 2. */
@@ -98,6 +100,22 @@ const serviceAccountRef = z.string().refine(
 );
 
 const list = z.string().transform(splitList);
+
+/** `1-10,200`: VRIDs and inclusive ranges, each 1-254. */
+const vridList = list.transform((items, ctx) => {
+  const vrids = new Set<number>();
+  for (const item of items) {
+    const match = /^([0-9]{1,3})(?:-([0-9]{1,3}))?$/.exec(item);
+    const from = Number(match?.[1]);
+    const to = match?.[2] === undefined ? from : Number(match[2]);
+    if (!match || from < 1 || to > 254 || from > to) {
+      ctx.addIssue({ code: 'custom', message: 'must be VRIDs (1-254) or ranges like 1-10, comma-separated' });
+      return z.NEVER;
+    }
+    for (let vrid = from; vrid <= to; vrid++) vrids.add(vrid);
+  }
+  return [...vrids].sort((a, b) => a - b);
+});
 
 const integer = (min: number, max: number) =>
   z
@@ -210,7 +228,7 @@ export const FLAGS: readonly FlagSpec[] = [
   },
   {
     name: 'leader-election-namespace',
-    help: 'Namespace of the leader election Lease.',
+    help: "The operator's namespace: the leader election Lease and the VRID claim Leases live there.",
     default: (env) => env.POD_NAMESPACE || 'harouter-system',
     defaultText: 'POD_NAMESPACE, else harouter-system',
     schema: z.string().refine((v) => v.length <= 63 && DNS_LABEL.test(v), 'must be a namespace name'),
@@ -287,6 +305,13 @@ export const FLAGS: readonly FlagSpec[] = [
     boolean: true,
     schema: bool,
     key: 'requireNodeBinding',
+  },
+  {
+    name: 'vrrp-reserved-vrids',
+    help: 'Comma-separated VRIDs or ranges (1-10,200) never allocated to a HARouter with spec.vrrp (used outside the operator).',
+    default: '',
+    schema: vridList,
+    key: 'vrrpReservedVrids',
   },
   {
     name: 'log-level',

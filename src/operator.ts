@@ -18,19 +18,27 @@ import {
   type HARouterState,
   harouterSchema,
   harouterStateSchema,
+  type LeaseObject,
   ROUTER_LABEL,
   VERSION,
+  VRID_CLAIM_SELECTOR,
 } from './api/index.ts';
 import type { OperatorConfig } from './config.ts';
 import { Controller } from './controller/controller.ts';
 import { keysForEvent, urgentKeysForEvent } from './controller/event-keys.ts';
 import { holdUntilFresh } from './controller/fresh-caches.ts';
 import {
+  CLAIMS_BY_HOLDER,
+  CLAIMS_BY_SEGMENT,
+  claimHolderIndex,
+  claimSegmentIndex,
   REPORTS_BY_ROUTER,
   ROUTERS_BY_AGENT,
+  ROUTERS_BY_SEGMENT,
   ROUTERS_BY_SERVICE,
   reportRouterIndex,
   routerAgentIndex,
+  routerSegmentIndex,
   routerServiceIndex,
   SLICES_BY_ROUTER,
   sliceRouterIndex,
@@ -38,6 +46,7 @@ import {
 import {
   type ServiceFacts,
   serviceFactsSchema,
+  trimClaim,
   trimNode,
   trimRouterObject,
   trimSlice,
@@ -79,7 +88,7 @@ import {
 import { LeaderElector } from './kube/leader-election.ts';
 import type { Logger } from './log.ts';
 import { CONTROLLER_NAME, createMetrics, type Metrics } from './metrics.ts';
-import { createReconciler } from './reconcile/reconciler.ts';
+import { createReconciler, type VRRPOptions } from './reconcile/reconciler.ts';
 import { sleep } from './runtime/backoff.ts';
 import { routerAgents, startWebhookServer, type WebhookServer } from './webhook/index.ts';
 
@@ -107,6 +116,7 @@ export type Informers = {
   nodes: Informer<V1Node>;
   endpointSlices: Informer<V1EndpointSlice>;
   services: Informer<ServiceFacts>;
+  vridClaims: Informer<LeaseObject & KubeObject>;
 };
 
 /** What `createInformers` needs: client, namespace scope, logger and tuning. */
@@ -117,6 +127,8 @@ export interface InformerFactoryOptions {
   host?: string;
   /** Namespace of HARouters, reports, Services and slices; undefined: all. Nodes are cluster-scoped. */
   namespace: string | undefined;
+  /** The operator's namespace, where the VRID claim Leases live. */
+  claimNamespace: string;
   log: Logger;
   resyncPeriodMs?: number;
   watchTimeoutSeconds?: number;
@@ -126,7 +138,8 @@ export interface InformerFactoryOptions {
 
 /** The operator's informers (not started). */
 export function createInformers(options: InformerFactoryOptions): Informers {
-  const { raw, watch, host, namespace, log, resyncPeriodMs, watchTimeoutSeconds, metrics } = options;
+  const { raw, watch, host, namespace, claimNamespace, log, resyncPeriodMs, watchTimeoutSeconds, metrics } =
+    options;
   const make = <T extends KubeObject>(
     name: string,
     path: string,
@@ -156,7 +169,11 @@ export function createInformers(options: InformerFactoryOptions): Informers {
       {
         schema: harouterSchema as SafeParser<HARouter>,
         transform: trimRouterObject,
-        indexers: { [ROUTERS_BY_AGENT]: routerAgentIndex, [ROUTERS_BY_SERVICE]: routerServiceIndex },
+        indexers: {
+          [ROUTERS_BY_AGENT]: routerAgentIndex,
+          [ROUTERS_BY_SERVICE]: routerServiceIndex,
+          [ROUTERS_BY_SEGMENT]: routerSegmentIndex,
+        },
       },
     ),
     harouterStates: make<HARouterState>(
@@ -184,6 +201,20 @@ export function createInformers(options: InformerFactoryOptions): Informers {
       'services',
       collectionPath({ version: 'v1', plural: 'services', namespace }),
       { labelSelector: OPTED_IN_SERVICES_SELECTOR, schema: serviceFactsSchema },
+    ),
+    vridClaims: make<LeaseObject & KubeObject>(
+      'vridclaims',
+      collectionPath({
+        group: 'coordination.k8s.io',
+        version: 'v1',
+        plural: 'leases',
+        namespace: claimNamespace,
+      }),
+      {
+        labelSelector: VRID_CLAIM_SELECTOR,
+        transform: trimClaim,
+        indexers: { [CLAIMS_BY_HOLDER]: claimHolderIndex, [CLAIMS_BY_SEGMENT]: claimSegmentIndex },
+      },
     ),
   };
   return informers;
@@ -227,6 +258,7 @@ export interface OperatorOptions {
     raw: RawRequester;
     metrics: Metrics;
     identity: string;
+    vrrp: VRRPOptions;
   }) => Reconciler;
   /** Defaults to the admission side's `startWebhookServer`. */
   startWebhook?: typeof startWebhookServer;
@@ -279,6 +311,7 @@ export class Operator {
       watch: this.clients.watch,
       host: this.clients.host,
       namespace: config.namespace,
+      claimNamespace: config.leaderElectionNamespace,
       log: this.#log.child({ component: 'informer' }),
       resyncPeriodMs: config.resyncPeriodMs,
       metrics: this.metrics,
@@ -290,6 +323,11 @@ export class Operator {
       raw: this.clients.raw,
       metrics: this.metrics,
       identity: config.identity,
+      vrrp: {
+        claimNamespace: config.leaderElectionNamespace,
+        reservedVRIDs: config.vrrpReservedVrids,
+        watchedNamespace: config.namespace,
+      },
     });
     this.#controller = new Controller({
       name: CONTROLLER_NAME,

@@ -6,4 +6,5 @@ export * from './harouterstate.ts';
 export * from './micro-time.ts';
 export * from './observed-at.ts';
 export * from './validation.ts';
+export * from './vrid-claim.ts';
 export * from './vrrp.ts';

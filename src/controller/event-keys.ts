@@ -11,11 +11,14 @@
  *   (`urgentKeysForEvent`);
  * - an EndpointSlice the operator owns: its controller owner HARouter;
  * - a Service: the routers in its namespace whose `spec.endpoint` names it
- *   (the `ROUTERS_BY_SERVICE` index).
+ *   (the `ROUTERS_BY_SERVICE` index);
+ * - a VRID claim Lease: the router holding it (a claim whose router is gone is then
+ *   released), and when it goes, the routers of its segment still waiting for a VRID
+ *   (`VRIDConflict`, `NoVRIDAvailable`: no `status.vrrp` yet).
  */
 import type { V1Node } from '@kubernetes/client-node';
-import { HAROUTER, type HARouter } from '../api/index.ts';
-import { ROUTERS_BY_AGENT, ROUTERS_BY_SERVICE } from './indexes.ts';
+import { claimOf, HAROUTER, type HARouter, type LeaseObject } from '../api/index.ts';
+import { ROUTERS_BY_AGENT, ROUTERS_BY_SEGMENT, ROUTERS_BY_SERVICE } from './indexes.ts';
 import { routerKey } from './router-key.ts';
 import type { CacheName, CacheObject, Caches, InformerEvent, KeysForEvent } from './types.ts';
 
@@ -98,6 +101,18 @@ function keysUnsafe<K extends CacheName>(
         for (const key of keysOf(caches.harouters.byIndex(ROUTERS_BY_SERVICE, `${namespace}/${name}`))) {
           keys.add(key);
         }
+      }
+      break;
+    case 'vridClaims':
+      for (const obj of objectsOf(event) as LeaseObject[]) {
+        const claim = claimOf(obj);
+        if (!claim) continue;
+        keys.add(claim.holder);
+        if (event.type !== 'delete') continue;
+        const waiting = caches.harouters
+          .byIndex(ROUTERS_BY_SEGMENT, claim.segment)
+          .filter((r) => r?.spec?.vrrp !== undefined && r.status?.vrrp === undefined);
+        for (const key of keysOf(waiting)) keys.add(key);
       }
       break;
   }

@@ -6,7 +6,7 @@
  * them (values: reconcile keys `namespace/routerId`), HARouters by the nodes
  * they list and by the Service their endpoint names.
  */
-import { HAROUTER } from '../api/index.ts';
+import { claimOf, HAROUTER, type LeaseObject } from '../api/index.ts';
 import { routerKey } from './router-key.ts';
 
 /** Index of `harouterStates`: the report's `namespace/spec.routerId`. */
@@ -55,4 +55,29 @@ export function routerServiceIndex(obj: Indexable): string[] {
   const namespace = obj?.metadata?.namespace;
   const service = obj?.spec?.endpoint?.serviceName;
   return namespace && typeof service === 'string' && service ? [`${namespace}/${service}`] : [];
+}
+
+/** Index of `harouters`: `spec.vrrp.segment`, for routers with `spec.vrrp`. */
+export const ROUTERS_BY_SEGMENT = 'segment';
+/** Index of `vridClaims`: the claim's holder, `namespace/routerId` (a reconcile key). */
+export const CLAIMS_BY_HOLDER = 'holder';
+/** Index of `vridClaims`: the claim's segment. */
+export const CLAIMS_BY_SEGMENT = 'segment';
+
+/** The segment of a router's `spec.vrrp`. */
+export function routerSegmentIndex(obj: { spec?: { vrrp?: { segment?: unknown } } }): string[] {
+  const segment = obj?.spec?.vrrp?.segment;
+  return typeof segment === 'string' && segment ? [segment] : [];
+}
+
+/** The router holding a VRID claim Lease. */
+export function claimHolderIndex(obj: LeaseObject): string[] {
+  const claim = claimOf(obj);
+  return claim ? [claim.holder] : [];
+}
+
+/** The segment of a VRID claim Lease. */
+export function claimSegmentIndex(obj: LeaseObject): string[] {
+  const claim = claimOf(obj);
+  return claim ? [claim.segment] : [];
 }

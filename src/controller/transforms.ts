@@ -116,3 +116,9 @@ export const serviceFactsSchema = z
       hasSelector: Object.keys(spec?.selector ?? {}).length > 0,
     });
   });
+
+/**
+ * A VRID claim Lease as cached: without `metadata.managedFields` and annotations; its labels
+ * stay (they name the claim's segment and VRID).
+ */
+export const trimClaim = trimSlice;

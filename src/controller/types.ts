@@ -5,7 +5,7 @@
  * additively.
  */
 import type { V1EndpointSlice, V1Node } from '@kubernetes/client-node';
-import type { HARouter, HARouterState } from '../api/index.ts';
+import type { HARouter, HARouterState, LeaseObject } from '../api/index.ts';
 import type { Logger } from '../log.ts';
 import type { IndexedStore, Store } from '../runtime/store.ts';
 import type { ServiceFacts } from './transforms.ts';
@@ -31,7 +31,7 @@ export interface Reconciler {
 
 /** The caches the reconciler reads. Every store is synced before the first reconcile. */
 export interface Caches {
-  /** Indexed by `ROUTERS_BY_AGENT` and `ROUTERS_BY_SERVICE` (indexes.ts). */
+  /** Indexed by `ROUTERS_BY_AGENT`, `ROUTERS_BY_SERVICE` and `ROUTERS_BY_SEGMENT` (indexes.ts). */
   harouters: IndexedStore<HARouter>;
   /** Indexed by `REPORTS_BY_ROUTER` (indexes.ts). */
   harouterStates: IndexedStore<HARouterState>;
@@ -43,6 +43,11 @@ export interface Caches {
    * (for the opt-in rule); read-only, the operator never writes them.
    */
   services: Store<ServiceFacts>;
+  /**
+   * The VRID claim Leases (label `harouter.dev/vrid-claim=true`) in the operator's namespace;
+   * indexed by `CLAIMS_BY_HOLDER` and `CLAIMS_BY_SEGMENT`.
+   */
+  vridClaims: IndexedStore<LeaseObject>;
 }
 
 /** The informer kinds, as the names used in `Caches`. */

@@ -140,6 +140,9 @@ export function errorStatus(err: unknown): number {
 export const isNotFound = (err: unknown): boolean => errorStatus(err) === 404;
 /** 409: a stale resourceVersion, a failed precondition, or AlreadyExists. */
 export const isConflict = (err: unknown): boolean => errorStatus(err) === 409;
+/** A create refused because the name is taken (409 with reason AlreadyExists, not a write conflict). */
+export const isAlreadyExists = (err: unknown): boolean =>
+  errorStatus(err) === 409 && apiErrorFacts(err).reason === 'AlreadyExists';
 /** Whether an error is worth retrying (no response, throttling, server-side or timeout). */
 export function isTransient(err: unknown): boolean {
   const status = errorStatus(err);

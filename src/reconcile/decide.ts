@@ -15,6 +15,7 @@ import {
   stateObjectName,
 } from '../api/index.ts';
 import type { ServiceRefusal } from './service-opt-in.ts';
+import { type VRIDOutcome, vridRefusal } from './vrid.ts';
 
 /** What the operator knows of an agent's Node. */
 export interface NodeView {
@@ -42,6 +43,8 @@ export interface DecideInput {
    * HARouter naming the same Service, say): the operator will not take it over.
    */
   readonly sliceHeldByOther?: boolean;
+  /** The router's VRID (`vrid-allocator.ts`), for a router with `spec.vrrp`; undefined without. */
+  readonly vrid?: VRIDOutcome | undefined;
 }
 
 /** The verdict on one report: its desired `Accepted` condition. */
@@ -84,6 +87,8 @@ export interface RouteDecision {
   /** The endpoint to route: `spec.endpoint` when its Service may be driven, else undefined (no slice). */
   readonly endpoint: HARouterEndpoint | undefined;
   readonly reports: readonly ReportVerdict[];
+  /** `status.vrrp`: the router's recorded VRID; undefined without one (not rendered). */
+  readonly vrrp: { readonly vrid: number; readonly segment: string } | undefined;
 }
 
 /** What `decide` returns: a router to drive, or one to leave alone. */
@@ -266,8 +271,11 @@ export function decide(input: DecideInput): Decision {
   const activeAddress = activeAgent === undefined ? undefined : nodes.get(activeAgent)?.internalIP;
   const endpoint = router.spec.endpoint;
 
+  const vridRefused = vridRefusal(input.vrid);
   const conditions: ConditionFacts[] = [
-    readyCondition(activeAgent, activeAddress, endpoint, input),
+    vridRefused
+      ? { type: CONDITION_READY, status: 'False', ...vridRefused }
+      : readyCondition(activeAgent, activeAddress, endpoint, input),
     splitBrain
       ? {
           type: CONDITION_SPLIT_BRAIN,
@@ -330,5 +338,9 @@ export function decide(input: DecideInput): Decision {
     conditions,
     endpoint: input.serviceRefusal ? undefined : endpoint,
     reports: verdicts,
+    vrrp:
+      input.vrid?.kind === 'recorded' && router.spec.vrrp
+        ? { vrid: input.vrid.vrid, segment: input.vrid.segment }
+        : undefined,
   };
 }

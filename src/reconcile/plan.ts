@@ -155,6 +155,7 @@ export function desiredStatus(
         : {}),
     ...(decision.generation !== undefined ? { observedGeneration: decision.generation } : {}),
     conditions: mergeConditions(current?.conditions, decision.conditions, stamp, decision.generation),
+    ...(decision.vrrp ? { vrrp: { ...decision.vrrp } } : {}),
   };
 }
 

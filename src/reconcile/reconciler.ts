@@ -50,6 +50,7 @@ import {
   type Write,
 } from './plan.ts';
 import { serviceRefusal } from './service-opt-in.ts';
+import { VRIDAllocator } from './vrid-allocator.ts';
 
 /** `reportingController` of the Events the operator records. */
 export const REPORTING_CONTROLLER = 'harouter.dev/harouter-operator';
@@ -75,6 +76,21 @@ export interface ReconcilerOptions {
   identity: string;
   /** Clock (tests). */
   now?: () => Date;
+  /** VRID allocation for routers with `spec.vrrp` (default: claims in `harouter-system`, nothing reserved). */
+  vrrp?: VRRPOptions;
+}
+
+/** Where VRID claims live and what the operator may allocate. */
+export interface VRRPOptions {
+  /** The operator's namespace, which holds the claim Leases. */
+  claimNamespace: string;
+  /** `--vrrp-reserved-vrids`. */
+  reservedVRIDs: readonly number[];
+  /**
+   * The namespace whose HARouters this operator watches (undefined: all). Claims held by routers
+   * of other namespaces belong to another operator and are never released by this one.
+   */
+  watchedNamespace?: string | undefined;
 }
 
 interface Versioned {
@@ -157,10 +173,20 @@ export class HARouterReconciler implements Reconciler {
   readonly #splitBrainSince = new Map<string, number>();
   /** Per router key: what the per-router series currently export. */
   readonly #exported = new Map<string, { active: string; transitions: number; flags: Flags }>();
+  readonly #vrids: VRIDAllocator;
+  readonly #watchedNamespace: string | undefined;
 
   constructor(options: ReconcilerOptions) {
     this.#options = options;
     this.#now = options.now ?? (() => new Date());
+    this.#watchedNamespace = options.vrrp?.watchedNamespace;
+    this.#vrids = new VRIDAllocator({
+      raw: options.raw,
+      claims: options.caches.vridClaims,
+      routers: options.caches.harouters,
+      namespace: options.vrrp?.claimNamespace ?? 'harouter-system',
+      reserved: options.vrrp?.reservedVRIDs ?? [],
+    });
   }
 
   async reconcile(key: string, log: Logger): Promise<ReconcileResult> {
@@ -231,6 +257,9 @@ export class HARouterReconciler implements Reconciler {
   ): Promise<undefined> {
     this.#dropRouterMetrics(key);
     this.#routers.forget(key);
+    if (this.#watchedNamespace === undefined || this.#watchedNamespace === namespace) {
+      await this.#vrids.releaseAll(key, log);
+    }
     const writes = planReports(namespace, decideOrphanReports(reports), reports, this.#now());
     await this.#apply(writes, undefined, undefined, { routed: false }, log);
     if (reports.length === 0) {
@@ -279,12 +308,14 @@ export class HARouterReconciler implements Reconciler {
       router,
     );
     if (held) log.warn({ slice: wanted }, 'the EndpointSlice for this router is owned by another controller');
+    const vrid = await this.#vrids.ensure(router, log);
     const decision = decide({
       router,
       reports,
       nodes,
       serviceRefusal: serviceRefused,
       sliceHeldByOther: held,
+      vrid,
     });
     if (decision.kind !== 'route') return undefined;
     const wait = this.#splitBrainWait(key, decision);

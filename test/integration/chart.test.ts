@@ -445,7 +445,14 @@ describe('helm install, upgrade and uninstall in webhook mode', () => {
         `${verb} lease elsewhere`,
       ).toBe(false);
     }
-    expect(await can(operator, { verb: 'delete', ...lease, namespace })).toBe(false);
+    // VRID claims: Leases the operator creates, watches and deletes, in its own namespace only.
+    for (const verb of ['list', 'watch', 'delete']) {
+      expect(await can(operator, { verb, ...lease, namespace }), `${verb} lease`).toBe(true);
+      expect(
+        await can(operator, { verb, ...lease, namespace: 'kube-system' }),
+        `${verb} lease elsewhere`,
+      ).toBe(false);
+    }
   });
 
   it('RBAC: the reporter may write HARouterStates and read HARouters in the release namespace only, never a status or anything else', async () => {

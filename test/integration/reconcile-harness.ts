@@ -281,6 +281,7 @@ export async function startTestOperator(
   kc: KubeConfig,
   namespace: string,
   workers = 2,
+  extraArgs: readonly string[] = [],
 ): Promise<TestOperator> {
   const log = pino({ level: process.env.HAROUTER_TEST_LOG ?? 'silent' });
   const metrics = createMetrics({ processMetrics: false });
@@ -293,6 +294,7 @@ export async function startTestOperator(
       '--health-probe-bind-address=0',
       `--workers=${workers}`,
       `--identity=test-${process.pid}`,
+      ...extraArgs,
     ],
     {},
   );

@@ -169,6 +169,8 @@ describe('helm template with default values', () => {
         'Namespace',
         'PodDisruptionBudget',
         'Role',
+        'Role',
+        'RoleBinding',
         'RoleBinding',
         'RoleBinding',
         'Secret',

@@ -36,7 +36,12 @@ describe('parseConfig', () => {
       requireNodeBinding: true,
       logLevel: 'info',
       workers: 4,
+      vrrpReservedVrids: [],
     });
+  });
+
+  it('reads --vrrp-reserved-vrids as VRIDs and ranges, sorted and unique', () => {
+    expect(config(['--vrrp-reserved-vrids=200, 1-3,2,254']).vrrpReservedVrids).toEqual([1, 2, 3, 200, 254]);
   });
 
   it('falls back to harouter-system and the host name without POD_* variables', () => {
@@ -94,6 +99,10 @@ describe('parseConfig', () => {
     [['--namespace=Bad_NS'], /--namespace/],
     [['--no-such-flag'], /unknown flag --no-such-flag/],
     [['--workers'], /needs a value/],
+    [['--vrrp-reserved-vrids=0'], /--vrrp-reserved-vrids: .*must be VRIDs/],
+    [['--vrrp-reserved-vrids=5-255'], /--vrrp-reserved-vrids/],
+    [['--vrrp-reserved-vrids=9-3'], /--vrrp-reserved-vrids/],
+    [['--vrrp-reserved-vrids=a'], /--vrrp-reserved-vrids/],
     [['positional'], /unexpected argument/],
     [['--leader-election-lease-duration=5s'], /greater than --leader-election-renew-deadline/],
     [['--leader-election-retry-period=9s'], /renew-deadline must be greater than 1.2/],

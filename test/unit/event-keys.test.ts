@@ -1,11 +1,13 @@
 import type { V1EndpointSlice, V1Node } from '@kubernetes/client-node';
 import { describe, expect, it } from 'vitest';
-import type { HARouter, HARouterState } from '../../src/api/index.ts';
+import { claimLease, type HARouter, type HARouterState, type LeaseObject } from '../../src/api/index.ts';
 import { keysForEvent, nodeFacts, urgentKeysForEvent } from '../../src/controller/event-keys.ts';
 import {
   ROUTERS_BY_AGENT,
+  ROUTERS_BY_SEGMENT,
   ROUTERS_BY_SERVICE,
   routerAgentIndex,
+  routerSegmentIndex,
   routerServiceIndex,
 } from '../../src/controller/indexes.ts';
 import { parseRouterKey } from '../../src/controller/router-key.ts';
@@ -40,6 +42,7 @@ const caches: Caches = {
   nodes: store<V1Node>([]),
   endpointSlices: store<V1EndpointSlice>([]),
   services: store<ServiceFacts>([]),
+  vridClaims: store<LeaseObject>([]),
 };
 
 function node(name: string, ready: string, ip = '198.51.100.11'): V1Node {
@@ -223,5 +226,42 @@ describe('urgentKeysForEvent', () => {
       [],
     );
     expect([...urgentKeysForEvent('harouters', { type: 'add', obj: r1 }, withRouted)]).toEqual([]);
+  });
+});
+
+describe('keysForEvent: VRID claims', () => {
+  const VRRP = {
+    segment: 'edge',
+    interface: 'eth0',
+    virtualIPs: ['192.0.2.1/24'],
+    advertIntervalMs: 1000,
+    fenceHoldSeconds: 60,
+    failbackDelaySeconds: 30,
+  };
+  const waiting: HARouter = { ...r2, spec: { ...r2.spec, vrrp: VRRP } };
+  const recorded: HARouter = {
+    ...r3,
+    spec: { ...r3.spec, vrrp: VRRP },
+    status: { vrrp: { vrid: 2, segment: 'edge' } },
+  };
+  const claimCaches: Caches = {
+    ...caches,
+    harouters: store([r1, waiting, recorded], { [ROUTERS_BY_SEGMENT]: routerSegmentIndex }),
+  };
+  const lease = claimLease('edge', 1, NAMESPACE, ROUTER_ID);
+
+  it('a claim maps to its holder', () => {
+    expect([...keysForEvent('vridClaims', { type: 'add', obj: lease }, claimCaches)]).toEqual([key1]);
+  });
+
+  it("a claim that goes also maps to the segment's routers still waiting for a VRID (not those with one)", () => {
+    expect([...keysForEvent('vridClaims', { type: 'delete', obj: lease }, claimCaches)].sort()).toEqual(
+      [key1, key2].sort(),
+    );
+  });
+
+  it('a Lease that is not a claim maps to nothing', () => {
+    const other = { metadata: { name: 'harouter-operator' }, spec: { holderIdentity: 'pod-1' } };
+    expect([...keysForEvent('vridClaims', { type: 'delete', obj: other }, claimCaches)]).toEqual([]);
   });
 });

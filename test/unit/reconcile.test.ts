@@ -7,7 +7,7 @@
 import type { V1EndpointSlice, V1Node } from '@kubernetes/client-node';
 import pino from 'pino';
 import { describe, expect, it } from 'vitest';
-import { type HARouter, type HARouterState, ROUTER_LABEL } from '../../src/api/index.ts';
+import { type HARouter, type HARouterState, type LeaseObject, ROUTER_LABEL } from '../../src/api/index.ts';
 import {
   REPORTS_BY_ROUTER,
   reportRouterIndex,
@@ -65,6 +65,7 @@ function setup() {
     nodes: new MapStore<V1Node>(),
     endpointSlices: new MapStore<V1EndpointSlice>({ [SLICES_BY_ROUTER]: sliceRouterIndex }),
     services: new MapStore<ServiceFacts>(),
+    vridClaims: new MapStore<LeaseObject>(),
   };
   stores.nodes.put(node('node-a', true, '198.51.100.11'));
   stores.nodes.put(node('node-b', true, '198.51.100.12'));
