@@ -438,15 +438,8 @@ describe('helm install, upgrade and uninstall in webhook mode', () => {
       ).toBe(false);
     }
     const lease = { group: 'coordination.k8s.io', resource: 'leases' };
-    for (const verb of ['get', 'create', 'update']) {
-      expect(await can(operator, { verb, ...lease, namespace }), `${verb} lease`).toBe(true);
-      expect(
-        await can(operator, { verb, ...lease, namespace: 'kube-system' }),
-        `${verb} lease elsewhere`,
-      ).toBe(false);
-    }
-    // VRID claims: Leases the operator creates, watches and deletes, in its own namespace only.
-    for (const verb of ['list', 'watch', 'delete']) {
+    // Leader election (get, create, update) and VRID claims (list, watch, create, delete), in its own namespace only.
+    for (const verb of ['get', 'create', 'update', 'list', 'watch', 'delete']) {
       expect(await can(operator, { verb, ...lease, namespace }), `${verb} lease`).toBe(true);
       expect(
         await can(operator, { verb, ...lease, namespace: 'kube-system' }),
