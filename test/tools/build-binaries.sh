@@ -5,7 +5,11 @@
 # Next to the binaries, bin/.recipe records how they were built (version, module files, link
 # flags, packages). A tool whose binaries are present and whose recorded recipe is today's is
 # skipped, so a second run costs nothing; a changed recipe rebuilds that tool only.
-# Usage: build-binaries.sh [kubernetes|etcd|helm|promtool|prometheus ...]   (default: all five)
+# The node tier and `npm run local -- --node` also need a real node's binaries: kubelet, kube-proxy
+# and kube-scheduler (kubernetes-node, from the same wrapper module as kube-apiserver), containerd
+# with ctr and its runc shim (containerd), and the CNI plugins (cni-plugins); runc comes from Debian.
+# Usage: build-binaries.sh [kubernetes|etcd|helm|promtool|prometheus|kubernetes-node|containerd|cni-plugins ...]
+#        (default: all eight)
 set -euo pipefail
 
 KUBERNETES_VERSION=v1.36.3
@@ -17,6 +21,8 @@ HELM_KUBE_MAJOR=1
 HELM_KUBE_MINOR=36
 PROMETHEUS_VERSION=v0.316.0   # Prometheus 3.16.0: Prometheus 3.x modules are versioned v0.3xx.y
 PROMTOOL_VERSION=$PROMETHEUS_VERSION
+CONTAINERD_VERSION=v2.4.2
+CNI_PLUGINS_VERSION=v1.10.0
 
 here=$(cd "$(dirname "$0")" && pwd)
 cache=${HAROUTER_CACHE:-$HOME/.cache/harouter}
@@ -24,8 +30,12 @@ export GOTOOLCHAIN=local GOWORK=off CGO_ENABLED=0
 
 # Each tool: its version, its binaries and its recipe (everything that decides the binaries).
 version_of() { case $1 in kubernetes) echo "$KUBERNETES_VERSION" ;; etcd) echo "$ETCD_VERSION" ;;
-  helm) echo "$HELM_VERSION" ;; promtool) echo "$PROMTOOL_VERSION" ;; prometheus) echo "$PROMETHEUS_VERSION" ;; esac; }
-binaries_of() { case $1 in kubernetes) echo kube-apiserver kube-controller-manager kubectl ;; *) echo "$1" ;; esac; }
+  helm) echo "$HELM_VERSION" ;; promtool) echo "$PROMTOOL_VERSION" ;; prometheus) echo "$PROMETHEUS_VERSION" ;;
+  kubernetes-node) echo "$KUBERNETES_VERSION" ;; containerd) echo "$CONTAINERD_VERSION" ;;
+  cni-plugins) echo "$CNI_PLUGINS_VERSION" ;; esac; }
+binaries_of() { case $1 in kubernetes) echo kube-apiserver kube-controller-manager kubectl ;;
+  kubernetes-node) echo kubelet kube-proxy kube-scheduler ;; containerd) echo containerd ctr containerd-shim-runc-v2 ;;
+  cni-plugins) echo bridge host-local loopback portmap ;; *) echo "$1" ;; esac; }
 out_of() { echo "$cache/$1-$(version_of "$1")/bin"; }
 
 kubernetes_ldflags() {
@@ -43,6 +53,10 @@ helm_ldflags() {
   done
   echo "$ld"
 }
+containerd_ldflags() {
+  local p=github.com/containerd/containerd/v2/version
+  echo "-s -w -X $p.Version=$CONTAINERD_VERSION -X $p.Revision=$CONTAINERD_VERSION"
+}
 prometheus_ldflags() {
   echo "-s -w -X github.com/prometheus/common/version.Version=3.${PROMETHEUS_VERSION#v0.3}"
 }
@@ -58,16 +72,29 @@ command_of() {
       "github.com/prometheus/prometheus/cmd/promtool@$PROMTOOL_VERSION") ;;
     prometheus) words=(env "GOBIN=$2" go install -trimpath -ldflags "$(prometheus_ldflags)"
       "github.com/prometheus/prometheus/cmd/prometheus@$PROMETHEUS_VERSION") ;;
+    # -mod=readonly: the wrapper module's go.sum already covers these commands, and it must never be
+    # rewritten by this build (its files are part of the kubernetes tool's recipe too).
+    kubernetes-node) words=(go build -mod=readonly -trimpath -ldflags "$(kubernetes_ldflags)" -o "$2/"
+      k8s.io/kubernetes/cmd/kubelet k8s.io/kubernetes/cmd/kube-proxy k8s.io/kubernetes/cmd/kube-scheduler) ;;
+    # The graph drivers that need cgo or kernel headers are left out; containerd uses overlayfs here.
+    containerd) local m=github.com/containerd/containerd/v2/cmd
+      words=(env "GOBIN=$2" go install -trimpath -tags "no_btrfs no_devmapper no_zfs" -ldflags "$(containerd_ldflags)"
+        "$m/containerd@$CONTAINERD_VERSION" "$m/ctr@$CONTAINERD_VERSION" "$m/containerd-shim-runc-v2@$CONTAINERD_VERSION") ;;
+    cni-plugins) local m=github.com/containernetworking/plugins
+      words=(env "GOBIN=$2" go install -trimpath
+        -ldflags "-s -w -X $m/pkg/utils/buildversion.BuildVersion=$CNI_PLUGINS_VERSION"
+        "$m/plugins/main/bridge@$CNI_PLUGINS_VERSION" "$m/plugins/ipam/host-local@$CNI_PLUGINS_VERSION"
+        "$m/plugins/main/loopback@$CNI_PLUGINS_VERSION" "$m/plugins/meta/portmap@$CNI_PLUGINS_VERSION") ;;
   esac
 }
 # kubernetes and etcd build from the wrapper modules next to this script (their go.mod pins every dependency).
-module_dir() { case $1 in kubernetes) echo "$here/k8s" ;; etcd) echo "$here/etcd" ;; *) echo "$here" ;; esac; }
+module_dir() { case $1 in kubernetes|kubernetes-node) echo "$here/k8s" ;; etcd) echo "$here/etcd" ;; *) echo "$here" ;; esac; }
 
 # The recipe: the build command (output directory left out) and the wrapper module's files.
 recipe() {
   local words; command_of "$1" OUT
   printf '%q ' "${words[@]}"; echo
-  case $1 in kubernetes|etcd) (cd "$(module_dir "$1")" && sha256sum go.mod go.sum) ;; esac
+  case $1 in kubernetes|kubernetes-node|etcd) (cd "$(module_dir "$1")" && sha256sum go.mod go.sum) ;; esac
 }
 recipe_sha() { recipe "$1" | sha256sum | cut -d' ' -f1; }
 
@@ -102,7 +129,8 @@ with_progress() {
   return $status
 }
 
-declare -A typical=([kubernetes]="5 to 20 min" [etcd]="2 to 4 min" [helm]="1 to 3 min" [promtool]="3 to 8 min" [prometheus]="1 to 8 min")
+declare -A typical=([kubernetes]="5 to 20 min" [etcd]="2 to 4 min" [helm]="1 to 3 min" [promtool]="3 to 8 min" [prometheus]="1 to 8 min"
+  [kubernetes-node]="3 to 15 min" [containerd]="3 to 10 min" [cni-plugins]="1 min")
 
 ensure() {
   local tool=$1 out; out=$(out_of "$tool")
@@ -124,11 +152,11 @@ ensure() {
   say "built $tool in $(( (SECONDS - started) / 60 )) min $(( (SECONDS - started) % 60 )) s"
 }
 
-tools=("$@"); [ ${#tools[@]} -gt 0 ] || tools=(etcd kubernetes helm promtool prometheus)
+tools=("$@"); [ ${#tools[@]} -gt 0 ] || tools=(etcd kubernetes helm promtool prometheus kubernetes-node containerd cni-plugins)
 for t in "${tools[@]}"; do
   case $t in
-    kubernetes|etcd|helm|promtool|prometheus) ;;
-    *) say "unknown tool $t (kubernetes, etcd, helm, promtool, prometheus)"; exit 2 ;;
+    kubernetes|etcd|helm|promtool|prometheus|kubernetes-node|containerd|cni-plugins) ;;
+    *) say "unknown tool $t (kubernetes, etcd, helm, promtool, prometheus, kubernetes-node, containerd, cni-plugins)"; exit 2 ;;
   esac
 done
 
