@@ -7,12 +7,13 @@ import { parseArgs } from 'node:util';
 import { LOG_LEVELS } from '../log.ts';
 import { type LocalEnvironment, startLocal, takeDirectoryLock } from './environment.ts';
 import { nodesSummary, SAMPLE_INSTANCE } from './keepalived.ts';
+import { type LocalNodeEnvironment, NODE_RELEASE, startLocalOnNode } from './node-mode.ts';
 import type { Nodes } from './nodes/index.ts';
 import { LOCAL_INTERVALS, OPERATOR_JOB } from './prometheus.ts';
 import { SAMPLE_NAMESPACE, SAMPLE_ROUTER_ID } from './sample.ts';
 
 /** `npm run local -- --help`. */
-export const LOCAL_HELP = `npm run local -- [--dir DIR] [--log-level LEVEL] [--free-ports] [--prometheus] [--keepalived]
+export const LOCAL_HELP = `npm run local -- [--dir DIR] [--log-level LEVEL] [--free-ports] [--prometheus] [--keepalived] [--node]
 
 Starts a local Kubernetes control plane (etcd, kube-apiserver, kube-controller-manager),
 installs the harouter CRDs, RBAC, webhook and a working sample (three Ready nodes, a reporter
@@ -30,14 +31,23 @@ Ctrl-C stops everything. A second start replaces the cluster's data (a fresh clu
   --keepalived       run the three nodes as network namespaces with real keepalived and the
                      node agent each (metrics on 8090, 8091, 8092 when free); needs root,
                      keepalived and iproute2
+  --node             instead: a real node on this machine (containerd, kubelet, kube-proxy, CNI)
+                     and the chart installed on it with helm, from the image \`npm run image\`
+                     builds from the Dockerfile (operator and agent run as pods); needs root,
+                     runc, iptables, buildah and debootstrap
   -h, --help         this text
 `;
 
 /** Reads local mode's flags. Pure. */
-export function parseLocalArgs(
-  argv: readonly string[],
-):
-  | { dir: string; logLevel: string; freePorts: boolean; prometheus: boolean; keepalived: boolean }
+export function parseLocalArgs(argv: readonly string[]):
+  | {
+      dir: string;
+      logLevel: string;
+      freePorts: boolean;
+      prometheus: boolean;
+      keepalived: boolean;
+      node: boolean;
+    }
   | { help: true } {
   const { values } = parseArgs({
     args: [...argv],
@@ -47,6 +57,7 @@ export function parseLocalArgs(
       'free-ports': { type: 'boolean' },
       prometheus: { type: 'boolean' },
       keepalived: { type: 'boolean' },
+      node: { type: 'boolean' },
       help: { type: 'boolean', short: 'h' },
     },
     strict: true,
@@ -62,7 +73,49 @@ export function parseLocalArgs(
     freePorts: values['free-ports'] === true,
     prometheus: values.prometheus === true,
     keepalived: values.keepalived === true,
+    node: values.node === true,
   };
+}
+
+/** What `--node` prints once the chart runs on the node: where things are and what to try. */
+export function nodeSummary(
+  env: Omit<LocalNodeEnvironment, 'node' | 'stop'> & { node: { name: string; address: string; dir: string } },
+  cwd = process.cwd(),
+): string {
+  const shown = (path: string) => {
+    const rel = relative(cwd, path);
+    return rel.startsWith('..') ? path : rel;
+  };
+  const kubectl = `${env.kubectlPath} --kubeconfig ${shown(env.adminKubeconfig)}`;
+  const t = env.timings;
+  const ns = NODE_RELEASE.namespace;
+  return `
+harouter local mode is running on a real node (started in ${t.total} s: image ${t.image} s, node ${t.node} s, helm install ${t.install} s).
+
+  API server      ${env.server}
+  kubectl         ${env.kubectlPath}
+  helm            ${env.helmPath}
+  kubeconfig      ${shown(env.adminKubeconfig)} (cluster admin; context namespace "${ns}")
+  node            ${env.node.name} (${env.node.address}): containerd, kubelet, kube-proxy; logs in ${shown(resolve(env.node.dir, 'logs'))}/
+  release         ${NODE_RELEASE.name} in ${ns} (the chart, image ${'localhost/harouter-operator'}, pullPolicy Never)
+
+In another terminal:
+
+  # the operator's two replicas and the agent DaemonSet, running as pods
+  ${kubectl} get pods -A -o wide
+
+  # the operator's log (leader election, the webhook), and the agent's
+  ${kubectl} logs deploy/${NODE_RELEASE.name}-harouter-operator
+  ${kubectl} logs ds/${NODE_RELEASE.name}-harouter-operator-agent
+
+  # the release, as helm sees it
+  KUBECONFIG=${shown(env.adminKubeconfig)} ${env.helmPath} status ${NODE_RELEASE.name} -n ${ns}
+
+  # a HARouter (examples/harouter.yaml names nodes node-a..c; edit the agents to ${env.node.name})
+  ${kubectl} get harouters,harouterstates -A
+
+Press Ctrl-C to stop everything (pods, node, control plane; the machine is put back as it was).
+`;
 }
 
 /** The Prometheus lines of the summary: where it runs, a query or two, the alerts. */
@@ -190,6 +243,7 @@ async function main(): Promise<number> {
     return 0;
   }
   const print = (line: string) => process.stdout.write(`${line}\n`);
+  if (parsed.node) return await runOnNode(parsed.dir, parsed.logLevel, print);
   let release: () => Promise<void>;
   try {
     release = await takeDirectoryLock(parsed.dir);
@@ -255,6 +309,38 @@ async function main(): Promise<number> {
   await release();
   print('local: stopped');
   return 1;
+}
+
+/** `--node`: runs until Ctrl-C, then stops the node and its control plane. */
+async function runOnNode(dir: string, logLevel: string, print: (line: string) => void): Promise<number> {
+  let release: () => Promise<void>;
+  try {
+    release = await takeDirectoryLock(dir);
+  } catch (error) {
+    process.stderr.write(`local: ${(error as Error).message}\n`);
+    return 1;
+  }
+  let env: LocalNodeEnvironment;
+  try {
+    env = await startLocalOnNode({ dir, logLevel, print });
+  } catch (error) {
+    await release();
+    process.stderr.write(`local: start-up failed: ${(error as Error).message}\n`);
+    return 1;
+  }
+  print(nodeSummary(env));
+  await new Promise<void>((done) => {
+    const onSignal = (signal: NodeJS.Signals) => {
+      print(`local: ${signal}: stopping the node and the control plane ...`);
+      done();
+    };
+    process.once('SIGINT', onSignal);
+    process.once('SIGTERM', onSignal);
+  });
+  await env.stop();
+  await release();
+  print('local: stopped');
+  return 0;
 }
 
 if (import.meta.main) process.exitCode = await main();

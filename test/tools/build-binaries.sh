@@ -72,9 +72,7 @@ command_of() {
       "github.com/prometheus/prometheus/cmd/promtool@$PROMTOOL_VERSION") ;;
     prometheus) words=(env "GOBIN=$2" go install -trimpath -ldflags "$(prometheus_ldflags)"
       "github.com/prometheus/prometheus/cmd/prometheus@$PROMETHEUS_VERSION") ;;
-    # -mod=readonly: the wrapper module's go.sum already covers these commands, and it must never be
-    # rewritten by this build (its files are part of the kubernetes tool's recipe too).
-    kubernetes-node) words=(go build -mod=readonly -trimpath -ldflags "$(kubernetes_ldflags)" -o "$2/"
+    kubernetes-node) words=(go build -mod=mod -trimpath -ldflags "$(kubernetes_ldflags)" -o "$2/"
       k8s.io/kubernetes/cmd/kubelet k8s.io/kubernetes/cmd/kube-proxy k8s.io/kubernetes/cmd/kube-scheduler) ;;
     # The graph drivers that need cgo or kernel headers are left out; containerd uses overlayfs here.
     containerd) local m=github.com/containerd/containerd/v2/cmd
@@ -114,20 +112,9 @@ current() { local out; out=$(out_of "$1"); have "$out" $(binaries_of "$1") && cm
 adoptable() { local out; out=$(out_of "$1"); have "$out" $(binaries_of "$1") && [ ! -e "$out/.recipe" ] &&
   grep -qx "$1 $(recipe_sha "$1")" <<<"$UNRECORDED_RECIPES"; }
 
+# shellcheck source=test/tools/progress.sh
+. "$here/progress.sh"
 say() { echo "build-binaries: $*" >&2; }
-
-# Runs a build step with a line every 30 s, so a long build is never a silent wait.
-with_progress() {
-  local what=$1; shift
-  local started=$SECONDS
-  ( while sleep 30 >/dev/null 2>&1; do say "still building $what ($(( (SECONDS - started) / 60 )) min $(( (SECONDS - started) % 60 )) s so far)"; done ) &
-  local ticker=$!
-  local status=0
-  "$@" || status=$?
-  kill "$ticker" 2>/dev/null || true
-  wait "$ticker" 2>/dev/null || true
-  return $status
-}
 
 declare -A typical=([kubernetes]="5 to 20 min" [etcd]="2 to 4 min" [helm]="1 to 3 min" [promtool]="3 to 8 min" [prometheus]="1 to 8 min"
   [kubernetes-node]="3 to 15 min" [containerd]="3 to 10 min" [cni-plugins]="1 min")
@@ -146,7 +133,15 @@ ensure() {
   local started=$SECONDS
   rm -rf "$out.tmp" && mkdir -p "$out.tmp"
   local words; command_of "$tool" "$out.tmp"
-  (cd "$(module_dir "$tool")" && with_progress "$tool" "${words[@]}")
+  local dir; dir=$(module_dir "$tool")
+  # kubernetes-node builds in a scratch copy of the wrapper module: its go.sum lacks the checksums of
+  # the kubelet's and kube-proxy's own dependencies, which -mod=mod adds to the copy only. The
+  # module's files are the kubernetes tool's recipe too: changing them would rebuild kube-apiserver.
+  if [ "$tool" = kubernetes-node ]; then
+    dir="$out.module" && rm -rf "$dir" && mkdir -p "$dir" && cp "$here/k8s/go.mod" "$here/k8s/go.sum" "$dir/"
+  fi
+  (cd "$dir" && with_progress "$tool" "${words[@]}")
+  [ "$tool" != kubernetes-node ] || rm -rf "$dir"
   recipe "$tool" >"$out.tmp/.recipe"
   rm -rf "$out" && mv "$out.tmp" "$out"
   say "built $tool in $(( (SECONDS - started) / 60 )) min $(( (SECONDS - started) % 60 )) s"

@@ -9,9 +9,19 @@ export const ETCD_VERSION = 'v3.6.14';
 export const HELM_VERSION = 'v3.21.4';
 /** Prometheus 3.16.0 and its promtool (Prometheus 3.x modules are versioned v0.3xx.y). */
 export const PROMETHEUS_VERSION = 'v0.316.0';
+export const CONTAINERD_VERSION = 'v2.4.2';
+export const CNI_PLUGINS_VERSION = 'v1.10.0';
 
 /** The tools `test/tools/build-binaries.sh` builds, by its names. */
-export type Tool = 'kubernetes' | 'etcd' | 'helm' | 'promtool' | 'prometheus';
+export type Tool =
+  | 'kubernetes'
+  | 'etcd'
+  | 'helm'
+  | 'promtool'
+  | 'prometheus'
+  | 'kubernetes-node'
+  | 'containerd'
+  | 'cni-plugins';
 
 const TOOL_VERSIONS: Record<Tool, string> = {
   kubernetes: KUBERNETES_VERSION,
@@ -19,6 +29,9 @@ const TOOL_VERSIONS: Record<Tool, string> = {
   helm: HELM_VERSION,
   promtool: PROMETHEUS_VERSION,
   prometheus: PROMETHEUS_VERSION,
+  'kubernetes-node': KUBERNETES_VERSION,
+  containerd: CONTAINERD_VERSION,
+  'cni-plugins': CNI_PLUGINS_VERSION,
 };
 
 /** Absolute paths of the binaries the control plane, the tests and the local mode run. */
@@ -107,6 +120,42 @@ export function buildTools(
 export async function ensureBinaries(progress?: BuildProgress): Promise<Binaries> {
   await buildTools(['etcd', 'kubernetes'], progress);
   return binaryPaths();
+}
+
+/** Absolute paths of a real node's binaries (runc is Debian's, found on PATH). */
+export interface NodeBinaries {
+  readonly kubelet: string;
+  readonly kubeProxy: string;
+  readonly kubeScheduler: string;
+  readonly containerd: string;
+  readonly ctr: string;
+  /** Directory of containerd's runc shim (containerd finds `containerd-shim-runc-v2` on its PATH). */
+  readonly containerdBinDir: string;
+  /** Directory of the CNI plugins bridge, host-local, loopback and portmap. */
+  readonly cniBinDir: string;
+}
+
+/** Where a real node's binaries live in the cache, whether or not they have been built yet. */
+export function nodeBinaryPaths(cache = binaryCacheDir()): NodeBinaries {
+  return {
+    kubelet: toolBinary('kubernetes-node', 'kubelet', cache),
+    kubeProxy: toolBinary('kubernetes-node', 'kube-proxy', cache),
+    kubeScheduler: toolBinary('kubernetes-node', 'kube-scheduler', cache),
+    containerd: toolBinary('containerd', 'containerd', cache),
+    ctr: toolBinary('containerd', 'ctr', cache),
+    containerdBinDir: join(cache, `containerd-${CONTAINERD_VERSION}`, 'bin'),
+    cniBinDir: join(cache, `cni-plugins-${CNI_PLUGINS_VERSION}`, 'bin'),
+  };
+}
+
+/**
+ * Returns a real node's binaries (kubelet, kube-proxy, kube-scheduler, containerd, the
+ * CNI plugins), building them first when they are missing or were built with another
+ * recipe (see {@link buildTools}).
+ */
+export async function ensureNodeBinaries(progress?: BuildProgress): Promise<NodeBinaries> {
+  await buildTools(['kubernetes-node', 'containerd', 'cni-plugins'], progress);
+  return nodeBinaryPaths();
 }
 
 /** The Prometheus server binary, built first when missing (see {@link buildTools}). */

@@ -1,14 +1,14 @@
 import { chmod, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { request } from 'node:https';
 import { join, resolve } from 'node:path';
-import { type Binaries, type BuildProgress, ensureBinaries } from './binaries.ts';
+import { type Binaries, type BuildProgress, ensureBinaries, ensureNodeBinaries } from './binaries.ts';
 import { base64File, createPki, type KeyPair, type Pki } from './pki.ts';
 import { freePort, type ManagedProcess, startProcess, tailLog, waitUntil } from './process.ts';
 
 /** A running local control plane: real etcd, kube-apiserver and kube-controller-manager. */
 export interface ControlPlane {
   readonly dir: string;
-  /** `https://127.0.0.1:<port>` */
+  /** `https://127.0.0.1:<port>` (with `servesNode`: `https://<its address>:<port>`) */
   readonly server: string;
   /** Admin kubeconfig (client certificate in `system:masters`), credentials embedded. */
   readonly kubeconfigPath: string;
@@ -35,12 +35,27 @@ export interface ControlPlane {
    * kube-apiserver `/readyz`).
    */
   restart(component: 'etcd' | 'kube-apiserver'): Promise<void>;
-  /** Stops kube-controller-manager, kube-apiserver and etcd, in that order. */
+  /** Stops kube-scheduler (when it runs), kube-controller-manager, kube-apiserver and etcd, in that order. */
   stop(): Promise<void>;
 }
 
 /** The processes of a local control plane. */
-export type Component = 'etcd' | 'kube-apiserver' | 'kube-controller-manager';
+export type Component = 'etcd' | 'kube-apiserver' | 'kube-controller-manager' | 'kube-scheduler';
+
+/**
+ * What a control plane needs to serve a real node (a kubelet running pods): the
+ * node tier and `npm run local -- --node`. Every other user gets a control plane
+ * for nodes that do not exist, which these settings would disturb (pods would get
+ * tokens mounted, the node-lifecycle controller would mark fake Nodes NotReady).
+ */
+export interface NodeServing {
+  /** An address of this machine that pods reach (on an interface of the caller's, not 127.0.0.1). */
+  address: string;
+  /** The Services' range; its first address is the `kubernetes` Service's. */
+  serviceCidr: string;
+  /** The pods' range (kube-controller-manager's `--cluster-cidr`). */
+  podCidr: string;
+}
 
 /** Options of {@link startControlPlane}. */
 export interface ControlPlaneOptions {
@@ -54,6 +69,49 @@ export interface ControlPlaneOptions {
   readyTimeoutMs?: number;
   /** Where the binaries' build (first run on a machine) reports its progress (default: stderr). */
   buildProgress?: BuildProgress;
+  /** Serve a real node (see {@link NodeServing}); default: nodes that are only objects. */
+  servesNode?: NodeServing;
+}
+
+/** The first address of an IPv4 CIDR (`198.18.64.0/24` gives `198.18.64.1`): the `kubernetes` Service's. */
+export function firstServiceIp(cidr: string): string {
+  const [network] = cidr.split('/');
+  const octets = (network ?? '').split('.').map(Number);
+  if (octets.length !== 4 || octets.some((o) => !Number.isInteger(o) || o < 0 || o > 255))
+    throw new Error(`not an IPv4 CIDR: ${cidr}`);
+  const value =
+    (((octets[0] ?? 0) << 24) | ((octets[1] ?? 0) << 16) | ((octets[2] ?? 0) << 8) | (octets[3] ?? 0)) + 1;
+  return [24, 16, 8, 0].map((shift) => (value >>> shift) & 255).join('.');
+}
+
+/**
+ * kube-apiserver's flags that differ when it serves a real node. Pure. Pods reach it
+ * on `address` through the `kubernetes` Service, whose endpoints the lease reconciler
+ * keeps; the ServiceAccount admission plugin mounts their tokens (it is disabled for
+ * object-only nodes, whose pods have no ServiceAccount to mount); it reaches the
+ * kubelet (logs, exec) with the admin's client certificate on the node's InternalIP.
+ */
+export function apiServerNodeFlags(
+  serving: NodeServing | undefined,
+  kubeletClient: { certPath: string; keyPath: string },
+): string[] {
+  if (!serving)
+    return [
+      '--bind-address=127.0.0.1',
+      '--advertise-address=127.0.0.1',
+      '--service-cluster-ip-range=10.0.0.0/24',
+      '--disable-admission-plugins=ServiceAccount',
+      '--endpoint-reconciler-type=none',
+    ];
+  return [
+    `--bind-address=${serving.address}`,
+    `--advertise-address=${serving.address}`,
+    `--service-cluster-ip-range=${serving.serviceCidr}`,
+    '--endpoint-reconciler-type=lease',
+    `--kubelet-client-certificate=${kubeletClient.certPath}`,
+    `--kubelet-client-key=${kubeletClient.keyPath}`,
+    '--kubelet-preferred-address-types=InternalIP',
+  ];
 }
 
 /**
@@ -264,15 +322,20 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
   const dir = resolve(options.dir);
   const timeout = options.readyTimeoutMs ?? 90_000;
   const binaries = await ensureBinaries(options.buildProgress);
+  const serving = options.servesNode;
+  const scheduler = serving ? (await ensureNodeBinaries(options.buildProgress)).kubeScheduler : undefined;
   for (const sub of ['etcd', 'pki', 'logs', 'apiserver-certs'])
     await rm(join(dir, sub), { recursive: true, force: true });
   await mkdir(join(dir, 'logs'), { recursive: true, mode: 0o700 });
   await mkdir(join(dir, 'etcd'), { recursive: true, mode: 0o700 });
-  const pki = await createPki(join(dir, 'pki'));
+  const pki = await createPki(
+    join(dir, 'pki'),
+    serving ? [firstServiceIp(serving.serviceCidr), serving.address] : undefined,
+  );
   const admissionConfigPath = await writeAdmissionConfig(pki.dir, pki.webhookClient.client);
   const [etcdPort, peerPort] = [await freePort(), await freePort()];
   const apiPort = options.apiServerPort ?? (await freePort());
-  const server = `https://127.0.0.1:${apiPort}`;
+  const server = `https://${serving?.address ?? '127.0.0.1'}:${apiPort}`;
   const kubeconfigPath = join(dir, 'admin.kubeconfig');
   const processes: ManagedProcess[] = [];
   const stop = async () => {
@@ -335,8 +398,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
         `--etcd-cafile=${etcdTls.ca.certPath}`,
         `--etcd-certfile=${etcdTls.client.certPath}`,
         `--etcd-keyfile=${etcdTls.client.keyPath}`,
-        '--bind-address=127.0.0.1',
-        '--advertise-address=127.0.0.1',
+        ...apiServerNodeFlags(serving, pki.admin),
         `--secure-port=${apiPort}`,
         `--cert-dir=${join(dir, 'apiserver-certs')}`,
         `--tls-cert-file=${pki.apiserver.certPath}`,
@@ -347,11 +409,8 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
         `--service-account-key-file=${pki.serviceAccountKeyPath}`,
         `--service-account-signing-key-file=${pki.serviceAccountKeyPath}`,
         `--api-audiences=${SERVICE_ACCOUNT_ISSUER}`,
-        '--service-cluster-ip-range=10.0.0.0/24',
         '--allow-privileged=true',
-        '--disable-admission-plugins=ServiceAccount',
         `--admission-control-config-file=${admissionConfigPath}`,
-        '--endpoint-reconciler-type=none',
         '--profiling=false',
         '--v=1',
       ],
@@ -401,7 +460,15 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
             '--use-service-account-credentials=true',
             `--service-account-private-key-file=${pki.serviceAccountKeyPath}`,
             `--root-ca-file=${pki.ca.certPath}`,
-            `--controllers=${CONTROLLERS.join(',')}`,
+            // A real node gets every controller: Deployments, ReplicaSets, DaemonSets, EndpointSlices,
+            // node lifecycle and pod garbage collection all act on its pods.
+            ...(serving
+              ? [
+                  '--controllers=*',
+                  `--cluster-cidr=${serving.podCidr}`,
+                  `--service-cluster-ip-range=${serving.serviceCidr}`,
+                ]
+              : [`--controllers=${CONTROLLERS.join(',')}`]),
             // A ResourceQuota created before the quota controller watched its custom resource (it
             // rediscovers resources every 30 s) gets its usage at the next full sync: 10 s, not 5 min.
             '--resource-quota-sync-period=10s',
@@ -421,6 +488,24 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
           );
         },
         firstExited(processes),
+      );
+    }
+    if (scheduler) {
+      processes.push(
+        startProcess(
+          'kube-scheduler',
+          scheduler,
+          [
+            `--kubeconfig=${kubeconfigPath}`,
+            `--authentication-kubeconfig=${kubeconfigPath}`,
+            `--authorization-kubeconfig=${kubeconfigPath}`,
+            '--leader-elect=false',
+            '--secure-port=0',
+            '--v=1',
+          ],
+          join(dir, 'logs', 'kube-scheduler.log'),
+          { env: componentEnv() },
+        ),
       );
     }
   } catch (error) {

@@ -116,6 +116,26 @@ export async function issueServingCert(options: {
 }
 
 /**
+ * Issues a client certificate signed by `ca` for `subject` (`/O=<group>/CN=<user>`):
+ * a kubelet's `system:node:<name>` in `system:nodes`, kube-proxy's `system:kube-proxy`.
+ */
+export async function issueClientCert(options: {
+  ca: KeyPair;
+  dir: string;
+  name: string;
+  subject: string;
+}): Promise<KeyPair> {
+  await mkdir(options.dir, { recursive: true, mode: 0o700 });
+  return signed(options.dir, options.name, options.subject, CLIENT_EXTENSIONS, options.ca);
+}
+
+const CLIENT_EXTENSIONS = [
+  'basicConstraints=CA:FALSE',
+  'keyUsage=critical,digitalSignature,keyEncipherment',
+  'extendedKeyUsage=clientAuth',
+];
+
+/**
  * Creates a self-signed CA in `dir` (`<name>.crt`, `<name>.key`): the control
  * plane's own, or a second one when the chaos run rotates the webhook's CA.
  */
@@ -138,33 +158,23 @@ export async function createCa(
 
 /**
  * Creates a fresh PKI in `dir`: a CA, the API server's serving certificate
- * (127.0.0.1, localhost and the in-cluster names), an admin client certificate
+ * (127.0.0.1, localhost, the in-cluster names and `apiServerIps`), an admin client certificate
  * in `system:masters` (which bypasses RBAC, as envtest's admin does), the
  * service-account signing key, etcd's separate CA with its server and
  * client certificates, and the API server's client certificate for admission
  * webhooks with a CA of its own.
  */
-export async function createPki(dir: string): Promise<Pki> {
+export async function createPki(dir: string, apiServerIps: readonly string[] = ['10.0.0.1']): Promise<Pki> {
   await mkdir(dir, { recursive: true, mode: 0o700 });
   const ca = await createCa(dir);
   const apiserver = await issueServingCert({
     ca,
     dir,
     name: 'apiserver',
-    ips: ['127.0.0.1', '10.0.0.1'],
+    ips: ['127.0.0.1', ...apiServerIps],
     dnsNames: ['localhost', 'kubernetes', 'kubernetes.default', 'kubernetes.default.svc'],
   });
-  const admin = await signed(
-    dir,
-    'admin',
-    '/O=system:masters/CN=harouter-admin',
-    [
-      'basicConstraints=CA:FALSE',
-      'keyUsage=critical,digitalSignature,keyEncipherment',
-      'extendedKeyUsage=clientAuth',
-    ],
-    ca,
-  );
+  const admin = await signed(dir, 'admin', '/O=system:masters/CN=harouter-admin', CLIENT_EXTENSIONS, ca);
   const serviceAccountKeyPath = join(dir, 'service-account.key');
   await newKey(serviceAccountKeyPath, dir);
   const etcdCa = await createCa(dir, 'etcd-ca', '/CN=harouter-local-etcd-ca');
@@ -175,11 +185,7 @@ export async function createPki(dir: string): Promise<Pki> {
     dir,
     'etcd-client',
     '/CN=kube-apiserver-etcd-client',
-    [
-      'basicConstraints=CA:FALSE',
-      'keyUsage=critical,digitalSignature,keyEncipherment',
-      'extendedKeyUsage=clientAuth',
-    ],
+    CLIENT_EXTENSIONS,
     etcdCa,
   );
   const webhookClientCa = await createCa(dir, 'webhook-client-ca', '/CN=harouter-local-webhook-client-ca');
