@@ -1,11 +1,13 @@
 import { defineConfig } from 'vitest/config';
 
 /**
- * Three tiers: `unit` (pure code, no processes, fast), `integration` (one real
+ * Four tiers: `unit` (pure code, no processes, fast), `integration` (one real
  * kube-apiserver + etcd + kube-controller-manager per run, started by the global
- * setup; each file works in its own namespace) and `e2e` (real keepalived in
+ * setup; each file works in its own namespace), `e2e` (real keepalived in
  * network namespaces driving the real operator process; needs root and
- * keepalived), which runs after the other two, one file at a time.
+ * keepalived), which runs after the other two, one file at a time, and `node`
+ * (the chart installed with helm on a real kubelet from the image built from the
+ * Dockerfile; needs root), last.
  */
 export default defineConfig({
   test: {

@@ -33,7 +33,7 @@ export function closeServer(
     server.prependListener('request', (_req, res) => {
       if (!res.headersSent) res.setHeader('Connection', 'close');
     });
-    const closing = setTimeout(() => {
+    setTimeout(() => {
       // A request in flight leaves its connection idle when answered: swept here.
       const sweep = setInterval(() => server.closeIdleConnections(), 100);
       const cut = setTimeout(() => server.closeAllConnections(), graceMs);

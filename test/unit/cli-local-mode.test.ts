@@ -89,6 +89,7 @@ describe('parseLocalArgs', () => {
       freePorts: false,
       prometheus: false,
       keepalived: false,
+      node: false,
     });
     expect(
       parseLocalArgs([
@@ -106,7 +107,9 @@ describe('parseLocalArgs', () => {
       freePorts: true,
       prometheus: true,
       keepalived: true,
+      node: false,
     });
+    expect(parseLocalArgs(['--node'])).toMatchObject({ node: true, keepalived: false });
     expect(parseLocalArgs(['-h'])).toEqual({ help: true });
   });
 
