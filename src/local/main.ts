@@ -106,7 +106,7 @@ In another terminal:
 
   # the operator's log (leader election, the webhook), and the agent's
   ${kubectl} logs deploy/${NODE_RELEASE.name}-harouter-operator
-  ${kubectl} logs ds/${NODE_RELEASE.name}-harouter-operator-agent
+  ${kubectl} logs -n harouter-reporters ds/${NODE_RELEASE.name}-harouter-operator-agent
 
   # the release, as helm sees it
   KUBECONFIG=${shown(env.adminKubeconfig)} ${env.helmPath} status ${NODE_RELEASE.name} -n ${ns}

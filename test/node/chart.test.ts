@@ -36,6 +36,8 @@ import { httpsRequest, startNodeCluster } from './real-cluster.ts';
 
 const RELEASE = 'harouter';
 const NAMESPACE = 'harouter-system';
+/** The chart's namespace of the reporter ServiceAccount and the agent DaemonSet (`reporter.serviceAccount.namespace`). */
+const AGENT_NAMESPACE = 'harouter-reporters';
 const FULLNAME = 'harouter-harouter-operator';
 const FIFO_DIR = '/run/harouter-node-tier';
 const STATE_DIR = '/var/lib/harouter-node-tier';
@@ -142,7 +144,7 @@ async function report(bearer: string, router: string, agent: string, state: stri
 
 async function agentPod(): Promise<V1Pod> {
   const pods = await core.listNamespacedPod({
-    namespace: NAMESPACE,
+    namespace: AGENT_NAMESPACE,
     labelSelector: 'app.kubernetes.io/component=agent',
   });
   const pod = pods.items.find((p) => !p.metadata?.deletionTimestamp && ready(p));
@@ -226,8 +228,9 @@ describe('the chart on a real node', () => {
     // helm's --wait counts a DaemonSet with maxUnavailable 1 and one node as ready with no pod Ready.
     const apps = admin.makeApiClient(AppsV1Api);
     await waitUntil('the agent DaemonSet Ready', 120_000, async () => {
-      const status = (await apps.readNamespacedDaemonSet({ namespace: NAMESPACE, name: `${FULLNAME}-agent` }))
-        .status;
+      const status = (
+        await apps.readNamespacedDaemonSet({ namespace: AGENT_NAMESPACE, name: `${FULLNAME}-agent` })
+      ).status;
       return (
         (status?.desiredNumberScheduled ?? 0) >= 1 && status?.numberReady === status?.desiredNumberScheduled
       );
@@ -311,7 +314,7 @@ describe('the chart on a real node', () => {
     await createRouter(ROUTER, 'edge');
     await createRouter(ROLL_ROUTER, 'roll');
     const agent = await agentPod();
-    const bound = await token(NAMESPACE, 'harouter-reporter', agent);
+    const bound = await token(AGENT_NAMESPACE, 'harouter-reporter', agent);
     const earlier = new Date(Date.now() - 3_600_000);
     const wrong = await report(bound, ROUTER, GHOST, 'Primary', earlier);
     expect(wrong.status).toBe(403);
@@ -325,7 +328,7 @@ describe('the chart on a real node', () => {
   it('the agent DaemonSet, Ready with its default security context, reports a real keepalived transition and the EndpointSlice moves to the node', async () => {
     const daemonSet = await admin
       .makeApiClient(AppsV1Api)
-      .readNamespacedDaemonSet({ namespace: NAMESPACE, name: `${FULLNAME}-agent` });
+      .readNamespacedDaemonSet({ namespace: AGENT_NAMESPACE, name: `${FULLNAME}-agent` });
     expect(daemonSet.status?.numberReady).toBe(1);
     const agent = await agentPod();
     const context = agent.spec?.containers[0]?.securityContext;
@@ -371,13 +374,16 @@ describe('the chart on a real node', () => {
       Number(/^harouter_agent_reports_total\{result="applied"\} (\d+)$/m.exec(metrics)?.[1]),
     ).toBeGreaterThanOrEqual(1);
     // Its log, read through the API server from the kubelet (the kubelet client credentials).
-    const log = await core.readNamespacedPodLog({ namespace: NAMESPACE, name: agent.metadata?.name ?? '' });
+    const log = await core.readNamespacedPodLog({
+      namespace: AGENT_NAMESPACE,
+      name: agent.metadata?.name ?? '',
+    });
     expect(log).toContain('agent started');
   });
 
   it('helm upgrade with a changed value rolls both replicas, and no report sent during the roll is refused', async () => {
     const before = new Set((await operatorPods()).map((p) => p.metadata?.name));
-    const bound = await token(NAMESPACE, 'harouter-reporter', await agentPod());
+    const bound = await token(AGENT_NAMESPACE, 'harouter-reporter', await agentPod());
     const counts = { sent: 0, admitted: 0, refused: [] as string[] };
     let rolling = true;
     const sender = (async () => {
