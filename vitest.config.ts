@@ -7,7 +7,7 @@ import { defineConfig } from 'vitest/config';
  * network namespaces driving the real operator process; needs root and
  * keepalived), which runs after the other two, one file at a time, and `node`
  * (the chart installed with helm on a real kubelet from the image built from the
- * Dockerfile; needs root), last: `npm run test:node`, not yet in `npm test`.
+ * Dockerfile; needs root), last.
  */
 export default defineConfig({
   test: {

@@ -156,7 +156,7 @@ async function createRouter(id: string, service: string) {
   await core.createNamespacedService({
     namespace: NAMESPACE,
     body: {
-      metadata: { name: service, annotations: { 'harouter.dev/router': id } },
+      metadata: { name: service, labels: { 'harouter.dev/router': id } },
       spec: { ports: [{ name: 'http', port: 80, protocol: 'TCP' }] },
     },
   });
